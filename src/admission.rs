@@ -1,0 +1,218 @@
+//! The AdmissionReview wire format (`admission.k8s.io/v1`), as kube-apiserver
+//! sends and expects it. Only the fields netpol-guard reads are typed; objects
+//! stay JSON so any kind, including CRDs, passes through unchanged.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct GroupVersionKind {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "CREATE",
+            Self::Update => "UPDATE",
+            Self::Delete => "DELETE",
+            Self::Connect => "CONNECT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfo {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `request` of an AdmissionReview.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionRequest {
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub operation: Operation,
+    #[serde(default)]
+    pub user_info: UserInfo,
+    #[serde(default)]
+    pub object: Option<Value>,
+    #[serde(default)]
+    pub old_object: Option<Value>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdmissionReviewIn {
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<AdmissionRequest>,
+}
+
+/// Why a body is not an AdmissionReview we can judge (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("body is not valid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("body is not an AdmissionReview request: {0}")]
+    Shape(serde_json::Error),
+    #[error("expected apiVersion {API_VERSION} and kind AdmissionReview, got {api_version:?} {kind:?}")]
+    Version { api_version: String, kind: String },
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+}
+
+/// Parses a request body into its `request`, rejecting anything else.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
+    // Two steps so a body that is JSON but the wrong shape says so precisely.
+    let value: Value = serde_json::from_slice(body).map_err(ReviewError::Json)?;
+    let review = AdmissionReviewIn::deserialize(value).map_err(ReviewError::Shape)?;
+    let api_version = review.api_version.unwrap_or_default();
+    let kind = review.kind.unwrap_or_default();
+    if api_version != API_VERSION || kind != "AdmissionReview" {
+        return Err(ReviewError::Version { api_version, kind });
+    }
+    review.request.ok_or(ReviewError::NoRequest)
+}
+
+/// `response.status`: a metav1.Status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub status: String,
+    pub code: u16,
+    pub reason: String,
+    pub message: String,
+}
+
+/// `response` of an AdmissionReview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionResponse {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<String>,
+    /// Base64 of a JSON Patch (RFC 6902).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+impl AdmissionResponse {
+    pub fn allow(uid: &str) -> Self {
+        Self {
+            uid: uid.to_string(),
+            allowed: true,
+            status: None,
+            warnings: vec![],
+            patch_type: None,
+            patch: None,
+        }
+    }
+
+    /// A denial: HTTP 403 Forbidden, the message kubectl shows the user.
+    pub fn deny(uid: &str, message: String) -> Self {
+        Self {
+            allowed: false,
+            status: Some(Status {
+                status: "Failure".into(),
+                code: 403,
+                reason: "Forbidden".into(),
+                message,
+            }),
+            ..Self::allow(uid)
+        }
+    }
+
+    pub fn into_review(self) -> AdmissionReviewOut {
+        AdmissionReviewOut {
+            api_version: API_VERSION,
+            kind: "AdmissionReview",
+            response: self,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionReviewOut {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub response: AdmissionResponse,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_minimal_review() {
+        let r = parse_review(
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u1","kind":{"group":"apps","version":"v1","kind":"Deployment"},
+            "operation":"CREATE","namespace":"ns","object":{"a":1}}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.uid, "u1");
+        assert_eq!(r.operation, Operation::Create);
+        assert_eq!(r.kind.kind, "Deployment");
+        assert_eq!(r.object, Some(serde_json::json!({"a": 1})));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_v1_review() {
+        let e = |b: &[u8]| parse_review(b).unwrap_err().to_string();
+        assert!(e(b"not json").starts_with("body is not valid JSON"));
+        assert!(e(b"[]").starts_with("body is not an AdmissionReview request"));
+        assert_eq!(
+            e(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#),
+            "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got \"admission.k8s.io/v1beta1\" \"AdmissionReview\""
+        );
+        assert_eq!(e(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#), "AdmissionReview has no request");
+        assert!(e(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}"#)
+            .contains("missing field"));
+        assert!(e(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"PATCH"}}"#)
+            .contains("unknown variant `PATCH`"));
+    }
+
+    #[test]
+    fn deny_serialises_as_the_api_server_expects() {
+        let out = serde_json::to_value(AdmissionResponse::deny("u", "no".into()).into_review()).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": "u", "allowed": false,
+                    "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": "no"}}})
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! CIDR blocks: parsing, width, containment. Used by the `world-cidr` rule and
+//! by config validation (`allowedCidrs`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An IPv4 or IPv6 block such as `10.0.0.0/8`. The address is kept as written
+/// after masking, so `10.1.2.3/8` equals `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not a CIDR block (expected e.g. 10.0.0.0/8 or fd00::/8): {why}")]
+pub struct CidrError {
+    pub input: String,
+    pub why: &'static str,
+}
+
+impl Cidr {
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Total bits of the address family (32 or 128).
+    pub fn bits(&self) -> u8 {
+        if self.is_ipv4() { 32 } else { 128 }
+    }
+
+    /// The first address as a 128-bit number in its family's space.
+    pub fn start(&self) -> u128 {
+        to_u128(self.addr)
+    }
+
+    /// The last address of the block.
+    pub fn end(&self) -> u128 {
+        let host_bits = u32::from(self.bits() - self.prefix);
+        if host_bits >= 128 {
+            u128::MAX
+        } else {
+            self.start() | ((1u128 << host_bits) - 1)
+        }
+    }
+
+    /// Whether `other` lies entirely inside `self` (same family).
+    pub fn contains(&self, other: &Cidr) -> bool {
+        self.is_ipv4() == other.is_ipv4()
+            && self.prefix <= other.prefix
+            && self.start() <= other.start()
+            && other.end() <= self.end()
+    }
+}
+
+impl Cidr {
+    /// The whole address space of one family: `0.0.0.0/0` or `::/0`.
+    pub fn everything(ipv4: bool) -> Cidr {
+        let addr = if ipv4 {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        };
+        Cidr { addr, prefix: 0 }
+    }
+}
+
+/// Whether the union of the `cidrs` of one family (`ipv4` or IPv6) covers that
+/// family's entire address space. Blocks of the other family are ignored.
+pub fn covers_family(cidrs: &[Cidr], ipv4: bool) -> bool {
+    let last = Cidr::everything(ipv4).end();
+    let mut ranges: Vec<(u128, u128)> = cidrs
+        .iter()
+        .filter(|c| c.is_ipv4() == ipv4)
+        .map(|c| (c.start(), c.end()))
+        .collect();
+    ranges.sort_unstable();
+    // `next` is the first address not yet covered by the ranges seen so far.
+    let mut next: u128 = 0;
+    for (start, end) in ranges {
+        if start > next {
+            return false;
+        }
+        if end >= last {
+            return true;
+        }
+        next = next.max(end + 1);
+    }
+    false
+}
+
+fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+fn mask(a: IpAddr, prefix: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v4) => {
+            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            IpAddr::V4((u32::from(v4) & m).into())
+        }
+        IpAddr::V6(v6) => {
+            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            IpAddr::V6((u128::from(v6) & m).into())
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| CidrError {
+            input: s.to_string(),
+            why,
+        };
+        let (addr, prefix) = s.trim().split_once('/').ok_or_else(|| err("missing /prefix"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| err("bad address"))?;
+        let prefix: u8 = prefix.parse().map_err(|_| err("bad prefix length"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(err("prefix length too long for the address family"));
+        }
+        Ok(Self {
+            addr: mask(addr, prefix),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_and_masks() {
+        assert_eq!(c("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert_eq!(c("0.0.0.0/0").prefix(), 0);
+        assert_eq!(c("::/0").bits(), 128);
+        assert_eq!(c("fd00::1/8").to_string(), "fd00::/8");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["10.0.0.0", "10.0.0.0/33", "::/129", "x/8", "10.0.0.0/-1", ""] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn containment_and_range() {
+        assert!(c("0.0.0.0/0").contains(&c("10.0.0.0/8")));
+        assert!(c("10.0.0.0/8").contains(&c("10.2.0.0/16")));
+        assert!(!c("10.0.0.0/8").contains(&c("11.0.0.0/16")));
+        assert!(!c("0.0.0.0/0").contains(&c("::/0")));
+        assert_eq!(c("128.0.0.0/1").end(), u128::from(u32::MAX));
+        assert_eq!(c("::/0").end(), u128::MAX);
+    }
+
+    #[test]
+    fn everything_and_family_coverage() {
+        assert_eq!(Cidr::everything(true), c("0.0.0.0/0"));
+        assert_eq!(Cidr::everything(false), c("::/0"));
+        assert!(covers_family(&[c("0.0.0.0/1"), c("128.0.0.0/1")], true));
+        assert!(covers_family(&[c("128.0.0.0/1"), c("10.0.0.0/8"), c("0.0.0.0/1")], true));
+        assert!(!covers_family(&[c("0.0.0.0/1"), c("128.0.0.0/2")], true));
+        assert!(!covers_family(&[c("0.0.0.0/1"), c("192.0.0.0/2")], true));
+        assert!(covers_family(&[c("0.0.0.0/1"), c("128.0.0.0/2"), c("192.0.0.0/2")], true));
+        assert!(!covers_family(&[], true));
+        assert!(!covers_family(&[c("::/0")], true), "other family ignored");
+        assert!(covers_family(&[c("::/0")], false));
+        assert!(covers_family(&[c("::/1"), c("8000::/1")], false));
+        assert!(!covers_family(&[c("::/1"), c("8000::/2")], false));
+        assert!(covers_family(&[c("0.0.0.0/0"), c("0.0.0.0/0")], true));
+    }
+}

@@ -1,0 +1,215 @@
+//! The decision engine: an admission request, a read-only cluster view and
+//! the settings in, a verdict out. Pure: no I/O, no clock, no client, so the
+//! webhook, the offline `check` command, tests and benches share it.
+
+use serde_json::Value;
+
+use crate::admission::{AdmissionRequest, Operation};
+use crate::cluster::{self, ClusterView};
+use crate::config::Settings;
+use crate::rules::{self, Action, Finding, RuleId, coverage};
+use crate::workload::{self, WorkloadKind};
+
+/// What the engine decided, with every finding and its effective action.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verdict {
+    pub findings: Vec<(Finding, Action)>,
+}
+
+impl Verdict {
+    pub fn allow() -> Self {
+        Self::default()
+    }
+
+    pub fn allowed(&self) -> bool {
+        !self.findings.iter().any(|(_, a)| *a == Action::Deny)
+    }
+
+    /// The denial message: every denying finding in full, rule ids first.
+    pub fn denial_message(&self) -> Option<String> {
+        let texts: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|(_, a)| *a == Action::Deny)
+            .map(|(f, _)| f.full_text())
+            .collect();
+        (!texts.is_empty()).then(|| format!("netpol-guard: {}", texts.join("\n\n")))
+    }
+
+    /// One-line warnings, for `response.warnings`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.findings
+            .iter()
+            .filter(|(_, a)| *a == Action::Warn)
+            .map(|(f, _)| f.message.clone())
+            .collect()
+    }
+
+    /// Rule ids of the findings that are not off, for logs and metrics.
+    pub fn rule_ids(&self) -> Vec<&'static str> {
+        self.findings.iter().map(|(f, _)| f.rule.as_str()).collect()
+    }
+
+    fn push(&mut self, finding: Finding, settings: &Settings) {
+        let action = finding.effective(settings.action(finding.rule));
+        if action != Action::Off {
+            self.findings.push((finding, action));
+        }
+    }
+}
+
+/// An object the engine could not judge. Requests from the API server are
+/// validated before admission, so this mostly comes from offline input; the
+/// webhook turns it into a denial that says what is wrong (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    #[error("{operation} {kind} request has no object")]
+    NoObject { kind: String, operation: &'static str },
+    #[error("{0}")]
+    Workload(#[from] workload::WorkloadError),
+}
+
+/// The namespace netpol-guard considers managed: labels match the configured
+/// selector and the name is not excluded. Unknown namespaces are not managed.
+pub fn is_managed(namespace: &str, view: &ClusterView, settings: &Settings) -> bool {
+    !settings.is_excluded(namespace)
+        && view
+            .namespace_labels(namespace)
+            .is_some_and(|labels| settings.managed_selector.matches(labels))
+}
+
+/// Judges one admission request.
+pub fn decide(req: &AdmissionRequest, view: &ClusterView, settings: &Settings) -> Result<Verdict, DecideError> {
+    // Status, scale and other subresources never change what pods run with.
+    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Ok(Verdict::allow());
+    }
+    let namespace = req.namespace.as_deref().unwrap_or("");
+    if !namespace.is_empty() && settings.is_excluded(namespace) {
+        return Ok(Verdict::allow());
+    }
+    let group = req.kind.group.as_str();
+    let kind = req.kind.kind.as_str();
+    let mut verdict = Verdict::allow();
+    if let Some(wk) = WorkloadKind::from_group_kind(group, kind) {
+        judge_workload(req, wk, namespace, view, settings, &mut verdict)?;
+    } else {
+        match (group, kind) {
+            ("networking.k8s.io", "NetworkPolicy") => {
+                judge_baseline_change(req, namespace, view, settings, &mut verdict);
+                if let Some(obj) = changed_object(req) {
+                    for f in rules::netpol::check(obj, settings) {
+                        verdict.push(f, settings);
+                    }
+                }
+            }
+            ("cilium.io", "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => {
+                if let Some(obj) = changed_object(req) {
+                    let clusterwide = kind == "CiliumClusterwideNetworkPolicy";
+                    for f in rules::cilium::check(obj, clusterwide, settings) {
+                        verdict.push(f, settings);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(verdict)
+}
+
+/// The object of a CREATE or UPDATE (what would be stored).
+fn changed_object(req: &AdmissionRequest) -> Option<&Value> {
+    match req.operation {
+        Operation::Create | Operation::Update => req.object.as_ref().filter(|o| !o.is_null()),
+        Operation::Delete | Operation::Connect => None,
+    }
+}
+
+fn judge_workload(
+    req: &AdmissionRequest,
+    kind: WorkloadKind,
+    namespace: &str,
+    view: &ClusterView,
+    settings: &Settings,
+    verdict: &mut Verdict,
+) -> Result<(), DecideError> {
+    if !matches!(req.operation, Operation::Create | Operation::Update) {
+        return Ok(()); // deletes are never blocked
+    }
+    if !is_managed(namespace, view, settings) {
+        return Ok(());
+    }
+    let obj = changed_object(req).ok_or_else(|| DecideError::NoObject {
+        kind: kind.as_str().to_string(),
+        operation: req.operation.as_str(),
+    })?;
+    if kind == WorkloadKind::Pod && workload::is_controller_owned(obj) {
+        return Ok(()); // judged at its controller
+    }
+    let name = workload::display_name(obj, req.name.as_deref());
+    let pods = workload::pod_shape(kind, obj)?;
+    let subject = coverage::Subject { kind, namespace, name: &name, pods: &pods };
+    let Some(finding) = coverage::check(&subject, view, settings) else {
+        return Ok(());
+    };
+    // An update to a workload that was already uncovered is let through with
+    // a warning, so existing workloads can still roll out (Kyverno's
+    // allowExistingViolations); it never becomes less covered than it was.
+    if req.operation == Operation::Update
+        && let Some(old) = req.old_object.as_ref().filter(|o| !o.is_null())
+        && let Ok(old_pods) = workload::pod_shape(kind, old)
+    {
+        let old_subject = coverage::Subject { pods: &old_pods, ..subject };
+        if !coverage::is_covered(&old_subject, view, settings) {
+            verdict.push(coverage::existing_violation(&subject), settings);
+            return Ok(());
+        }
+    }
+    verdict.push(finding, settings);
+    Ok(())
+}
+
+/// `baseline-protected`: the generated baseline may only be changed by
+/// netpol-guard itself, or by the namespace controller deleting the namespace
+/// (so namespace deletion never hangs).
+fn judge_baseline_change(
+    req: &AdmissionRequest,
+    namespace: &str,
+    view: &ClusterView,
+    settings: &Settings,
+    verdict: &mut Verdict,
+) {
+    if !matches!(req.operation, Operation::Update | Operation::Delete) {
+        return;
+    }
+    let Some(old) = req.old_object.as_ref() else { return };
+    if !cluster::is_baseline(old) || !is_managed(namespace, view, settings) {
+        return;
+    }
+    let user = req.user_info.username.as_str();
+    if user == settings.config.service_account || user == NAMESPACE_CONTROLLER {
+        return;
+    }
+    let name = workload::display_name(old, req.name.as_deref());
+    let verb = if req.operation == Operation::Delete { "delete" } else { "change" };
+    verdict.push(
+        Finding::new(
+            RuleId::BaselineProtected,
+            format!(
+                "baseline-protected: {user} may not {verb} NetworkPolicy {namespace}/{name}: it is netpol-guard's baseline \
+                 for managed namespace {namespace}. Add your own NetworkPolicy instead."
+            ),
+        )
+        .with_detail(format!(
+            "Why: the baseline (default-deny plus DNS allow) keeps every pod of a managed namespace isolated unless a \
+             policy allows its traffic; removing or loosening it silently opens the namespace.\nFix: leave it as it is \
+             and add NetworkPolicies that allow the traffic you need (they add to the baseline). To stop managing the \
+             namespace, a cluster admin removes its managed label ({}); netpol-guard then removes the baseline itself.",
+            crate::selector::describe(&settings.config.managed_namespaces.selector)
+        )),
+        settings,
+    );
+}
+
+/// The user kube-controller-manager deletes namespaces' contents as.
+pub const NAMESPACE_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";

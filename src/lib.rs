@@ -1,0 +1,20 @@
+//! netpol-guard: a Kubernetes admission webhook that keeps managed namespaces
+//! segmented by NetworkPolicy and rejects dangerous policies.
+//!
+//! The decision engine (`engine`, with `selector`, `workload`, `cluster`,
+//! `rules`, `config`) is pure; `server`, `manifests`, `tls` and `check` are the
+//! I/O around it.
+
+pub mod admission;
+pub mod check;
+pub mod cidr;
+pub mod cluster;
+pub mod config;
+pub mod engine;
+pub mod manifests;
+pub mod metrics;
+pub mod rules;
+pub mod selector;
+pub mod server;
+pub mod tls;
+pub mod workload;

@@ -1,0 +1,153 @@
+//! Prometheus metrics, rendered in the text exposition format.
+//!
+//! Label values come from a fixed vocabulary (kinds outside the ones
+//! netpol-guard judges are counted as `other`), so a client cannot grow the
+//! series without bound by sending made-up kinds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
+const KINDS: &[&str] = &[
+    "Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job",
+    "CronJob", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "Namespace",
+];
+const OPERATIONS: &[&str] = &["CREATE", "UPDATE", "DELETE", "CONNECT"];
+
+/// The decision a request got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Decision {
+    Allowed,
+    Warned,
+    Denied,
+    /// The body was not an AdmissionReview (HTTP 400/413).
+    Rejected,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Warned => "warned",
+            Self::Denied => "denied",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, &'static str, &'static str, Decision), u64>>,
+    findings: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+fn known(list: &[&'static str], v: &str) -> &'static str {
+    list.iter().find(|k| **k == v).copied().unwrap_or("other")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one admission request on `endpoint`.
+    pub fn observe(&self, endpoint: &'static str, kind: &str, operation: &str, decision: Decision, took: Duration) {
+        let key = (endpoint, known(KINDS, kind), known(OPERATIONS, operation), decision);
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry(key).or_default() += 1;
+        }
+        let secs = took.as_secs_f64();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Counts a finding by rule id and effective action.
+    pub fn finding(&self, rule: &'static str, action: &'static str) {
+        if let Ok(mut m) = self.findings.lock() {
+            *m.entry((rule, action)).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP netpol_guard_admission_requests_total Admission requests by endpoint, kind, operation and decision.\n");
+        out.push_str("# TYPE netpol_guard_admission_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((endpoint, kind, op, decision), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "netpol_guard_admission_requests_total{{endpoint=\"{endpoint}\",kind=\"{kind}\",operation=\"{op}\",decision=\"{}\"}} {n}",
+                    decision.as_str()
+                );
+            }
+        }
+        out.push_str("# HELP netpol_guard_rule_findings_total Findings by rule id and effective action.\n");
+        out.push_str("# TYPE netpol_guard_rule_findings_total counter\n");
+        if let Ok(m) = self.findings.lock() {
+            for ((rule, action), n) in m.iter() {
+                let _ = writeln!(out, "netpol_guard_rule_findings_total{{rule=\"{rule}\",action=\"{action}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP netpol_guard_admission_duration_seconds Time from request received to response ready.\n");
+        out.push_str("# TYPE netpol_guard_admission_duration_seconds histogram\n");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "netpol_guard_admission_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "netpol_guard_admission_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "netpol_guard_admission_duration_seconds_sum {}",
+            self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(out, "netpol_guard_admission_duration_seconds_count {count}");
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_with_bounded_labels_and_histogram() {
+        let m = Metrics::new();
+        m.observe("/validate", "Deployment", "CREATE", Decision::Denied, Duration::from_micros(300));
+        m.observe("/validate", "Deployment", "CREATE", Decision::Denied, Duration::from_millis(2));
+        m.observe("/validate", "MadeUp", "PATCH", Decision::Allowed, Duration::from_secs(3));
+        m.finding("world-cidr", "deny");
+        let text = m.render(&[("netpol_guard_ready", "1 when ready.", 1.0)]);
+        assert!(text.contains("netpol_guard_admission_requests_total{endpoint=\"/validate\",kind=\"Deployment\",operation=\"CREATE\",decision=\"denied\"} 2\n"), "{text}");
+        assert!(text.contains("kind=\"other\",operation=\"other\",decision=\"allowed\"} 1\n"), "{text}");
+        assert!(text.contains("netpol_guard_rule_findings_total{rule=\"world-cidr\",action=\"deny\"} 1\n"));
+        assert!(text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"0.0005\"} 1\n"), "{text}");
+        assert!(text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"0.0025\"} 2\n"));
+        assert!(text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("netpol_guard_admission_duration_seconds_count 3\n"));
+        assert!(text.contains("# TYPE netpol_guard_ready gauge\nnetpol_guard_ready 1\n"));
+    }
+}

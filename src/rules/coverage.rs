@@ -1,0 +1,286 @@
+//! Rule `require-network-policy`: in a managed namespace, a workload's pods
+//! must be selected by a policy that grants them traffic.
+//!
+//! The message is written for the developer reading `kubectl apply` output:
+//! which workload, which pod labels, why the namespace enforces this, and a
+//! ready-to-edit NetworkPolicy that would satisfy the rule.
+
+use std::fmt::Write as _;
+
+use crate::cluster::{ClusterView, Coverage};
+use crate::config::{Directions, Settings};
+use crate::rules::{Finding, RuleId};
+use crate::selector::{self, Labels};
+use crate::workload::{PodShape, WorkloadKind};
+
+/// The workload being judged.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub kind: WorkloadKind,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub pods: &'a PodShape,
+}
+
+/// Whether the subject's pods are covered, under the configured directions.
+pub fn is_covered(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> bool {
+    coverage(subject, view, settings).satisfies(settings.config.directions)
+}
+
+fn coverage<'v>(subject: &Subject<'_>, view: &'v ClusterView, settings: &Settings) -> Coverage<'v> {
+    view.coverage(
+        subject.namespace,
+        &subject.pods.labels,
+        subject.pods.service_account.as_deref(),
+        settings.config.directions,
+    )
+}
+
+/// The finding for an uncovered workload, or `None` when it is covered.
+pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> Option<Finding> {
+    let cov = coverage(subject, view, settings);
+    let need = settings.config.directions;
+    if cov.satisfies(need) {
+        return None;
+    }
+    let Subject { kind, namespace, name, pods } = *subject;
+    let kind = kind.as_str();
+    let what = match need {
+        Directions::Any => "no NetworkPolicy selects its pods".to_string(),
+        Directions::Ingress => "no NetworkPolicy grants ingress to its pods".to_string(),
+        Directions::Egress => "no NetworkPolicy grants egress to its pods".to_string(),
+        Directions::Both => match (cov.ingress, cov.egress) {
+            (Some(p), None) => format!("{} {} grants its pods ingress but no policy grants egress", p.kind.as_str(), p.name),
+            (None, Some(p)) => format!("{} {} grants its pods egress but no policy grants ingress", p.kind.as_str(), p.name),
+            _ => "no NetworkPolicy grants its pods ingress and egress".to_string(),
+        },
+    };
+    let labels = selector::format_labels(&pods.labels);
+    let mut message = format!(
+        "require-network-policy: {kind} {namespace}/{name}: {what} (pod labels: {labels}). Apply a NetworkPolicy for them first."
+    );
+    if message.chars().count() > crate::rules::MAX_WARNING_CHARS {
+        message = format!(
+            "require-network-policy: {kind} {namespace}/{name}: {what}. Apply a NetworkPolicy that selects its pods first."
+        );
+    }
+    let mut detail = String::new();
+    let selector = selector::describe(&settings.config.managed_namespaces.selector);
+    let _ = write!(
+        detail,
+        "Why: namespace {namespace} is managed by netpol-guard (its labels match {selector}), so every workload there \
+         must be selected by a NetworkPolicy that allows its traffic; an unselected pod can reach and be reached by \
+         anything, which is how one compromised pod spreads."
+    );
+    let isolating = view.isolating_policies(namespace);
+    if isolating > 0 {
+        let _ = write!(
+            detail,
+            " The {isolating} polic{} here that only isolate (such as netpol-guard's default-deny and DNS baseline) do not count.",
+            if isolating == 1 { "y" } else { "ies" }
+        );
+    }
+    if need != Directions::Any {
+        let _ = write!(detail, " This cluster requires {} (config directions: {}).", directions_text(need), directions_key(need));
+    }
+    let _ = write!(
+        detail,
+        "\nFix: apply a NetworkPolicy like this one BEFORE the {kind} (kubectl apply -f policy.yaml, then the {kind}; \
+         in one kubectl apply -f DIR/, put the policy in a file that sorts first), narrowing the peers to the real callers:\n"
+    );
+    detail.push_str(&suggested_policy(namespace, name, pods, need));
+    Some(Finding::new(RuleId::RequireNetworkPolicy, message).with_detail(detail))
+}
+
+/// The warning for an UPDATE to a workload that was already uncovered.
+pub fn existing_violation(subject: &Subject<'_>) -> Finding {
+    let Subject { kind, namespace, name, .. } = *subject;
+    Finding::new(
+        RuleId::RequireNetworkPolicy,
+        format!(
+            "require-network-policy: {} {namespace}/{name} has no NetworkPolicy; this update is allowed because it \
+             already had none, but new workloads like it are denied. Add a NetworkPolicy for its pods.",
+            kind.as_str()
+        ),
+    )
+    .milder()
+}
+
+fn directions_text(d: Directions) -> &'static str {
+    match d {
+        Directions::Any => "ingress or egress",
+        Directions::Ingress => "a policy granting ingress",
+        Directions::Egress => "a policy granting egress",
+        Directions::Both => "policies granting both ingress and egress",
+    }
+}
+
+fn directions_key(d: Directions) -> &'static str {
+    match d {
+        Directions::Any => "any",
+        Directions::Ingress => "ingress",
+        Directions::Egress => "egress",
+        Directions::Both => "both",
+    }
+}
+
+/// A NetworkPolicy YAML that selects exactly these pods and allows traffic
+/// from (and, when required, to) pods of the same namespace on the
+/// containers' ports. It passes netpol-guard's own policy rules.
+pub fn suggested_policy(namespace: &str, name: &str, pods: &PodShape, need: Directions) -> String {
+    let policy_name = format!("allow-{}", name.trim_end_matches(['*', '-']));
+    let mut y = String::new();
+    let _ = writeln!(y, "apiVersion: networking.k8s.io/v1");
+    let _ = writeln!(y, "kind: NetworkPolicy");
+    let _ = writeln!(y, "metadata:");
+    let _ = writeln!(y, "  name: {}", quote(&policy_name));
+    let _ = writeln!(y, "  namespace: {}", quote(namespace));
+    let _ = writeln!(y, "spec:");
+    write_pod_selector(&mut y, &pods.labels);
+    let ingress = need != Directions::Egress;
+    let egress = matches!(need, Directions::Egress | Directions::Both);
+    let types: Vec<&str> = [(ingress, "Ingress"), (egress, "Egress")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, t)| *t)
+        .collect();
+    let _ = writeln!(y, "  policyTypes: [{}]", types.join(", "));
+    if ingress {
+        let _ = writeln!(y, "  ingress:");
+        let _ = writeln!(y, "  - from:");
+        let _ = writeln!(y, "    - podSelector: {{}}   # pods of this namespace; narrow to the callers");
+        if pods.ports.is_empty() {
+            let _ = writeln!(y, "    # ports: add the ports your pods listen on");
+        } else {
+            let _ = writeln!(y, "    ports:");
+            for p in &pods.ports {
+                let _ = writeln!(y, "    - protocol: {}", quote(&p.protocol));
+                let _ = writeln!(y, "      port: {}", p.port);
+            }
+        }
+    }
+    if egress {
+        let _ = writeln!(y, "  egress:");
+        let _ = writeln!(y, "  - to:");
+        let _ = writeln!(y, "    - podSelector: {{}}   # pods of this namespace; narrow to what it calls");
+    }
+    y
+}
+
+fn write_pod_selector(y: &mut String, labels: &Labels) {
+    if labels.is_empty() {
+        let _ = writeln!(y, "  podSelector: {{}}   # its pods have no labels: add one (e.g. app: NAME) to the pod template and select it here");
+        return;
+    }
+    let _ = writeln!(y, "  podSelector:");
+    let _ = writeln!(y, "    matchLabels:");
+    for (k, v) in labels {
+        let _ = writeln!(y, "      {k}: {}", quote(v));
+    }
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::ContainerPort;
+    use serde_json::json;
+
+    fn view() -> ClusterView {
+        let mut v = ClusterView::new();
+        v.add(&json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "pay", "labels": {"platform.io/managed": "true"}}}))
+            .unwrap();
+        v.add(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "netpol-guard-default-deny", "namespace": "pay",
+                "labels": {"app.kubernetes.io/managed-by": "netpol-guard"}},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
+            .unwrap();
+        v
+    }
+
+    fn shape(labels: &[(&str, &str)]) -> PodShape {
+        PodShape {
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ports: vec![ContainerPort { port: 8080, protocol: "TCP".into() }],
+            service_account: None,
+        }
+    }
+
+    #[test]
+    fn message_names_workload_labels_namespace_rule_and_fix() {
+        let pods = shape(&[("app", "ledger")]);
+        let s = Subject { kind: WorkloadKind::Deployment, namespace: "pay", name: "ledger", pods: &pods };
+        let f = check(&s, &view(), &Settings::default()).unwrap();
+        assert_eq!(f.rule, RuleId::RequireNetworkPolicy);
+        assert_eq!(
+            f.message,
+            "require-network-policy: Deployment pay/ledger: no NetworkPolicy selects its pods (pod labels: app=ledger). Apply a NetworkPolicy for them first."
+        );
+        let d = f.detail.unwrap();
+        assert!(d.contains("namespace pay is managed by netpol-guard (its labels match platform.io/managed=true)"), "{d}");
+        assert!(d.contains("The 1 policy here that only isolate"), "{d}");
+        assert!(d.contains("BEFORE the Deployment"), "{d}");
+        assert!(d.ends_with(
+            "spec:\n  podSelector:\n    matchLabels:\n      app: \"ledger\"\n  policyTypes: [Ingress]\n  ingress:\n  - from:\n    - podSelector: {}   # pods of this namespace; narrow to the callers\n    ports:\n    - protocol: \"TCP\"\n      port: 8080\n"
+        ), "{d}");
+    }
+
+    #[test]
+    fn suggested_policy_parses_and_covers_the_workload() {
+        for need in [Directions::Any, Directions::Ingress, Directions::Egress, Directions::Both] {
+            let pods = shape(&[("app", "ledger"), ("tier", "true")]);
+            let yaml = suggested_policy("pay", "ledger", &pods, need);
+            let obj: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+            assert_eq!(obj["metadata"]["name"], "allow-ledger");
+            assert_eq!(obj["spec"]["podSelector"]["matchLabels"]["tier"], "true", "values stay strings");
+            let mut v = view();
+            v.add(&obj).unwrap();
+            let settings = Settings {
+                config: crate::config::Config { directions: need, ..Default::default() },
+                ..Default::default()
+            };
+            let s = Subject { kind: WorkloadKind::Deployment, namespace: "pay", name: "ledger", pods: &pods };
+            assert!(check(&s, &v, &settings).is_none(), "{need:?}: {yaml}");
+        }
+    }
+
+    #[test]
+    fn unlabelled_pods_get_a_hint() {
+        let pods = shape(&[]);
+        let y = suggested_policy("pay", "debug", &pods, Directions::Any);
+        assert!(y.contains("its pods have no labels: add one"), "{y}");
+    }
+
+    #[test]
+    fn both_directions_names_the_missing_one() {
+        let mut v = view();
+        v.add(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "in", "namespace": "pay"},
+            "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}}))
+            .unwrap();
+        let settings = Settings {
+            config: crate::config::Config { directions: Directions::Both, ..Default::default() },
+            ..Default::default()
+        };
+        let pods = shape(&[("app", "a")]);
+        let s = Subject { kind: WorkloadKind::Pod, namespace: "pay", name: "a", pods: &pods };
+        let f = check(&s, &v, &settings).unwrap();
+        assert!(f.message.contains("NetworkPolicy in grants its pods ingress but no policy grants egress"), "{}", f.message);
+        assert!(f.detail.unwrap().contains("config directions: both"));
+    }
+
+    #[test]
+    fn warning_lines_fit_the_api_server_limit() {
+        let long = "x".repeat(200);
+        let pods = shape(&[("app", &long)]);
+        let s = Subject { kind: WorkloadKind::StatefulSet, namespace: "pay", name: "db", pods: &pods };
+        let f = check(&s, &view(), &Settings::default()).unwrap();
+        assert!(f.message.chars().count() <= crate::rules::MAX_WARNING_CHARS, "{}", f.message);
+        assert!(existing_violation(&s).message.chars().count() <= crate::rules::MAX_WARNING_CHARS);
+    }
+}

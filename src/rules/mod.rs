@@ -1,0 +1,183 @@
+//! The rule catalog. Every rule has a stable id (public interface: config keys,
+//! messages, docs and reports use it), a default action, and lives in one
+//! module: `coverage` for workloads, `netpol` for NetworkPolicy, `cilium` for
+//! the Cilium kinds.
+
+pub mod cilium;
+pub mod coverage;
+pub mod netpol;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What a rule does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Off,
+    Warn,
+    Deny,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Off => "off",
+            Action::Warn => "warn",
+            Action::Deny => "deny",
+        })
+    }
+}
+
+macro_rules! rules {
+    ($($variant:ident => $id:literal, $default:ident, $summary:literal;)*) => {
+        /// Stable rule identifiers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RuleId { $($variant),* }
+
+        impl RuleId {
+            pub const ALL: &'static [RuleId] = &[$(RuleId::$variant),*];
+            /// The ids, in the same order as `ALL`.
+            pub const IDS: &'static [&'static str] = &[$($id),*];
+
+            /// The id users see and write in config, e.g. `require-network-policy`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(RuleId::$variant => $id),* }
+            }
+
+            /// The action when the config does not set one.
+            pub fn default_action(self) -> Action {
+                match self { $(RuleId::$variant => Action::$default),* }
+            }
+
+            /// One line: what the rule finds.
+            pub fn summary(self) -> &'static str {
+                match self { $(RuleId::$variant => $summary),* }
+            }
+
+            pub fn parse(s: &str) -> Option<RuleId> {
+                match s { $($id => Some(RuleId::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+rules! {
+    RequireNetworkPolicy => "require-network-policy", Deny,
+        "a workload in a managed namespace whose pods no NetworkPolicy selects";
+    AllowAllPeers => "allow-all-peers", Deny,
+        "an ingress/egress rule with no from/to: every source or destination";
+    AnyNamespacePeer => "any-namespace-peer", Deny,
+        "a peer namespaceSelector: {} that matches every pod in every namespace";
+    WorldCidr => "world-cidr", Deny,
+        "an IP block wider than the configured limit, such as 0.0.0.0/0";
+    OrSelectorSlip => "or-selector-slip", Warn,
+        "a namespaceSelector peer next to a podSelector peer: OR where AND was meant";
+    ImplicitIngressIsolation => "implicit-ingress-isolation", Warn,
+        "egress rules without policyTypes, which also isolates ingress";
+    DnsSingleProtocol => "dns-single-protocol", Warn,
+        "port 53 opened on UDP only or TCP only";
+    BaselineProtected => "baseline-protected", Deny,
+        "a change to or deletion of a netpol-guard baseline policy";
+    WorldEntity => "world-entity", Deny,
+        "a Cilium fromEntities/toEntities world, world-ipv4, world-ipv6 or all";
+    FqdnWildcard => "fqdn-wildcard", Deny,
+        "a Cilium toFQDNs matchPattern \"*\" that allows every name";
+    AnyEndpointPeer => "any-endpoint-peer", Deny,
+        "a Cilium fromEndpoints/toEndpoints {} (warns in a CNP, denies in a CCNP)";
+    DefaultDenyDisabled => "default-deny-disabled", Warn,
+        "a Cilium enableDefaultDeny that turns default deny off";
+    NamespaceLabelsIgnored => "namespace-labels-ignored", Warn,
+        "io.cilium.k8s.namespace.labels selectors that a namespaced CNP ignores";
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing a rule found in one object.
+///
+/// `severity` is what the rule itself judges: `Deny` for the dangerous form,
+/// `Warn` for its milder variant (e.g. an allow-all peer limited to a port).
+/// The configured action then caps it: `deny` keeps the rule's judgement,
+/// `warn` turns everything into warnings, `off` drops the finding. A rule whose
+/// default action is `warn` reports `Deny` severity, so an admin who sets it to
+/// `deny` gets denials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: RuleId,
+    pub severity: Action,
+    /// One line, at most `MAX_WARNING_CHARS`: what was found and the fix, in
+    /// the form `<rule-id>: ...`. Sent alone as an admission warning.
+    pub message: String,
+    /// Longer explanation (why it is dangerous, a YAML fix) appended to the
+    /// message in denials and reports, never in warnings.
+    pub detail: Option<String>,
+}
+
+/// The API server may truncate admission warnings longer than this.
+pub const MAX_WARNING_CHARS: usize = 256;
+
+impl Finding {
+    pub fn new(rule: RuleId, message: impl Into<String>) -> Self {
+        Self {
+            rule,
+            severity: Action::Deny,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The full text for a denial or a report: message then detail.
+    pub fn full_text(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{}\n{}", self.message, d),
+            None => self.message.clone(),
+        }
+    }
+
+    /// Marks the milder variant of a rule, which only warns under `deny`.
+    pub fn milder(mut self) -> Self {
+        self.severity = Action::Warn;
+        self
+    }
+
+    /// The action after applying the configured one for this rule.
+    pub fn effective(&self, configured: Action) -> Action {
+        configured.min(self.severity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in RuleId::ALL {
+            assert_eq!(RuleId::parse(r.as_str()), Some(*r));
+            assert!(seen.insert(r.as_str()));
+        }
+        assert_eq!(RuleId::parse("nope"), None);
+    }
+
+    #[test]
+    fn configured_action_caps_severity() {
+        let f = Finding::new(RuleId::AllowAllPeers, "x");
+        assert_eq!(f.effective(Action::Deny), Action::Deny);
+        assert_eq!(f.effective(Action::Warn), Action::Warn);
+        assert_eq!(f.effective(Action::Off), Action::Off);
+        let m = f.milder();
+        assert_eq!(m.effective(Action::Deny), Action::Warn);
+        assert_eq!(m.effective(Action::Off), Action::Off);
+    }
+}

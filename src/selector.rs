@@ -1,0 +1,322 @@
+//! Kubernetes label selector semantics, compiled once per policy.
+//!
+//! Policies are compiled when the cluster view is built, so a decision only
+//! runs `matches`: no parsing, no allocation. The semantics are exactly the
+//! API server's (`k8s.io/apimachinery/pkg/labels`): `matchLabels` and every
+//! `matchExpressions` entry are ANDed; `In`/`NotIn` compare values, `Exists`/
+//! `DoesNotExist` only keys; `NotIn` and `DoesNotExist` match a pod that lacks
+//! the key; `{}` selects everything. Tools that got this wrong (Checkov ignoring
+//! `matchExpressions`, KICS matching `matchLabels` entries one by one) produce
+//! false verdicts, which is why every case is unit-tested here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Pod labels, as they appear in `metadata.labels`.
+pub type Labels = BTreeMap<String, String>;
+
+/// A LabelSelector as written in a manifest (`matchLabels`, `matchExpressions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<Requirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    pub key: String,
+    pub operator: Operator,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+}
+
+/// Why a selector could not be compiled. The API server rejects these shapes
+/// too (`In` with no values, `Exists` with values), so they never select.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("selector is not an object: {0}")]
+    Shape(String),
+    #[error("matchExpressions key {key:?}: operator {op:?} {problem}")]
+    Values {
+        key: String,
+        op: Operator,
+        problem: &'static str,
+    },
+}
+
+/// A compiled selector: cheap to evaluate against a label map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    labels: Vec<(String, String)>,
+    exprs: Vec<Requirement>,
+}
+
+impl Selector {
+    /// The empty selector, which selects every pod.
+    pub fn everything() -> Self {
+        Self::default()
+    }
+
+    /// Compiles a selector, validating it as the API server would.
+    pub fn compile(sel: &LabelSelector) -> Result<Self, SelectorError> {
+        for r in &sel.match_expressions {
+            let problem = match r.operator {
+                Operator::In | Operator::NotIn if r.values.is_empty() => {
+                    Some("needs at least one value")
+                }
+                Operator::Exists | Operator::DoesNotExist if !r.values.is_empty() => {
+                    Some("must not have values")
+                }
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                return Err(SelectorError::Values {
+                    key: r.key.clone(),
+                    op: r.operator,
+                    problem,
+                });
+            }
+        }
+        Ok(Self {
+            labels: sel
+                .match_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            exprs: sel.match_expressions.clone(),
+        })
+    }
+
+    /// Parses and compiles a selector from JSON (absent or `null` is `{}`).
+    pub fn from_value(v: Option<&Value>) -> Result<Self, SelectorError> {
+        match v {
+            None | Some(Value::Null) => Ok(Self::everything()),
+            Some(v) => {
+                let sel = LabelSelector::deserialize(v)
+                    .map_err(|e| SelectorError::Shape(e.to_string()))?;
+                Self::compile(&sel)
+            }
+        }
+    }
+
+    /// True for `{}`: selects every pod.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.exprs.is_empty()
+    }
+
+    /// The `matchLabels` pairs, used to index policies by one of them.
+    pub fn match_labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    /// Whether the selector selects a pod with these labels.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.labels
+            .iter()
+            .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
+            && self.exprs.iter().all(|r| requirement_matches(r, labels))
+    }
+
+    /// Rewrites every key (Cilium strips `k8s:`/`any:` label-source prefixes).
+    pub fn map_keys(mut self, f: impl Fn(&str) -> String) -> Self {
+        for (k, _) in &mut self.labels {
+            *k = f(k);
+        }
+        for r in &mut self.exprs {
+            r.key = f(&r.key);
+        }
+        self
+    }
+}
+
+fn requirement_matches(r: &Requirement, labels: &Labels) -> bool {
+    let have = labels.get(&r.key);
+    match r.operator {
+        Operator::In => have.is_some_and(|v| r.values.iter().any(|x| x == v)),
+        Operator::NotIn => have.is_none_or(|v| !r.values.iter().any(|x| x == v)),
+        Operator::Exists => have.is_some(),
+        Operator::DoesNotExist => have.is_none(),
+    }
+}
+
+/// Renders a selector as the `kubectl -l` syntax: `a=b,c in (d,e),!f`.
+pub fn describe(sel: &LabelSelector) -> String {
+    let mut parts: Vec<String> = sel
+        .match_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for r in &sel.match_expressions {
+        parts.push(match r.operator {
+            Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
+            Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+            Operator::Exists => r.key.clone(),
+            Operator::DoesNotExist => format!("!{}", r.key),
+        });
+    }
+    if parts.is_empty() {
+        "(every namespace)".to_string()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// Renders labels as `k=v, k2=v2` for messages (`(none)` when empty).
+pub fn format_labels(labels: &Labels) -> String {
+    if labels.is_empty() {
+        return "(none)".to_string();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn sel(v: Value) -> Selector {
+        Selector::from_value(Some(&v)).unwrap()
+    }
+
+    #[test]
+    fn empty_selector_selects_everything_including_unlabelled_pods() {
+        assert!(sel(json!({})).matches(&labels(&[])));
+        assert!(sel(json!({})).matches(&labels(&[("app", "x")])));
+        assert!(Selector::from_value(None).unwrap().matches(&labels(&[])));
+        assert!(sel(json!({})).is_empty());
+    }
+
+    #[test]
+    fn match_labels_entries_are_anded_not_independent() {
+        // KICS' trap: a pod with only one of the two labels is NOT selected.
+        let s = sel(json!({"matchLabels": {"app": "api", "tier": "web"}}));
+        assert!(s.matches(&labels(&[("app", "api"), ("tier", "web"), ("x", "y")])));
+        assert!(!s.matches(&labels(&[("app", "api")])));
+        assert!(!s.matches(&labels(&[("tier", "web")])));
+        assert!(!s.matches(&labels(&[("app", "api"), ("tier", "db")])));
+    }
+
+    #[test]
+    fn match_labels_and_expressions_are_anded() {
+        // Checkov's trap: ignoring matchExpressions would select app=api,env=dev.
+        let s = sel(json!({
+            "matchLabels": {"app": "api"},
+            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod"]}]
+        }));
+        assert!(s.matches(&labels(&[("app", "api"), ("env", "prod")])));
+        assert!(!s.matches(&labels(&[("app", "api"), ("env", "dev")])));
+        assert!(!s.matches(&labels(&[("app", "api")])));
+    }
+
+    #[test]
+    fn operator_in() {
+        let s = sel(json!({"matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["postgres", "postgres-replica"]}]}));
+        assert!(s.matches(&labels(&[("app", "postgres")])));
+        assert!(s.matches(&labels(&[("app", "postgres-replica")])));
+        assert!(!s.matches(&labels(&[("app", "redis")])));
+        assert!(!s.matches(&labels(&[])), "In never matches an absent key");
+    }
+
+    #[test]
+    fn operator_not_in_matches_absent_key() {
+        let s = sel(json!({"matchExpressions": [
+            {"key": "env", "operator": "NotIn", "values": ["dev", "test"]}]}));
+        assert!(s.matches(&labels(&[("env", "prod")])));
+        assert!(!s.matches(&labels(&[("env", "dev")])));
+        assert!(!s.matches(&labels(&[("env", "test")])));
+        assert!(s.matches(&labels(&[])), "NotIn matches a pod without the key");
+    }
+
+    #[test]
+    fn operator_exists_and_does_not_exist() {
+        let e = sel(json!({"matchExpressions": [{"key": "team", "operator": "Exists"}]}));
+        assert!(e.matches(&labels(&[("team", "")])));
+        assert!(!e.matches(&labels(&[("app", "x")])));
+        let d = sel(json!({"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]}));
+        assert!(d.matches(&labels(&[("app", "x")])));
+        assert!(!d.matches(&labels(&[("team", "a")])));
+    }
+
+    #[test]
+    fn several_expressions_are_anded() {
+        let s = sel(json!({"matchExpressions": [
+            {"key": "app", "operator": "Exists"},
+            {"key": "canary", "operator": "DoesNotExist"}]}));
+        assert!(s.matches(&labels(&[("app", "a")])));
+        assert!(!s.matches(&labels(&[("app", "a"), ("canary", "true")])));
+    }
+
+    #[test]
+    fn value_comparison_is_exact_and_case_sensitive() {
+        let s = sel(json!({"matchLabels": {"app": "API"}}));
+        assert!(!s.matches(&labels(&[("app", "api")])));
+        assert!(!s.matches(&labels(&[("app", "API ")])));
+        let empty = sel(json!({"matchLabels": {"flag": ""}}));
+        assert!(empty.matches(&labels(&[("flag", "")])));
+        assert!(!empty.matches(&labels(&[])), "an empty value still needs the key");
+    }
+
+    #[test]
+    fn invalid_selectors_are_errors_not_wildcards() {
+        for bad in [
+            json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "NotIn"}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
+            json!({"matchLabels": {"a": 1}}),
+            json!("app=x"),
+        ] {
+            assert!(Selector::from_value(Some(&bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn map_keys_rewrites_labels_and_expressions() {
+        let s = sel(json!({"matchLabels": {"k8s:app": "a"},
+            "matchExpressions": [{"key": "any:tier", "operator": "Exists"}]}))
+        .map_keys(|k| k.split_once(':').map_or(k, |(_, r)| r).to_string());
+        assert!(s.matches(&labels(&[("app", "a"), ("tier", "t")])));
+    }
+
+    #[test]
+    fn describe_uses_kubectl_syntax() {
+        let s: LabelSelector = serde_json::from_value(json!({"matchLabels": {"a": "b"},
+            "matchExpressions": [{"key": "c", "operator": "In", "values": ["d", "e"]},
+                {"key": "f", "operator": "DoesNotExist"}, {"key": "g", "operator": "Exists"},
+                {"key": "h", "operator": "NotIn", "values": ["i"]}]})).unwrap();
+        assert_eq!(describe(&s), "a=b,c in (d,e),!f,g,h notin (i)");
+    }
+
+    #[test]
+    fn format_labels_is_sorted_and_says_none() {
+        assert_eq!(format_labels(&labels(&[("b", "2"), ("a", "1")])), "a=1, b=2");
+        assert_eq!(format_labels(&labels(&[])), "(none)");
+    }
+}

@@ -1,0 +1,317 @@
+//! The HTTPS server: TLS accept loop, HTTP/1.1 keep-alive (what kube-apiserver
+//! speaks to webhooks) and HTTP/2 via ALPN, the admission endpoints, health,
+//! readiness and metrics, and graceful shutdown on SIGTERM.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::{self, AdmissionRequest, AdmissionResponse};
+use crate::cluster::ClusterView;
+use crate::config::Settings;
+use crate::engine::{self, Verdict};
+use crate::metrics::{Decision, Metrics};
+use crate::rules::Action;
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (slowloris guard);
+/// also closes keep-alive connections idle for that long.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight requests before exiting anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// State shared by every request. The view and settings are swapped whole
+/// (cluster watches, config reload); a request clones the `Arc` it needs and
+/// never holds a lock across work.
+pub struct AppState {
+    settings: RwLock<Arc<Settings>>,
+    view: RwLock<Arc<ClusterView>>,
+    ready: AtomicBool,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, view: ClusterView) -> Arc<Self> {
+        Arc::new(Self {
+            settings: RwLock::new(Arc::new(settings)),
+            view: RwLock::new(Arc::new(view)),
+            ready: AtomicBool::new(false),
+            metrics: Metrics::new(),
+        })
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn view(&self) -> Arc<ClusterView> {
+        match self.view.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_view(&self, view: ClusterView) {
+        let new = Arc::new(view);
+        match self.view.write() {
+            Ok(mut g) => *g = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Marks config and cluster view as loaded: `/readyz` answers 200.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+}
+
+/// The HTTP routes. `max_body_bytes` bounds every request body (HTTP 413).
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.settings().config.max_body_bytes;
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: config or cluster view not loaded\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let view = state.view();
+    let gauges = [
+        ("netpol_guard_ready", "1 once config and cluster view are loaded.", f64::from(u8::from(state.ready.load(Ordering::SeqCst)))),
+        ("netpol_guard_cache_namespaces", "Namespaces in the cluster view.", view.namespace_count() as f64),
+        ("netpol_guard_cache_policies", "Policy objects in the cluster view (all kinds).", view.policy_count() as f64),
+    ];
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+/// A plain-text error for bodies that are not AdmissionReviews.
+fn bad_request(status: StatusCode, message: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+}
+
+/// Reads the body or answers 413 (too large) / 400 with the reason.
+fn body_or_error(
+    state: &AppState,
+    endpoint: &'static str,
+    body: Result<Bytes, BytesRejection>,
+    started: Instant,
+) -> Result<AdmissionRequest, Response> {
+    let rejected = |status: StatusCode, message: String| {
+        state.metrics.observe(endpoint, "", "", Decision::Rejected, started.elapsed());
+        tracing::warn!(endpoint, status = status.as_u16(), error = %message, "rejected request body");
+        bad_request(status, message)
+    };
+    let body = body.map_err(|r| rejected(r.status(), r.body_text()))?;
+    admission::parse_review(&body).map_err(|e| rejected(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+fn review_json(response: AdmissionResponse) -> Response {
+    axum::Json(response.into_review()).into_response()
+}
+
+async fn validate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let req = match body_or_error(&state, "/validate", body, started) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let settings = state.settings();
+    let view = state.view();
+    let (response, decision, rules) = match engine::decide(&req, &view, &settings) {
+        Ok(verdict) => {
+            for (f, a) in &verdict.findings {
+                state.metrics.finding(f.rule.as_str(), action_str(*a));
+            }
+            let decision = decision_of(&verdict);
+            (to_response(&req.uid, &verdict), decision, verdict.rule_ids())
+        }
+        // Fail closed with the reason: an object we cannot read is not allowed
+        // in silently.
+        Err(e) => (
+            AdmissionResponse::deny(&req.uid, format!("netpol-guard could not judge this object: {e}")),
+            Decision::Denied,
+            vec![],
+        ),
+    };
+    let took = started.elapsed();
+    state.metrics.observe("/validate", &req.kind.kind, req.operation.as_str(), decision, took);
+    log_decision(&req, decision, &rules, took);
+    review_json(response)
+}
+
+/// The namespace mutation is not built yet: every request is allowed unpatched.
+async fn mutate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let req = match body_or_error(&state, "/mutate", body, started) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    state
+        .metrics
+        .observe("/mutate", &req.kind.kind, req.operation.as_str(), Decision::Allowed, started.elapsed());
+    review_json(AdmissionResponse::allow(&req.uid))
+}
+
+fn action_str(a: Action) -> &'static str {
+    match a {
+        Action::Deny => "deny",
+        Action::Warn => "warn",
+        Action::Off => "off",
+    }
+}
+
+fn decision_of(v: &Verdict) -> Decision {
+    if !v.allowed() {
+        Decision::Denied
+    } else if v.findings.is_empty() {
+        Decision::Allowed
+    } else {
+        Decision::Warned
+    }
+}
+
+/// The AdmissionResponse for a verdict.
+pub fn to_response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
+    let mut resp = match verdict.denial_message() {
+        Some(message) => AdmissionResponse::deny(uid, message),
+        None => AdmissionResponse::allow(uid),
+    };
+    resp.warnings = verdict.warnings();
+    resp
+}
+
+fn log_decision(req: &AdmissionRequest, decision: Decision, rules: &[&str], took: Duration) {
+    tracing::info!(
+        uid = %req.uid,
+        kind = %req.kind.kind,
+        namespace = req.namespace.as_deref().unwrap_or(""),
+        name = req.name.as_deref().unwrap_or(""),
+        operation = req.operation.as_str(),
+        user = %req.user_info.username,
+        dry_run = req.dry_run.unwrap_or(false),
+        rules = ?rules,
+        decision = ?decision,
+        micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        "admission decision"
+    );
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish (at most `DRAIN_TIMEOUT`), and
+/// returns.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    match tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("drain timed out; exiting with connections still open"),
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

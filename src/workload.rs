@@ -1,0 +1,271 @@
+//! Workloads: which object kinds run pods, and the labels those pods will carry.
+//!
+//! The pod labels come from the pod template, never from the workload's own
+//! `metadata.labels` (StackRox's trap: a Deployment labelled `app: api` whose
+//! pods are `app: worker` is covered by a policy for `app: worker`, not `api`).
+
+use serde_json::Value;
+
+use crate::selector::Labels;
+
+/// The eight workload kinds, by API group and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Pod,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    ReplicationController,
+    Job,
+    CronJob,
+}
+
+impl WorkloadKind {
+    /// Recognises a kind by its API group (`""` for core) and kind name.
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
+        Some(match (group, kind) {
+            ("", "Pod") => Self::Pod,
+            ("", "ReplicationController") => Self::ReplicationController,
+            ("apps", "Deployment") => Self::Deployment,
+            ("apps", "StatefulSet") => Self::StatefulSet,
+            ("apps", "DaemonSet") => Self::DaemonSet,
+            ("apps", "ReplicaSet") => Self::ReplicaSet,
+            ("batch", "Job") => Self::Job,
+            ("batch", "CronJob") => Self::CronJob,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pod => "Pod",
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+            Self::ReplicaSet => "ReplicaSet",
+            Self::ReplicationController => "ReplicationController",
+            Self::Job => "Job",
+            Self::CronJob => "CronJob",
+        }
+    }
+
+    /// JSON pointer to the pod template (`""` for a Pod, which is its own).
+    fn template_pointer(self) -> &'static str {
+        match self {
+            Self::Pod => "",
+            Self::CronJob => "/spec/jobTemplate/spec/template",
+            _ => "/spec/template",
+        }
+    }
+}
+
+/// A container port, for the suggested fix (`containerPort` + `protocol`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPort {
+    pub port: i64,
+    pub protocol: String,
+}
+
+/// What the pods of a workload will look like, as far as policies care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodShape {
+    pub labels: Labels,
+    pub ports: Vec<ContainerPort>,
+    /// `spec.serviceAccountName` of the pod (Cilium can select on it).
+    pub service_account: Option<String>,
+}
+
+/// Why an object's pods could not be determined. The API server validates
+/// objects before admission, so these only come from offline input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("{kind} has no pod template at {pointer}")]
+    NoTemplate { kind: &'static str, pointer: String },
+    #[error("{kind} pod label {key:?} is not a string")]
+    BadLabel { kind: &'static str, key: String },
+    #[error("{kind} pod labels are not a map")]
+    BadLabels { kind: &'static str },
+}
+
+/// True when a controller owns the object (`ownerReferences[].controller`):
+/// its controller was judged when it was created, so the pod is not.
+pub fn is_controller_owned(obj: &Value) -> bool {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        })
+}
+
+/// `metadata.name`, or `generateName` followed by `*` for objects named by the server.
+pub fn display_name(obj: &Value, fallback: Option<&str>) -> String {
+    let meta = obj.get("metadata");
+    if let Some(n) = meta.and_then(|m| m.get("name")).and_then(Value::as_str) {
+        return n.to_string();
+    }
+    if let Some(n) = fallback.filter(|n| !n.is_empty()) {
+        return n.to_string();
+    }
+    match meta.and_then(|m| m.get("generateName")).and_then(Value::as_str) {
+        Some(g) => format!("{g}*"),
+        None => "(unnamed)".to_string(),
+    }
+}
+
+/// The labels and ports the workload's pods will have.
+pub fn pod_shape(kind: WorkloadKind, obj: &Value) -> Result<PodShape, WorkloadError> {
+    let pointer = kind.template_pointer();
+    let template = obj
+        .pointer(pointer)
+        .filter(|t| t.is_object())
+        .ok_or_else(|| WorkloadError::NoTemplate {
+            kind: kind.as_str(),
+            pointer: if pointer.is_empty() { "/".into() } else { pointer.replace('/', ".") },
+        })?;
+    let mut labels = Labels::new();
+    match template.pointer("/metadata/labels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                let v = v.as_str().ok_or_else(|| WorkloadError::BadLabel {
+                    kind: kind.as_str(),
+                    key: k.clone(),
+                })?;
+                labels.insert(k.clone(), v.to_string());
+            }
+        }
+        Some(_) => return Err(WorkloadError::BadLabels { kind: kind.as_str() }),
+    }
+    // The Job controller puts these on every pod it creates.
+    if kind == WorkloadKind::Job
+        && let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str)
+    {
+        labels.insert("job-name".into(), name.into());
+        labels.insert("batch.kubernetes.io/job-name".into(), name.into());
+    }
+    let spec = template.get("spec");
+    let mut ports = Vec::new();
+    for c in spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(port) = p.get("containerPort").and_then(Value::as_i64) {
+                let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+                let cp = ContainerPort {
+                    port,
+                    protocol: protocol.to_string(),
+                };
+                if !ports.contains(&cp) {
+                    ports.push(cp);
+                }
+            }
+        }
+    }
+    let service_account = spec
+        .and_then(|s| s.get("serviceAccountName"))
+        .and_then(Value::as_str)
+        .map(String::from);
+    Ok(PodShape {
+        labels,
+        ports,
+        service_account,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn template_labels_not_workload_labels() {
+        // StackRox's trap: metadata.labels says api, the pods say worker.
+        let d = json!({"metadata": {"name": "w", "labels": {"app": "api"}},
+            "spec": {"template": {"metadata": {"labels": {"app": "worker"}}, "spec": {}}}});
+        let s = pod_shape(WorkloadKind::Deployment, &d).unwrap();
+        assert_eq!(s.labels, Labels::from([("app".into(), "worker".into())]));
+    }
+
+    #[test]
+    fn cronjob_labels_come_from_the_job_template() {
+        let c = json!({"metadata": {"name": "n", "labels": {"app": "wrong"}},
+            "spec": {"jobTemplate": {"spec": {"template": {"metadata": {"labels": {"app": "report"}}}}}}});
+        let s = pod_shape(WorkloadKind::CronJob, &c).unwrap();
+        assert_eq!(s.labels, Labels::from([("app".into(), "report".into())]));
+    }
+
+    #[test]
+    fn job_gets_the_labels_its_controller_adds() {
+        let j = json!({"metadata": {"name": "migrate-db"},
+            "spec": {"template": {"metadata": {"labels": {"app": "m"}}}}});
+        let s = pod_shape(WorkloadKind::Job, &j).unwrap();
+        assert_eq!(s.labels.get("job-name").map(String::as_str), Some("migrate-db"));
+        assert_eq!(
+            s.labels.get("batch.kubernetes.io/job-name").map(String::as_str),
+            Some("migrate-db")
+        );
+    }
+
+    #[test]
+    fn pod_is_its_own_template_and_ports_are_collected() {
+        let p = json!({"metadata": {"name": "debug", "labels": {"run": "debug"}},
+            "spec": {"containers": [
+                {"name": "a", "ports": [{"containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]},
+                {"name": "b", "ports": [{"containerPort": 8080, "protocol": "TCP"}]}],
+                "serviceAccountName": "sa"}});
+        let s = pod_shape(WorkloadKind::Pod, &p).unwrap();
+        assert_eq!(s.labels.get("run").map(String::as_str), Some("debug"));
+        assert_eq!(
+            s.ports,
+            vec![
+                ContainerPort { port: 8080, protocol: "TCP".into() },
+                ContainerPort { port: 53, protocol: "UDP".into() }
+            ]
+        );
+        assert_eq!(s.service_account.as_deref(), Some("sa"));
+    }
+
+    #[test]
+    fn missing_template_and_bad_labels_are_errors() {
+        let e = pod_shape(WorkloadKind::Deployment, &json!({"spec": {}})).unwrap_err();
+        assert_eq!(e.to_string(), "Deployment has no pod template at .spec.template");
+        let e = pod_shape(
+            WorkloadKind::Deployment,
+            &json!({"spec": {"template": {"metadata": {"labels": {"a": 1}}}}}),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("\"a\" is not a string"));
+        // A template without labels is fine: its pods simply have none.
+        let s = pod_shape(WorkloadKind::Deployment, &json!({"spec": {"template": {}}})).unwrap();
+        assert!(s.labels.is_empty());
+    }
+
+    #[test]
+    fn controller_ownership() {
+        assert!(is_controller_owned(&json!({"metadata": {"ownerReferences": [
+            {"kind": "ReplicaSet", "controller": true}]}})));
+        assert!(!is_controller_owned(&json!({"metadata": {"ownerReferences": [
+            {"kind": "ReplicaSet"}]}})));
+        assert!(!is_controller_owned(&json!({"metadata": {}})));
+    }
+
+    #[test]
+    fn kinds_need_the_right_group() {
+        assert_eq!(WorkloadKind::from_group_kind("apps", "Deployment"), Some(WorkloadKind::Deployment));
+        assert_eq!(WorkloadKind::from_group_kind("", "Deployment"), None);
+        assert_eq!(WorkloadKind::from_group_kind("batch", "CronJob"), Some(WorkloadKind::CronJob));
+        assert_eq!(WorkloadKind::from_group_kind("example.com", "Pod"), None);
+    }
+
+    #[test]
+    fn display_name_falls_back_to_generate_name() {
+        assert_eq!(display_name(&json!({"metadata": {"name": "a"}}), None), "a");
+        assert_eq!(display_name(&json!({"metadata": {"generateName": "x-"}}), None), "x-*");
+        assert_eq!(display_name(&json!({}), Some("req")), "req");
+    }
+}
