@@ -517,7 +517,13 @@ fn check_peers(
             && is_empty_selector(ns)
             && pod.is_none_or(is_empty_selector)
         {
-            out.push(any_namespace(dir, &peer_place, pod.is_some(), ports, restricted));
+            out.push(any_namespace(
+                dir,
+                &peer_place,
+                pod.is_some(),
+                ports,
+                restricted,
+            ));
         }
 
         if let Some(ip) = ip.and_then(Value::as_object)
@@ -534,7 +540,15 @@ fn check_peers(
                 out.push(
                     finding(
                         RuleId::WorldCidr,
-                        world_cidr_message(&peer_place, "ipBlock ", raw, &c, dir, has_except, settings),
+                        world_cidr_message(
+                            &peer_place,
+                            "ipBlock ",
+                            raw,
+                            &c,
+                            dir,
+                            has_except,
+                            settings,
+                        ),
                     )
                     .with_detail(world_cidr_detail(&ipblock_example(dir))),
                 );
@@ -666,26 +680,33 @@ fn dns_single_protocol(place: &str, ports: &[Port], out: &mut Vec<Finding>) {
     }
     let udp = ports.iter().any(|p| p.is("UDP") && p.covers(53));
     let tcp = ports.iter().any(|p| p.is("TCP") && p.covers(53));
-    let (has, missing) = match (udp, tcp) {
-        (true, false) => ("UDP", "TCP"),
-        (false, true) => ("TCP", "UDP"),
+    let (has, missing, effect) = match (udp, tcp) {
+        (true, false) => (
+            "UDP",
+            "TCP",
+            "DNS falls back to TCP for large answers (DNSSEC, many records), which will time out",
+        ),
+        (false, true) => (
+            "TCP",
+            "UDP",
+            "resolvers query over UDP first, so lookups will time out",
+        ),
         _ => return,
     };
     out.push(
         finding(
             RuleId::DnsSingleProtocol,
             format!(
-                "dns-single-protocol: {place} opens port 53 on {has} only; DNS also uses \
-                 {missing} (large answers, DNSSEC, zone transfers), which will time out. \
+                "dns-single-protocol: {place} opens port 53 on {has} only; {effect}. \
                  Fix: add {{protocol: {missing}, port: 53}} to the same rule."
             ),
         )
-        .with_detail(format!(
-            "Resolvers retry over TCP when a UDP answer is truncated, so allowing only one \
-             protocol causes intermittent lookup failures that are hard to trace. Fix: open \
-             both in the same rule:\n  ports:\n  - protocol: UDP\n    port: 53\n  - protocol: \
-             TCP\n    port: 53"
-        )),
+        .with_detail(
+            "DNS needs both protocols: resolvers ask over UDP and retry over TCP when an answer \
+             is truncated, so allowing only one causes lookup failures that are hard to trace. \
+             Fix: open both in the same rule:\n  ports:\n  - protocol: UDP\n    port: 53\n  \
+             - protocol: TCP\n    port: 53",
+        ),
     );
 }
 
@@ -699,14 +720,22 @@ mod tests {
     fn run_with(policy: &Value, settings: &Settings) -> Vec<Finding> {
         let out = check(policy, settings);
         for f in &out {
-            assert!(f.message.chars().count() <= MAX_WARNING_CHARS, "too long: {}", f.message);
+            assert!(
+                f.message.chars().count() <= MAX_WARNING_CHARS,
+                "too long: {}",
+                f.message
+            );
             assert!(
                 f.message.starts_with(&format!("{}: ", f.rule.as_str())),
                 "must start with the rule id: {}",
                 f.message
             );
             assert!(!f.message.contains('\n'), "one line: {}", f.message);
-            assert!(f.detail.as_deref().is_some_and(|d| !d.is_empty()), "{}", f.message);
+            assert!(
+                f.detail.as_deref().is_some_and(|d| !d.is_empty()),
+                "{}",
+                f.message
+            );
         }
         out
     }
@@ -780,7 +809,10 @@ mod tests {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
                           "ingress": [{"from": []}, null]}));
         let f = run(&p);
-        assert_eq!(rules(&f), vec![RuleId::AllowAllPeers, RuleId::AllowAllPeers]);
+        assert_eq!(
+            rules(&f),
+            vec![RuleId::AllowAllPeers, RuleId::AllowAllPeers]
+        );
         assert!(f[0].message.contains("an empty from"), "{}", f[0].message);
         assert!(f[1].message.contains("ingress rule 1"), "{}", f[1].message);
         assert!(f.iter().all(|f| f.severity == Action::Deny));
@@ -795,7 +827,11 @@ mod tests {
         assert_eq!(f[0].severity, Action::Warn);
         assert!(f[0].message.contains("egress rule 0"), "{}", f[0].message);
         assert!(f[0].message.contains("UDP 53, TCP 53"), "{}", f[0].message);
-        assert!(f[0].message.contains("every destination"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("every destination"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
@@ -814,7 +850,7 @@ mod tests {
         }
         // A narrower range, or a named port, is a restriction.
         for ports in [
-            json!([{"protocol": "TCP", "port": 1, "endPort": 1024}]),
+            json!([{"protocol": "TCP", "port": 1024, "endPort": 65535}]),
             json!([{"port": "https"}]),
             json!([{"port": "443"}]),
         ] {
@@ -843,23 +879,38 @@ mod tests {
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::AnyNamespacePeer]);
         assert_eq!(f[0].severity, Action::Deny);
-        assert!(f[0].message.contains("ingress rule 0, peer 1"), "{}", f[0].message);
-        assert!(f[0].message.contains("every pod in every namespace"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("ingress rule 0, peer 1"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message.contains("every pod in every namespace"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
     fn empty_namespace_and_pod_selector_is_denied_and_milder_with_ports() {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
-            "egress": [
-                {"to": [{"namespaceSelector": {"matchLabels": {}}, "podSelector": {}}]},
-                {"to": [{"namespaceSelector": {}}], "ports": [{"port": 9090}]}
-            ]}));
+        "egress": [
+            {"to": [{"namespaceSelector": {"matchLabels": {}}, "podSelector": {}}]},
+            {"to": [{"namespaceSelector": {}}], "ports": [{"port": 9090}]}
+        ]}));
         let f = run(&p);
-        assert_eq!(rules(&f), vec![RuleId::AnyNamespacePeer, RuleId::AnyNamespacePeer]);
+        assert_eq!(
+            rules(&f),
+            vec![RuleId::AnyNamespacePeer, RuleId::AnyNamespacePeer]
+        );
         assert_eq!(f[0].severity, Action::Deny);
         assert!(f[0].message.contains("podSelector: {}"), "{}", f[0].message);
         assert_eq!(f[1].severity, Action::Warn);
-        assert!(f[1].message.contains("egress rule 1, peer 0"), "{}", f[1].message);
+        assert!(
+            f[1].message.contains("egress rule 1, peer 0"),
+            "{}",
+            f[1].message
+        );
         assert!(f[1].message.contains("TCP 9090"), "{}", f[1].message);
     }
 
@@ -882,7 +933,10 @@ mod tests {
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
         assert_eq!(f[0].severity, Action::Deny);
         let m = &f[0].message;
-        assert!(m.contains("egress rule 0, peer 0: ipBlock 0.0.0.0/0"), "{m}");
+        assert!(
+            m.contains("egress rule 0, peer 0: ipBlock 0.0.0.0/0"),
+            "{m}"
+        );
         assert!(m.contains("every IPv4 address"), "{m}");
         assert!(m.contains("except"), "{m}");
         assert!(m.contains("allowedCidrs"), "{m}");
@@ -894,8 +948,16 @@ mod tests {
             "ingress": [{"from": [{"ipBlock": {"cidr": "::/0"}}]}]}));
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
-        assert!(f[0].message.contains("every IPv6 address (limit /32)"), "{}", f[0].message);
-        assert!(f[0].message.contains("admits traffic from"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("every IPv6 address (limit /32)"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message.contains("admits traffic from"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
@@ -904,17 +966,24 @@ mod tests {
             "egress": [{"to": [{"ipBlock": {"cidr": "16.0.0.0/4"}}, {"ipBlock": {"cidr": "2001:db8::/16"}}]}]}));
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr, RuleId::WorldCidr]);
-        assert!(f[0].message.contains("16.0.0.0/4 is wider than the /8 limit"), "{}", f[0].message);
+        assert!(
+            f[0].message
+                .contains("16.0.0.0/4 is wider than the /8 limit"),
+            "{}",
+            f[0].message
+        );
         assert!(f[1].message.contains("peer 1"), "{}", f[1].message);
         assert!(f[1].message.contains("/32 limit"), "{}", f[1].message);
     }
 
     #[test]
     fn specific_cidr_passes() {
-        let p = np(json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Egress"],
+        let p = np(
+            json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "52.94.0.0/16"}}],
                         "ports": [{"protocol": "TCP", "port": 443}]},
-                       {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"ipBlock": {"cidr": "fd00::/32"}}]}]}));
+                       {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"ipBlock": {"cidr": "fd00::/32"}}]}]}),
+        );
         assert_eq!(run(&p), vec![]);
     }
 
@@ -965,7 +1034,10 @@ mod tests {
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
         assert_eq!(f[0].severity, Action::Deny);
         let m = &f[0].message;
-        assert!(m.starts_with("world-cidr: egress rule 0: CIDRs 0.0.0.0/1, 128.0.0.0/1"), "{m}");
+        assert!(
+            m.starts_with("world-cidr: egress rule 0: CIDRs 0.0.0.0/1, 128.0.0.0/1"),
+            "{m}"
+        );
         assert!(m.contains("together cover every IPv4 address"), "{m}");
         // Allowed halves also pass one by one, but not together.
         let allowed = settings_yaml("allowedCidrs: [0.0.0.0/1, 128.0.0.0/1]\n");
@@ -988,12 +1060,17 @@ mod tests {
             "egress": [{"to": [{"ipBlock": {"cidr": "::/1"}}, {"ipBlock": {"cidr": "8000::/1"}}]}]}));
         let f = run_with(&p, &lax);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
-        assert!(f[0].message.contains("every IPv6 address"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("every IPv6 address"),
+            "{}",
+            f[0].message
+        );
         // 256 /8 blocks: the union message stays short.
         let peers: Vec<Value> = (0..256)
             .map(|i| json!({"ipBlock": {"cidr": format!("{i}.0.0.0/8")}}))
             .collect();
-        let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": peers}]}));
+        let p =
+            np(json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": peers}]}));
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
         assert!(f[0].message.contains("and 252 more"), "{}", f[0].message);
@@ -1011,16 +1088,25 @@ mod tests {
 
     #[test]
     fn or_slip_warns_with_the_and_form() {
-        let p = np(json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
+        let p = np(
+            json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
             "ingress": [{"from": [
                 {"namespaceSelector": {"matchLabels": {"purpose": "monitoring"}}},
                 {"podSelector": {"matchLabels": {"app": "prometheus"}}}],
-                "ports": [{"protocol": "TCP", "port": 9090}]}]}));
+                "ports": [{"protocol": "TCP", "port": 9090}]}]}),
+        );
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::OrSelectorSlip]);
-        assert_eq!(f[0].severity, Action::Deny, "warn comes from the config default");
+        assert_eq!(
+            f[0].severity,
+            Action::Deny,
+            "warn comes from the config default"
+        );
         let m = &f[0].message;
-        assert!(m.contains("ingress rule 0: peer 0 (namespaceSelector only) and peer 1"), "{m}");
+        assert!(
+            m.contains("ingress rule 0: peer 0 (namespaceSelector only) and peer 1"),
+            "{m}"
+        );
         assert!(m.contains("ORed"), "{m}");
         let d = f[0].detail.as_deref().unwrap();
         let and_form = "from:\n- namespaceSelector:\n    matchLabels:\n      purpose: monitoring\n  \
@@ -1029,9 +1115,12 @@ mod tests {
         // The YAML in the detail parses to the AND form.
         let yaml = &d[d.find("from:\n").unwrap()..];
         let parsed: Value = serde_yaml::from_str(yaml).unwrap();
-        assert_eq!(parsed, json!({"from": [{
+        assert_eq!(
+            parsed,
+            json!({"from": [{
             "namespaceSelector": {"matchLabels": {"purpose": "monitoring"}},
-            "podSelector": {"matchLabels": {"app": "prometheus"}}}]}));
+            "podSelector": {"matchLabels": {"app": "prometheus"}}}]})
+        );
     }
 
     #[test]
@@ -1044,21 +1133,31 @@ mod tests {
                 "ports": [{"port": 5432}]}]}));
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::OrSelectorSlip]);
-        assert!(f[0].message.contains("peer 2 (namespaceSelector only) and peer 0"), "{}", f[0].message);
+        assert!(
+            f[0].message
+                .contains("peer 2 (namespaceSelector only) and peer 0"),
+            "{}",
+            f[0].message
+        );
         let d = f[0].detail.as_deref().unwrap();
         let parsed: Value = serde_yaml::from_str(&d[d.find("to:\n").unwrap()..]).unwrap();
-        assert_eq!(parsed, json!({"to": [{
+        assert_eq!(
+            parsed,
+            json!({"to": [{
             "namespaceSelector": {"matchLabels": {"team": "data"}},
-            "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}}]}));
+            "podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}}]})
+        );
     }
 
     #[test]
     fn and_form_is_not_or_slip() {
-        let p = np(json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
+        let p = np(
+            json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
             "ingress": [{"from": [{
                 "namespaceSelector": {"matchLabels": {"purpose": "monitoring"}},
                 "podSelector": {"matchLabels": {"app": "prometheus"}}}],
-                "ports": [{"protocol": "TCP", "port": 9090}]}]}));
+                "ports": [{"protocol": "TCP", "port": 9090}]}]}),
+        );
         assert_eq!(run(&p), vec![]);
         // Selectors in different rules are not a slip either.
         let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
@@ -1074,12 +1173,18 @@ mod tests {
             "ingress": [{"from": [{"namespaceSelector": {}}, {"podSelector": {"matchLabels": {"app": "x"}}}],
                          "ports": [{"port": 80}]}]}));
         let f = run(&p);
-        assert_eq!(rules(&f), vec![RuleId::AnyNamespacePeer, RuleId::OrSelectorSlip]);
+        assert_eq!(
+            rules(&f),
+            vec![RuleId::AnyNamespacePeer, RuleId::OrSelectorSlip]
+        );
         assert_eq!(f[0].severity, Action::Warn);
         let d = f[1].detail.as_deref().unwrap();
         let parsed: Value = serde_yaml::from_str(&d[d.find("from:\n").unwrap()..]).unwrap();
-        assert_eq!(parsed, json!({"from": [{"namespaceSelector": {},
-                                            "podSelector": {"matchLabels": {"app": "x"}}}]}));
+        assert_eq!(
+            parsed,
+            json!({"from": [{"namespaceSelector": {},
+                                            "podSelector": {"matchLabels": {"app": "x"}}}]})
+        );
     }
 
     // ----- implicit-ingress-isolation --------------------------------------
@@ -1094,9 +1199,17 @@ mod tests {
                 spec["policyTypes"] = t;
             }
             let f = run(&np(spec));
-            assert_eq!(rules(&f), vec![RuleId::ImplicitIngressIsolation], "{types:?}");
+            assert_eq!(
+                rules(&f),
+                vec![RuleId::ImplicitIngressIsolation],
+                "{types:?}"
+            );
             assert_eq!(f[0].severity, Action::Deny);
-            assert!(f[0].message.contains("policyTypes: [Egress]"), "{}", f[0].message);
+            assert!(
+                f[0].message.contains("policyTypes: [Egress]"),
+                "{}",
+                f[0].message
+            );
         }
     }
 
@@ -1164,7 +1277,10 @@ mod tests {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"ports": [{"protocol": "UDP", "port": 53}]}]}));
         let f = run(&p);
-        assert_eq!(rules(&f), vec![RuleId::AllowAllPeers, RuleId::DnsSingleProtocol]);
+        assert_eq!(
+            rules(&f),
+            vec![RuleId::AllowAllPeers, RuleId::DnsSingleProtocol]
+        );
         assert_eq!(f[0].severity, Action::Warn);
     }
 
@@ -1186,10 +1302,16 @@ mod tests {
             np(json!({"ingress": ["from", 1, true], "egress": [[]]})),
             np(json!({"ingress": [{"from": "everyone"}], "policyTypes": ["Ingress"]})),
             np(json!({"ingress": [{"from": ["a", 1, null, [], {}]}], "policyTypes": ["Ingress"]})),
-            np(json!({"ingress": [{"from": [{"namespaceSelector": "all"}]}], "policyTypes": ["Ingress"]})),
-            np(json!({"ingress": [{"from": [{"namespaceSelector": {"matchLabels": 5}}]}], "policyTypes": ["Ingress"]})),
-            np(json!({"egress": [{"to": [{"ipBlock": {"cidr": ["0.0.0.0/0"]}}], "ports": "53"}],
-                      "policyTypes": "Egress"})),
+            np(
+                json!({"ingress": [{"from": [{"namespaceSelector": "all"}]}], "policyTypes": ["Ingress"]}),
+            ),
+            np(
+                json!({"ingress": [{"from": [{"namespaceSelector": {"matchLabels": 5}}]}], "policyTypes": ["Ingress"]}),
+            ),
+            np(
+                json!({"egress": [{"to": [{"ipBlock": {"cidr": ["0.0.0.0/0"]}}], "ports": "53"}],
+                      "policyTypes": "Egress"}),
+            ),
             np(json!({"egress": [{"to": [{"podSelector": {}}],
                       "ports": [1, "x", null, {"port": -53}, {"port": 53.5}, {"port": true},
                                 {"port": 53, "endPort": "x"}, {"protocol": 17, "port": 53},
@@ -1245,16 +1367,24 @@ mod tests {
                 replace(n, rest, with);
             }
         }
-        let bases = [
-            np(json!({"podSelector": {"matchLabels": {"app": "api"}},
+        let bases = [np(json!({"podSelector": {"matchLabels": {"app": "api"}},
                 "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"a": "b"}}},
                                       {"podSelector": {"matchExpressions": [{"key": "k", "operator": "Exists"}]}},
                                       {"ipBlock": {"cidr": "0.0.0.0/1", "except": ["10.0.0.0/8"]}}],
                              "ports": [{"protocol": "UDP", "port": 53, "endPort": 60}]}],
-                "egress": [{"to": [{"ipBlock": {"cidr": "::/0"}}], "ports": [{"port": "dns"}]}, {}]})),
+                "egress": [{"to": [{"ipBlock": {"cidr": "::/0"}}], "ports": [{"port": "dns"}]}, {}]}))];
+        let weird = [
+            json!(null),
+            json!(1),
+            json!(-1),
+            json!("x"),
+            json!([]),
+            json!({}),
+            json!([null]),
+            json!(true),
+            json!("0.0.0.0/0"),
+            json!(53),
         ];
-        let weird = [json!(null), json!(1), json!(-1), json!("x"), json!([]), json!({}),
-                     json!([null]), json!(true), json!("0.0.0.0/0"), json!(53)];
         for base in &bases {
             let mut all = Vec::new();
             paths(base, vec![], &mut all);
@@ -1289,14 +1419,17 @@ mod tests {
                 {"to": [{"namespaceSelector": {"matchLabels": {"a": "b"}}}, {"podSelector": {}}],
                  "ports": [{"protocol": "UDP", "port": 53}]}]}));
         let f = run(&p);
-        assert_eq!(rules(&f), vec![
-            RuleId::ImplicitIngressIsolation,
-            RuleId::AnyNamespacePeer,
-            RuleId::WorldCidr,
-            RuleId::AllowAllPeers,
-            RuleId::OrSelectorSlip,
-            RuleId::DnsSingleProtocol,
-        ]);
+        assert_eq!(
+            rules(&f),
+            vec![
+                RuleId::ImplicitIngressIsolation,
+                RuleId::AnyNamespacePeer,
+                RuleId::WorldCidr,
+                RuleId::AllowAllPeers,
+                RuleId::OrSelectorSlip,
+                RuleId::DnsSingleProtocol,
+            ]
+        );
         assert!(f[3].message.contains("egress rule 1"), "{}", f[3].message);
         assert!(f[4].message.contains("egress rule 2"), "{}", f[4].message);
     }
@@ -1304,27 +1437,54 @@ mod tests {
     // ----- fixtures -------------------------------------------------------------
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/../shared/fixtures/admission/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../shared/fixtures/admission/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let review: Value = serde_json::from_str(&text).unwrap();
         review["request"]["object"].clone()
     }
 
+    /// The six admission fixtures with a policy object (the Cilium ones are
+    /// also covered in `cilium::tests`).
     #[test]
     fn fixtures_give_the_expected_findings() {
+        let s = Settings::default();
+        assert_eq!(
+            crate::rules::cilium::check(&fixture("ciliumnetworkpolicy-create-egress"), false, &s),
+            vec![]
+        );
+        let f = crate::rules::cilium::check(
+            &fixture("ciliumnetworkpolicy-create-from-world"),
+            false,
+            &s,
+        );
+        assert_eq!(rules(&f), vec![RuleId::WorldEntity]);
+        assert_eq!(f[0].effective(s.action(RuleId::WorldEntity)), Action::Deny);
+
         let f = run(&fixture("networkpolicy-create-or-mistake"));
         assert_eq!(rules(&f), vec![RuleId::OrSelectorSlip]);
-        assert_eq!(f[0].effective(Settings::default().action(RuleId::OrSelectorSlip)), Action::Warn);
+        assert_eq!(
+            f[0].effective(Settings::default().action(RuleId::OrSelectorSlip)),
+            Action::Warn
+        );
 
         assert_eq!(run(&fixture("networkpolicy-create-and")), vec![]);
 
         let f = run(&fixture("networkpolicy-create-any-namespace"));
         assert_eq!(rules(&f), vec![RuleId::AnyNamespacePeer]);
-        assert_eq!(f[0].effective(Settings::default().action(RuleId::AnyNamespacePeer)), Action::Deny);
+        assert_eq!(
+            f[0].effective(Settings::default().action(RuleId::AnyNamespacePeer)),
+            Action::Deny
+        );
 
         let f = run(&fixture("networkpolicy-create-world-egress"));
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
-        assert_eq!(f[0].effective(Settings::default().action(RuleId::WorldCidr)), Action::Deny);
+        assert_eq!(
+            f[0].effective(Settings::default().action(RuleId::WorldCidr)),
+            Action::Deny
+        );
         assert_eq!(
             f[0].message,
             "world-cidr: egress rule 0, peer 0: ipBlock 0.0.0.0/0 allows traffic to every IPv4 \
