@@ -86,14 +86,6 @@ fn list<'a>(rule: &'a Map<String, Value>, key: &str) -> &'a [Value] {
 }
 
 impl Ctx<'_> {
-    fn kind(&self) -> &'static str {
-        if self.clusterwide {
-            "CiliumClusterwideNetworkPolicy"
-        } else {
-            "CiliumNetworkPolicy"
-        }
-    }
-
     fn check_spec(&self, prefix: &str, spec: &Map<String, Value>, out: &mut Vec<Finding>) {
         if !self.clusterwide
             && let Some(sel) = spec.get("endpointSelector")
@@ -247,11 +239,10 @@ impl Ctx<'_> {
             return;
         };
         let message = format!(
-            "namespace-labels-ignored: {at}: key {} is ignored in a namespaced {}, so the \
-             selector does not select by namespace labels. Fix: use \
-             k8s:io.kubernetes.pod.namespace: NAME, or a CiliumClusterwideNetworkPolicy.",
-            snip(key, 80),
-            self.kind()
+            "namespace-labels-ignored: {at}: key {} does not work in a namespaced \
+             CiliumNetworkPolicy (only in a clusterwide one). Fix: match \
+             k8s:io.kubernetes.pod.namespace: NAME instead, or use a CCNP.",
+            snip(key, 80)
         );
         let detail = "Cilium supports io.cilium.k8s.namespace.labels selectors only in a \
                       CiliumClusterwideNetworkPolicy; in a namespaced policy they never \
@@ -309,8 +300,13 @@ fn world_entity(dir: Dir, at: &str, entity: &str) -> Finding {
         ),
     )
     .with_detail(format!(
-        "The {entity} entity stands for the whole internet, so a compromised pod can \
-         exfiltrate data or be reached from any host. Fix: list what you need, e.g.\n{example}"
+        "The {entity} entity stands for {}, so a compromised pod can exfiltrate data or be \
+         reached from any host. Fix: list what you need, e.g.\n{example}",
+        if entity == "all" {
+            "every endpoint of the cluster plus the whole internet"
+        } else {
+            "the whole internet"
+        }
     ))
 }
 
@@ -339,20 +335,18 @@ fn default_deny_disabled(prefix: &str, dd: &Map<String, Value>, out: &mut Vec<Fi
     if off.is_empty() {
         return;
     }
-    let what = off
-        .iter()
-        .map(|d| format!("enableDefaultDeny.{d}"))
-        .collect::<Vec<_>>()
-        .join(" and ");
-    let are = if off.len() > 1 { "are" } else { "is" };
+    let what = match off.as_slice() {
+        [one] => format!("enableDefaultDeny.{one} is"),
+        _ => "enableDefaultDeny.ingress and .egress are".to_string(),
+    };
     let dirs = off.join(" and ");
     out.push(
         finding(
             RuleId::DefaultDenyDisabled,
             format!(
-                "default-deny-disabled: {prefix}{what} {are} false, so the selected pods keep \
-                 allowing all {dirs} traffic this policy does not list (an audit setting left \
-                 on?). Fix: remove enableDefaultDeny or set it to true."
+                "default-deny-disabled: {prefix}{what} false: the selected pods stay open to \
+                 all {dirs} traffic the policy does not list (audit setting left on?). \
+                 Fix: remove enableDefaultDeny or set it to true."
             ),
         )
         .with_detail(format!(
@@ -685,7 +679,7 @@ mod tests {
         assert_eq!(rules(&f), vec![RuleId::DefaultDenyDisabled]);
         assert!(
             f[0].message
-                .contains("enableDefaultDeny.ingress and enableDefaultDeny.egress are false"),
+                .contains("enableDefaultDeny.ingress and .egress are false"),
             "{}",
             f[0].message
         );

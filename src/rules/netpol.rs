@@ -150,13 +150,13 @@ pub(crate) fn world_cidr_message(
     let shown = show_cidr(raw, c);
     let limit = min_prefix(c, settings);
     let except = if has_except {
-        " (except does not make it narrow)"
+        "; except does not narrow it"
     } else {
         ""
     };
     let problem = if c.prefix() == 0 {
         format!(
-            "{} every {} address{except} (limit /{limit})",
+            "{} every {} address (limit /{limit}){except}",
             dir.opens(),
             family(c.is_ipv4())
         )
@@ -444,14 +444,14 @@ fn allow_all(
         Dir::Ingress => (
             "ingress:\n- from:\n  - podSelector:\n      matchLabels:\n        app: frontend\n  \
              ports:\n  - protocol: TCP\n    port: 8080",
-            "list the pods, namespaces or ipBlocks that need access in from:",
+            "add a from list naming the pods, namespaces or ipBlocks that need access.",
         ),
         Dir::Egress => (
             "egress:\n- to:\n  - namespaceSelector:\n      matchLabels:\n        \
              kubernetes.io/metadata.name: kube-system\n    podSelector:\n      matchLabels:\n        \
              k8s-app: kube-dns\n  ports:\n  - protocol: UDP\n    port: 53\n  - protocol: TCP\n    \
              port: 53",
-            "list the pods, namespaces or ipBlocks it needs in to:",
+            "add a to list naming the pods, namespaces or ipBlocks it needs.",
         ),
     };
     let detail = format!(

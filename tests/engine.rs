@@ -1,0 +1,219 @@
+//! The decision engine's behaviour on real AdmissionReview shapes (the shared
+//! fixtures, varied), called directly: exact verdicts and message fragments.
+
+mod common;
+
+use netpol_guard::admission::{self, AdmissionRequest, Operation};
+use netpol_guard::cluster::ClusterView;
+use netpol_guard::config::Settings;
+use netpol_guard::engine::{self, Verdict};
+use netpol_guard::manifests;
+use netpol_guard::rules::{Action, RuleId};
+use serde_json::json;
+
+fn view() -> ClusterView {
+    let mut v = ClusterView::new();
+    for o in manifests::load_paths(&[common::fixtures_cluster()]).unwrap() {
+        v.add(&o.object).unwrap();
+    }
+    v
+}
+
+fn request(name: &str) -> AdmissionRequest {
+    let body = std::fs::read(common::shared(&format!("fixtures/admission/{name}.json"))).unwrap();
+    admission::parse_review(&body).unwrap()
+}
+
+fn decide(req: &AdmissionRequest, settings: &Settings) -> Verdict {
+    engine::decide(req, &view(), settings).unwrap()
+}
+
+fn rules_of(v: &Verdict) -> Vec<(RuleId, Action)> {
+    v.findings.iter().map(|(f, a)| (f.rule, *a)).collect()
+}
+
+fn settings(yaml: &str) -> Settings {
+    Settings::from_yaml(yaml).unwrap()
+}
+
+#[test]
+fn update_of_an_already_uncovered_workload_is_allowed_with_a_warning() {
+    let mut req = request("deployment-create-uncovered");
+    req.operation = Operation::Update;
+    req.old_object = req.object.clone();
+    let v = decide(&req, &Settings::default());
+    assert!(v.allowed());
+    assert_eq!(rules_of(&v), [(RuleId::RequireNetworkPolicy, Action::Warn)]);
+    assert_eq!(
+        v.warnings(),
+        ["require-network-policy: Deployment payments/ledger has no NetworkPolicy; this update is allowed because it already had none, but new workloads like it are denied. Add a NetworkPolicy for its pods."]
+    );
+}
+
+#[test]
+fn update_that_moves_a_covered_workload_out_of_coverage_is_denied() {
+    let mut req = request("deployment-update-image");
+    assert!(decide(&req, &Settings::default()).allowed(), "the fixture itself is covered");
+    let obj = req.object.as_mut().unwrap();
+    obj["spec"]["template"]["metadata"]["labels"] = json!({"app": "payments-api-v2"});
+    let v = decide(&req, &Settings::default());
+    assert!(!v.allowed());
+    assert!(v.denial_message().unwrap().contains("pod labels: app=payments-api-v2"));
+}
+
+#[test]
+fn subresources_deletes_and_connect_are_allowed() {
+    let mut req = request("deployment-create-uncovered");
+    req.sub_resource = Some("status".into());
+    assert_eq!(decide(&req, &Settings::default()), Verdict::allow());
+    req.sub_resource = Some("scale".into());
+    assert_eq!(decide(&req, &Settings::default()), Verdict::allow());
+    let req = request("deployment-delete");
+    assert_eq!(req.operation, Operation::Delete);
+    assert_eq!(decide(&req, &Settings::default()), Verdict::allow());
+}
+
+#[test]
+fn dry_run_gets_the_same_verdict() {
+    let wet = decide(&request("deployment-create-uncovered"), &Settings::default());
+    let dry = decide(&request("deployment-create-dry-run-uncovered"), &Settings::default());
+    assert_eq!(rules_of(&wet), rules_of(&dry));
+    assert!(!dry.allowed());
+}
+
+#[test]
+fn controller_owned_pods_are_skipped_bare_pods_are_judged() {
+    assert_eq!(decide(&request("pod-create-controlled"), &Settings::default()), Verdict::allow());
+    let v = decide(&request("pod-create-bare-debug"), &Settings::default());
+    assert_eq!(rules_of(&v), [(RuleId::RequireNetworkPolicy, Action::Deny)]);
+    assert!(v.denial_message().unwrap().contains("Pod payments/debug: no NetworkPolicy selects its pods (pod labels: run=debug)"));
+    // ownerReferences without controller: true do not exempt a pod.
+    let mut req = request("pod-create-controlled");
+    req.object.as_mut().unwrap()["metadata"]["ownerReferences"][0]["controller"] = json!(false);
+    assert!(!decide(&req, &Settings::default()).allowed());
+}
+
+#[test]
+fn job_and_cronjob_are_judged_by_their_pod_templates() {
+    let v = decide(&request("job-create-uncovered"), &Settings::default());
+    let m = v.denial_message().unwrap();
+    assert!(m.contains("Job payments/migrate-db"), "{m}");
+    assert!(m.contains("batch.kubernetes.io/job-name=migrate-db"), "{m}");
+    let v = decide(&request("cronjob-create-uncovered"), &Settings::default());
+    assert!(v.denial_message().unwrap().contains("CronJob payments/nightly-report"));
+}
+
+#[test]
+fn excluded_namespaces_are_never_managed_even_when_labelled() {
+    let mut req = request("deployment-create-uncovered");
+    let s = settings("managedNamespaces:\n  exclude: [payments]\n");
+    assert_eq!(decide(&req, &s), Verdict::allow());
+    // ... and a namespace is managed only when its labels match the selector.
+    let s = settings("managedNamespaces:\n  selector:\n    matchLabels: {team: payments}\n");
+    assert!(!decide(&req, &s).allowed());
+    req.namespace = Some("legacy".into());
+    assert_eq!(decide(&req, &s), Verdict::allow());
+}
+
+#[test]
+fn unmanaged_and_unknown_namespaces_are_allowed() {
+    assert_eq!(decide(&request("deployment-create-unmanaged-namespace"), &Settings::default()), Verdict::allow());
+    let mut req = request("deployment-create-uncovered");
+    req.namespace = Some("does-not-exist".into());
+    assert_eq!(decide(&req, &Settings::default()), Verdict::allow());
+}
+
+#[test]
+fn rule_action_warn_and_off_change_the_verdict() {
+    let req = request("deployment-create-uncovered");
+    let v = decide(&req, &settings("rules:\n  require-network-policy: warn\n"));
+    assert!(v.allowed());
+    assert_eq!(v.warnings().len(), 1);
+    assert!(v.warnings()[0].starts_with("require-network-policy: Deployment payments/ledger"));
+    let v = decide(&req, &settings("rules:\n  require-network-policy: off\n"));
+    assert_eq!(v, Verdict::allow());
+}
+
+#[test]
+fn directions_config_uses_effective_policy_types() {
+    // payments-api grants ingress and egress; postgres grants ingress only.
+    let egress = settings("directions: egress\n");
+    assert!(decide(&request("deployment-create-covered"), &egress).allowed());
+    let v = decide(&request("statefulset-create-covered"), &egress);
+    assert!(!v.allowed());
+    assert!(v.denial_message().unwrap().contains("no NetworkPolicy grants egress to its pods"));
+    let both = settings("directions: both\n");
+    assert!(decide(&request("deployment-create-covered"), &both).allowed());
+    let v = decide(&request("statefulset-create-covered"), &both);
+    assert!(v.denial_message().unwrap().contains("NetworkPolicy postgres grants its pods ingress but no policy grants egress"));
+    assert!(decide(&request("statefulset-create-covered"), &settings("directions: ingress\n")).allowed());
+}
+
+#[test]
+fn a_cilium_policy_covers_a_workload() {
+    let req = request("deployment-create-uncovered");
+    let mut v = view();
+    v.add(&json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "ledger", "namespace": "payments"},
+        "spec": {"endpointSelector": {"matchLabels": {"k8s:app": "ledger"}},
+            "egress": [{"toEndpoints": [{"matchLabels": {"app": "postgres"}}]}]}}))
+        .unwrap();
+    assert!(engine::decide(&req, &v, &Settings::default()).unwrap().allowed());
+    let mut v = view();
+    v.add(&json!({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
+        "metadata": {"name": "ledger-everywhere"},
+        "spec": {"endpointSelector": {"matchLabels": {"app": "ledger", "k8s:io.kubernetes.pod.namespace": "payments"}},
+            "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "api"}}]}]}}))
+        .unwrap();
+    assert!(engine::decide(&req, &v, &Settings::default()).unwrap().allowed());
+}
+
+#[test]
+fn baseline_protection_lets_netpol_guard_and_the_namespace_controller_through() {
+    let req = request("networkpolicy-delete-baseline");
+    let v = decide(&req, &Settings::default());
+    assert_eq!(rules_of(&v), [(RuleId::BaselineProtected, Action::Deny)]);
+    let m = v.denial_message().unwrap();
+    assert!(m.contains("baseline-protected: alice@example.com may not delete NetworkPolicy payments/netpol-guard-default-deny"), "{m}");
+    for user in [
+        "system:serviceaccount:netpol-guard:netpol-guard",
+        "system:serviceaccount:kube-system:namespace-controller",
+    ] {
+        let mut r = req.clone();
+        r.user_info.username = user.into();
+        assert_eq!(decide(&r, &Settings::default()), Verdict::allow(), "{user}");
+    }
+    // The configured service account is the one trusted.
+    let mut r = req.clone();
+    r.user_info.username = "system:serviceaccount:ops:guard".into();
+    assert_eq!(decide(&r, &settings("serviceAccount: system:serviceaccount:ops:guard\n")), Verdict::allow());
+    // In an unmanaged namespace the label protects nothing.
+    let mut r = req.clone();
+    r.namespace = Some("legacy".into());
+    assert_eq!(decide(&r, &Settings::default()), Verdict::allow());
+    // An UPDATE is protected too; creating a policy with the label is not.
+    let mut r = req.clone();
+    r.operation = Operation::Update;
+    r.object = r.old_object.clone();
+    assert!(decide(&r, &Settings::default()).denial_message().unwrap().contains("may not change"));
+}
+
+#[test]
+fn a_workload_without_a_pod_template_is_an_error_not_an_allow() {
+    let mut req = request("deployment-create-uncovered");
+    req.object.as_mut().unwrap()["spec"] = json!({"replicas": 1});
+    let e = engine::decide(&req, &view(), &Settings::default()).unwrap_err();
+    assert_eq!(e.to_string(), "Deployment has no pod template at .spec.template");
+    req.object = None;
+    let e = engine::decide(&req, &view(), &Settings::default()).unwrap_err();
+    assert_eq!(e.to_string(), "CREATE Deployment request has no object");
+}
+
+#[test]
+fn namespaces_and_unrelated_kinds_are_allowed() {
+    assert_eq!(decide(&request("namespace-create-managed"), &Settings::default()), Verdict::allow());
+    let mut req = request("deployment-create-uncovered");
+    req.kind.kind = "ConfigMap".into();
+    req.kind.group = String::new();
+    assert_eq!(decide(&req, &Settings::default()), Verdict::allow());
+}
