@@ -83,7 +83,9 @@ pub enum ReviewError {
     Json(serde_json::Error),
     #[error("body is not an AdmissionReview request: {0}")]
     Shape(serde_json::Error),
-    #[error("expected apiVersion {API_VERSION} and kind AdmissionReview, got {api_version:?} {kind:?}")]
+    #[error(
+        "expected apiVersion {API_VERSION} and kind AdmissionReview, got {api_version:?} {kind:?}"
+    )]
     Version { api_version: String, kind: String },
     #[error("AdmissionReview has no request")]
     NoRequest,
@@ -198,7 +200,10 @@ mod tests {
             e(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#),
             "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got \"admission.k8s.io/v1beta1\" \"AdmissionReview\""
         );
-        assert_eq!(e(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#), "AdmissionReview has no request");
+        assert_eq!(
+            e(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            "AdmissionReview has no request"
+        );
         assert!(e(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}"#)
             .contains("missing field"));
         assert!(e(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"PATCH"}}"#)
@@ -207,7 +212,8 @@ mod tests {
 
     #[test]
     fn deny_serialises_as_the_api_server_expects() {
-        let out = serde_json::to_value(AdmissionResponse::deny("u", "no".into()).into_review()).unwrap();
+        let out =
+            serde_json::to_value(AdmissionResponse::deny("u", "no".into()).into_review()).unwrap();
         assert_eq!(
             out,
             serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",

@@ -106,13 +106,21 @@ impl CheckReport {
 }
 
 /// Reads the manifests and judges them. `Err` is unreadable input (exit 2).
-pub fn check_paths(paths: &[PathBuf], settings: &Settings, default_namespace: &str) -> Result<CheckReport, String> {
+pub fn check_paths(
+    paths: &[PathBuf],
+    settings: &Settings,
+    default_namespace: &str,
+) -> Result<CheckReport, String> {
     let objects = manifests::load_paths(paths).map_err(|e| e.to_string())?;
     Ok(check_objects(&objects, settings, default_namespace))
 }
 
 /// Judges already-read objects.
-pub fn check_objects(objects: &[SourcedObject], settings: &Settings, default_namespace: &str) -> CheckReport {
+pub fn check_objects(
+    objects: &[SourcedObject],
+    settings: &Settings,
+    default_namespace: &str,
+) -> CheckReport {
     let mut report = CheckReport::default();
     let mut view = ClusterView::new();
     let placed: Vec<Value> = objects
@@ -121,12 +129,16 @@ pub fn check_objects(objects: &[SourcedObject], settings: &Settings, default_nam
         .collect();
     for (o, obj) in objects.iter().zip(&placed) {
         if let Err(e) = view.add(obj) {
-            report.errors.push(format!("{}:{}: {e}", o.file.display(), o.line));
+            report
+                .errors
+                .push(format!("{}:{}: {e}", o.file.display(), o.line));
         }
     }
     let mut unknown_namespaces = BTreeSet::new();
     for (o, obj) in objects.iter().zip(&placed) {
-        let Some(req) = as_create_request(obj) else { continue };
+        let Some(req) = as_create_request(obj) else {
+            continue;
+        };
         report.judged += 1;
         let namespace = req.namespace.clone().unwrap_or_default();
         if !namespace.is_empty()
@@ -176,9 +188,19 @@ pub fn check_objects(objects: &[SourcedObject], settings: &Settings, default_nam
 fn is_cluster_scoped(obj: &Value) -> bool {
     matches!(
         obj.get("kind").and_then(Value::as_str),
-        Some("Namespace" | "CiliumClusterwideNetworkPolicy" | "ClusterRole" | "ClusterRoleBinding"
-            | "CustomResourceDefinition" | "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
-            | "PersistentVolume" | "StorageClass" | "PriorityClass" | "Node")
+        Some(
+            "Namespace"
+                | "CiliumClusterwideNetworkPolicy"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "CustomResourceDefinition"
+                | "ValidatingWebhookConfiguration"
+                | "MutatingWebhookConfiguration"
+                | "PersistentVolume"
+                | "StorageClass"
+                | "PriorityClass"
+                | "Node"
+        )
     )
 }
 
@@ -186,10 +208,16 @@ fn is_cluster_scoped(obj: &Value) -> bool {
 fn with_namespace(obj: &Value, default_namespace: &str) -> Value {
     let mut obj = obj.clone();
     if !is_cluster_scoped(&obj)
-        && obj.pointer("/metadata/namespace").and_then(Value::as_str).is_none()
+        && obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .is_none()
         && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
     {
-        meta.insert("namespace".into(), Value::String(default_namespace.to_string()));
+        meta.insert(
+            "namespace".into(),
+            Value::String(default_namespace.to_string()),
+        );
     }
     obj
 }
@@ -207,8 +235,14 @@ fn as_create_request(obj: &Value) -> Option<AdmissionRequest> {
             kind: kind.to_string(),
         },
         sub_resource: None,
-        name: obj.pointer("/metadata/name").and_then(Value::as_str).map(String::from),
-        namespace: obj.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from),
+        name: obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(String::from),
+        namespace: obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(String::from),
         operation: Operation::Create,
         user_info: UserInfo {
             username: "netpol-guard-check".into(),

@@ -104,11 +104,19 @@ fn to_u128(a: IpAddr) -> u128 {
 fn mask(a: IpAddr, prefix: u8) -> IpAddr {
     match a {
         IpAddr::V4(v4) => {
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             IpAddr::V4((u32::from(v4) & m).into())
         }
         IpAddr::V6(v6) => {
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             IpAddr::V6((u128::from(v6) & m).into())
         }
     }
@@ -122,7 +130,10 @@ impl FromStr for Cidr {
             input: s.to_string(),
             why,
         };
-        let (addr, prefix) = s.trim().split_once('/').ok_or_else(|| err("missing /prefix"))?;
+        let (addr, prefix) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| err("missing /prefix"))?;
         let addr: IpAddr = addr.parse().map_err(|_| err("bad address"))?;
         let prefix: u8 = prefix.parse().map_err(|_| err("bad prefix length"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -160,7 +171,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["10.0.0.0", "10.0.0.0/33", "::/129", "x/8", "10.0.0.0/-1", ""] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "::/129",
+            "x/8",
+            "10.0.0.0/-1",
+            "",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
     }
@@ -180,10 +198,16 @@ mod tests {
         assert_eq!(Cidr::everything(true), c("0.0.0.0/0"));
         assert_eq!(Cidr::everything(false), c("::/0"));
         assert!(covers_family(&[c("0.0.0.0/1"), c("128.0.0.0/1")], true));
-        assert!(covers_family(&[c("128.0.0.0/1"), c("10.0.0.0/8"), c("0.0.0.0/1")], true));
+        assert!(covers_family(
+            &[c("128.0.0.0/1"), c("10.0.0.0/8"), c("0.0.0.0/1")],
+            true
+        ));
         assert!(!covers_family(&[c("0.0.0.0/1"), c("128.0.0.0/2")], true));
         assert!(!covers_family(&[c("0.0.0.0/1"), c("192.0.0.0/2")], true));
-        assert!(covers_family(&[c("0.0.0.0/1"), c("128.0.0.0/2"), c("192.0.0.0/2")], true));
+        assert!(covers_family(
+            &[c("0.0.0.0/1"), c("128.0.0.0/2"), c("192.0.0.0/2")],
+            true
+        ));
         assert!(!covers_family(&[], true));
         assert!(!covers_family(&[c("::/0")], true), "other family ignored");
         assert!(covers_family(&[c("::/0")], false));

@@ -44,8 +44,10 @@ pub struct PolicyEntry {
     pub grants_egress: bool,
 }
 
-/// Policies of one scope, with an index from one `matchLabels` pair of each
-/// selector to the policy, so only policies that can match are evaluated.
+/// Policies of one scope, indexed by one (key, value) requirement of each
+/// selector (`Selector::index_key`), so only policies that can match a pod are
+/// evaluated. A policy indexed under several values of one key is still found
+/// at most once per pod, since a pod has one value per key.
 #[derive(Debug, Default)]
 struct PolicyIndex {
     entries: Vec<PolicyEntry>,
@@ -56,22 +58,24 @@ struct PolicyIndex {
 impl PolicyIndex {
     fn push(&mut self, entry: PolicyEntry) {
         let i = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        match entry.selector.match_labels().first() {
-            Some((k, v)) => self
-                .by_label
-                .entry(k.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default()
-                .push(i),
+        match entry.selector.index_key() {
+            Some((k, values)) => {
+                let by_value = self.by_label.entry(k.to_string()).or_default();
+                for v in values {
+                    by_value.entry(v.to_string()).or_default().push(i);
+                }
+            }
             None => self.unindexed.push(i),
         }
         self.entries.push(entry);
     }
 
     /// Policies that may select `labels` (each at most once): those indexed
-    /// under one of the pod's label pairs, plus those without `matchLabels`.
-    fn candidates<'s, 'l>(&'s self, labels: &'l Labels) -> impl Iterator<Item = &'s PolicyEntry> + use<'s, 'l> {
+    /// under one of the pod's label pairs, plus the unindexed ones.
+    fn candidates<'s, 'l>(
+        &'s self,
+        labels: &'l Labels,
+    ) -> impl Iterator<Item = &'s PolicyEntry> + use<'s, 'l> {
         let indexed = labels.iter().flat_map(move |(k, v)| {
             self.by_label
                 .get(k)
@@ -168,8 +172,14 @@ impl ClusterView {
         let name = name_of(obj, kind)?;
         let ns = namespace_of(obj, kind, &name)?;
         let spec = obj.get("spec");
-        let selector = Selector::from_value(spec.and_then(|s| s.get("podSelector")))
-            .map_err(|source| ViewError::Selector { kind, name: name.clone(), source })?;
+        let selector =
+            Selector::from_value(spec.and_then(|s| s.get("podSelector"))).map_err(|source| {
+                ViewError::Selector {
+                    kind,
+                    name: name.clone(),
+                    source,
+                }
+            })?;
         let (ingress_type, egress_type) = effective_policy_types(spec);
         let has = |k: &str| {
             spec.and_then(|s| s.get(k))
@@ -210,7 +220,9 @@ impl ClusterView {
         }
         for spec in specs {
             // Node-selecting specs (nodeSelector) protect hosts, not pods.
-            let Some(sel) = spec.get("endpointSelector") else { continue };
+            let Some(sel) = spec.get("endpointSelector") else {
+                continue;
+            };
             let selector = Selector::from_value(Some(sel))
                 .map_err(|source| ViewError::Selector {
                     kind: kind.as_str(),
@@ -218,7 +230,11 @@ impl ClusterView {
                     source,
                 })?
                 .map_keys(strip_cilium_source);
-            let has = |k: &str| spec.get(k).and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            let has = |k: &str| {
+                spec.get(k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            };
             let entry = PolicyEntry {
                 kind,
                 name: name.clone(),
@@ -230,7 +246,12 @@ impl ClusterView {
                 continue;
             }
             match &ns {
-                Some(ns) => self.namespaces.entry(ns.clone()).or_default().cilium.push(entry),
+                Some(ns) => self
+                    .namespaces
+                    .entry(ns.clone())
+                    .or_default()
+                    .cilium
+                    .push(entry),
                 None => self.clusterwide.push(entry),
             }
         }
@@ -244,7 +265,10 @@ impl ClusterView {
 
     /// Number of namespaces with known labels.
     pub fn namespace_count(&self) -> usize {
-        self.namespaces.values().filter(|n| n.labels.is_some()).count()
+        self.namespaces
+            .values()
+            .filter(|n| n.labels.is_some())
+            .count()
     }
 
     /// Number of policy objects loaded (all kinds, covering or not).
@@ -260,13 +284,19 @@ impl ClusterView {
 
     /// Which policies grant traffic to pods with `labels` in namespace `ns`,
     /// stopping as soon as `need` is satisfied.
-    pub fn coverage(&self, ns: &str, labels: &Labels, pod_sa: Option<&str>, need: Directions) -> Coverage<'_> {
+    pub fn coverage(
+        &self,
+        ns: &str,
+        labels: &Labels,
+        pod_sa: Option<&str>,
+        need: Directions,
+    ) -> Coverage<'_> {
         let mut cov = Coverage::default();
         let nsentry = self.namespaces.get(ns);
-        if let Some(n) = nsentry {
-            if scan(n.kube.candidates(labels), labels, need, &mut cov) {
-                return cov;
-            }
+        if let Some(n) = nsentry
+            && scan(n.kube.candidates(labels), labels, need, &mut cov)
+        {
+            return cov;
         }
         let has_cilium = nsentry.is_some_and(|n| !n.cilium.entries.is_empty())
             || !self.clusterwide.entries.is_empty();
@@ -313,7 +343,12 @@ fn scan<'a>(
 
 /// The labels Cilium gives an endpoint: the pod's own, plus its namespace,
 /// the namespace's labels and its service account, under Cilium's keys.
-fn cilium_labels(ns: &str, labels: &Labels, ns_labels: Option<&Labels>, sa: Option<&str>) -> Labels {
+fn cilium_labels(
+    ns: &str,
+    labels: &Labels,
+    ns_labels: Option<&Labels>,
+    sa: Option<&str>,
+) -> Labels {
     let mut out = labels.clone();
     out.insert("io.kubernetes.pod.namespace".into(), ns.into());
     out.insert(
@@ -340,7 +375,10 @@ fn strip_cilium_source(key: &str) -> String {
 /// without it; Egress when listed, or when egress rules exist and policyTypes
 /// is absent.
 pub fn effective_policy_types(spec: Option<&Value>) -> (bool, bool) {
-    match spec.and_then(|s| s.get("policyTypes")).and_then(Value::as_array) {
+    match spec
+        .and_then(|s| s.get("policyTypes"))
+        .and_then(Value::as_array)
+    {
         Some(types) if !types.is_empty() => {
             let has = |t: &str| types.iter().any(|x| x.as_str() == Some(t));
             (has("Ingress"), has("Egress"))
@@ -376,7 +414,10 @@ fn namespace_of(obj: &Value, kind: &'static str, name: &str) -> Result<String, V
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .map(String::from)
-        .ok_or_else(|| ViewError::NoNamespace { kind, name: name.to_string() })
+        .ok_or_else(|| ViewError::NoNamespace {
+            kind,
+            name: name.to_string(),
+        })
 }
 
 /// String labels of an object (non-string values are ignored).
@@ -397,7 +438,10 @@ mod tests {
     use serde_json::json;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn np(name: &str, spec: Value) -> Value {
@@ -418,9 +462,16 @@ mod tests {
     #[test]
     fn policy_without_rules_or_baseline_does_not_cover() {
         let mut v = ClusterView::new();
-        v.add(&np("deny", json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}))).unwrap();
-        let mut base = np("dns", json!({"podSelector": {}, "policyTypes": ["Egress"],
-            "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}));
+        v.add(&np(
+            "deny",
+            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        ))
+        .unwrap();
+        let mut base = np(
+            "dns",
+            json!({"podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}),
+        );
         base["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "netpol-guard"});
         v.add(&base).unwrap();
         assert_eq!(covered_by(&v, &l(&[("app", "x")]), Directions::Any), None);
@@ -431,48 +482,113 @@ mod tests {
     #[test]
     fn effective_policy_types_follow_kubernetes() {
         assert_eq!(effective_policy_types(Some(&json!({}))), (true, false));
-        assert_eq!(effective_policy_types(Some(&json!({"egress": [{}]}))), (true, true));
-        assert_eq!(effective_policy_types(Some(&json!({"policyTypes": ["Egress"], "ingress": [{}]}))), (false, true));
+        assert_eq!(
+            effective_policy_types(Some(&json!({"egress": [{}]}))),
+            (true, true)
+        );
+        assert_eq!(
+            effective_policy_types(Some(&json!({"policyTypes": ["Egress"], "ingress": [{}]}))),
+            (false, true)
+        );
         assert_eq!(effective_policy_types(None), (true, false));
     }
 
     #[test]
     fn ingress_rules_ignored_when_policy_types_exclude_ingress() {
         let mut v = ClusterView::new();
-        v.add(&np("p", json!({"podSelector": {}, "policyTypes": ["Egress"],
-            "ingress": [{"from": [{"podSelector": {}}]}]}))).unwrap();
+        v.add(&np(
+            "p",
+            json!({"podSelector": {}, "policyTypes": ["Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}]}),
+        ))
+        .unwrap();
         assert_eq!(covered_by(&v, &l(&[]), Directions::Any), None);
     }
 
     #[test]
     fn directions_are_honoured_across_policies() {
         let mut v = ClusterView::new();
-        v.add(&np("in", json!({"podSelector": {"matchLabels": {"app": "a"}},
-            "ingress": [{"from": [{"podSelector": {}}]}]}))).unwrap();
+        v.add(&np(
+            "in",
+            json!({"podSelector": {"matchLabels": {"app": "a"}},
+            "ingress": [{"from": [{"podSelector": {}}]}]}),
+        ))
+        .unwrap();
         let a = l(&[("app", "a")]);
         assert_eq!(covered_by(&v, &a, Directions::Any).as_deref(), Some("in"));
-        assert_eq!(covered_by(&v, &a, Directions::Ingress).as_deref(), Some("in"));
+        assert_eq!(
+            covered_by(&v, &a, Directions::Ingress).as_deref(),
+            Some("in")
+        );
         assert_eq!(covered_by(&v, &a, Directions::Egress), None);
         assert_eq!(covered_by(&v, &a, Directions::Both), None);
-        v.add(&np("out", json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
-            "policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]}))).unwrap();
+        v.add(&np(
+            "out",
+            json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+            "policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]}),
+        ))
+        .unwrap();
         assert!(covered_by(&v, &a, Directions::Both).is_some());
-        assert_eq!(covered_by(&v, &a, Directions::Egress).as_deref(), Some("out"));
+        assert_eq!(
+            covered_by(&v, &a, Directions::Egress).as_deref(),
+            Some("out")
+        );
     }
 
     #[test]
     fn index_finds_policies_by_any_label_and_unindexed_ones() {
         let mut v = ClusterView::new();
         for i in 0..100 {
-            v.add(&np(&format!("p{i}"), json!({"podSelector": {"matchLabels": {"app": format!("a{i}"), "tier": "web"}},
-                "ingress": [{}]}))).unwrap();
+            v.add(&np(
+                &format!("p{i}"),
+                json!({"podSelector": {"matchLabels": {"app": format!("a{i}"), "tier": "web"}},
+                "ingress": [{}]}),
+            ))
+            .unwrap();
         }
-        v.add(&np("expr", json!({"podSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["t"]}]},
+        v.add(&np("expr", json!({"podSelector": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["t", "u"]}]},
             "ingress": [{}]}))).unwrap();
-        assert_eq!(covered_by(&v, &l(&[("app", "a42"), ("tier", "web")]), Directions::Any).as_deref(), Some("p42"));
-        assert_eq!(covered_by(&v, &l(&[("app", "a42")]), Directions::Any), None, "matchLabels are ANDed");
-        assert_eq!(covered_by(&v, &l(&[("team", "t")]), Directions::Any).as_deref(), Some("expr"));
-        assert_eq!(covered_by(&v, &l(&[("app", "zzz"), ("tier", "web")]), Directions::Any), None);
+        assert_eq!(
+            covered_by(&v, &l(&[("app", "a42"), ("tier", "web")]), Directions::Any).as_deref(),
+            Some("p42")
+        );
+        assert_eq!(
+            covered_by(&v, &l(&[("app", "a42")]), Directions::Any),
+            None,
+            "matchLabels are ANDed"
+        );
+        for team in ["t", "u"] {
+            let pod = l(&[("app", "a1"), ("team", team)]);
+            assert_eq!(
+                covered_by(&v, &pod, Directions::Any).as_deref(),
+                Some("expr")
+            );
+        }
+        assert_eq!(covered_by(&v, &l(&[("team", "v")]), Directions::Any), None);
+        assert_eq!(
+            covered_by(&v, &l(&[("app", "zzz"), ("tier", "web")]), Directions::Any),
+            None
+        );
+    }
+
+    #[test]
+    fn unindexed_selectors_are_still_evaluated() {
+        let mut v = ClusterView::new();
+        v.add(&np(
+            "notin",
+            json!({"podSelector": {"matchExpressions": [
+            {"key": "app", "operator": "NotIn", "values": ["a1"]}]}, "ingress": [{}]}),
+        ))
+        .unwrap();
+        assert_eq!(
+            covered_by(&v, &l(&[("app", "a2")]), Directions::Any).as_deref(),
+            Some("notin")
+        );
+        assert_eq!(
+            covered_by(&v, &l(&[]), Directions::Any).as_deref(),
+            Some("notin")
+        );
+        assert_eq!(covered_by(&v, &l(&[("app", "a1")]), Directions::Any), None);
     }
 
     #[test]
@@ -499,9 +615,18 @@ mod tests {
             "metadata": {"name": "by-ns-label"},
             "spec": {"endpointSelector": {"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.team": "pay", "app": "c"}},
                 "ingress": [{"fromEntities": ["cluster"]}]}})).unwrap();
-        assert_eq!(covered_by(&v, &l(&[("app", "a")]), Directions::Any).as_deref(), Some("cnp"));
-        assert_eq!(covered_by(&v, &l(&[("app", "b")]), Directions::Any).as_deref(), Some("ccnp"));
-        assert_eq!(covered_by(&v, &l(&[("app", "c")]), Directions::Any).as_deref(), Some("by-ns-label"));
+        assert_eq!(
+            covered_by(&v, &l(&[("app", "a")]), Directions::Any).as_deref(),
+            Some("cnp")
+        );
+        assert_eq!(
+            covered_by(&v, &l(&[("app", "b")]), Directions::Any).as_deref(),
+            Some("ccnp")
+        );
+        assert_eq!(
+            covered_by(&v, &l(&[("app", "c")]), Directions::Any).as_deref(),
+            Some("by-ns-label")
+        );
         assert_eq!(covered_by(&v, &l(&[("app", "d")]), Directions::Any), None);
         // The CCNP selects namespace ns only.
         let other = v.coverage("other", &l(&[("app", "b")]), None, Directions::Any);
@@ -511,8 +636,17 @@ mod tests {
     #[test]
     fn bad_policies_are_errors() {
         let mut v = ClusterView::new();
-        assert!(v.add(&np("x", json!({"podSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}))).is_err());
+        assert!(
+            v.add(&np(
+                "x",
+                json!({"podSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}})
+            ))
+            .is_err()
+        );
         assert!(v.add(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "n"}})).is_err());
-        assert!(!v.add(&json!({"apiVersion": "v1", "kind": "ConfigMap"})).unwrap());
+        assert!(
+            !v.add(&json!({"apiVersion": "v1", "kind": "ConfigMap"}))
+                .unwrap()
+        );
     }
 }

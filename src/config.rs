@@ -82,9 +82,14 @@ impl Default for ManagedNamespaces {
                 match_labels: [("platform.io/managed".to_string(), "true".to_string())].into(),
                 match_expressions: vec![],
             },
-            exclude: ["kube-system", "kube-public", "kube-node-lease", "netpol-guard"]
-                .map(String::from)
-                .to_vec(),
+            exclude: [
+                "kube-system",
+                "kube-public",
+                "kube-node-lease",
+                "netpol-guard",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -310,20 +315,36 @@ mod tests {
 
     #[test]
     fn unknown_rule_id_is_rejected() {
-        let e = Settings::from_yaml("rules:\n  require-netpol: warn\n").unwrap_err().to_string();
+        let e = Settings::from_yaml("rules:\n  require-netpol: warn\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `require-netpol`"), "{e}");
-        assert!(e.contains("require-network-policy"), "lists the valid ids: {e}");
+        assert!(
+            e.contains("require-network-policy"),
+            "lists the valid ids: {e}"
+        );
     }
 
     #[test]
     fn bad_values_are_rejected() {
-        let e = Settings::from_yaml("rules:\n  world-cidr: block\n").unwrap_err().to_string();
+        let e = Settings::from_yaml("rules:\n  world-cidr: block\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown variant `block`"), "{e}");
-        let e = Settings::from_yaml("directions: sideways\n").unwrap_err().to_string();
+        let e = Settings::from_yaml("directions: sideways\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sideways"), "{e}");
-        let e = Settings::from_yaml("allowedCidrs: [10.0.0.0/40]\n").unwrap_err().to_string();
-        assert!(e.contains("allowedCidrs") && e.contains("10.0.0.0/40"), "{e}");
-        let e = Settings::from_yaml("cidrLimits:\n  ipv4MinPrefix: 40\n").unwrap_err().to_string();
+        let e = Settings::from_yaml("allowedCidrs: [10.0.0.0/40]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("allowedCidrs") && e.contains("10.0.0.0/40"),
+            "{e}"
+        );
+        let e = Settings::from_yaml("cidrLimits:\n  ipv4MinPrefix: 40\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cidrLimits.ipv4MinPrefix"), "{e}");
         let e = Settings::from_yaml(
             "managedNamespaces:\n  selector:\n    matchExpressions: [{key: a, operator: In}]\n",
@@ -335,8 +356,10 @@ mod tests {
 
     #[test]
     fn rule_overrides_apply_and_others_keep_defaults() {
-        let s = Settings::from_yaml("rules:\n  require-network-policy: warn\n  or-selector-slip: off\n")
-            .unwrap();
+        let s = Settings::from_yaml(
+            "rules:\n  require-network-policy: warn\n  or-selector-slip: off\n",
+        )
+        .unwrap();
         assert_eq!(s.action(RuleId::RequireNetworkPolicy), Action::Warn);
         assert_eq!(s.action(RuleId::OrSelectorSlip), Action::Off);
         assert_eq!(s.action(RuleId::WorldCidr), Action::Deny);

@@ -64,7 +64,10 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecideError {
     #[error("{operation} {kind} request has no object")]
-    NoObject { kind: String, operation: &'static str },
+    NoObject {
+        kind: String,
+        operation: &'static str,
+    },
     #[error("{0}")]
     Workload(#[from] workload::WorkloadError),
 }
@@ -79,7 +82,11 @@ pub fn is_managed(namespace: &str, view: &ClusterView, settings: &Settings) -> b
 }
 
 /// Judges one admission request.
-pub fn decide(req: &AdmissionRequest, view: &ClusterView, settings: &Settings) -> Result<Verdict, DecideError> {
+pub fn decide(
+    req: &AdmissionRequest,
+    view: &ClusterView,
+    settings: &Settings,
+) -> Result<Verdict, DecideError> {
     // Status, scale and other subresources never change what pods run with.
     if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         return Ok(Verdict::allow());
@@ -148,7 +155,12 @@ fn judge_workload(
     }
     let name = workload::display_name(obj, req.name.as_deref());
     let pods = workload::pod_shape(kind, obj)?;
-    let subject = coverage::Subject { kind, namespace, name: &name, pods: &pods };
+    let subject = coverage::Subject {
+        kind,
+        namespace,
+        name: &name,
+        pods: &pods,
+    };
     let Some(finding) = coverage::check(&subject, view, settings) else {
         return Ok(());
     };
@@ -159,7 +171,10 @@ fn judge_workload(
         && let Some(old) = req.old_object.as_ref().filter(|o| !o.is_null())
         && let Ok(old_pods) = workload::pod_shape(kind, old)
     {
-        let old_subject = coverage::Subject { pods: &old_pods, ..subject };
+        let old_subject = coverage::Subject {
+            pods: &old_pods,
+            ..subject
+        };
         if !coverage::is_covered(&old_subject, view, settings) {
             verdict.push(coverage::existing_violation(&subject), settings);
             return Ok(());
@@ -182,7 +197,9 @@ fn judge_baseline_change(
     if !matches!(req.operation, Operation::Update | Operation::Delete) {
         return;
     }
-    let Some(old) = req.old_object.as_ref() else { return };
+    let Some(old) = req.old_object.as_ref() else {
+        return;
+    };
     if !cluster::is_baseline(old) || !is_managed(namespace, view, settings) {
         return;
     }
@@ -191,7 +208,11 @@ fn judge_baseline_change(
         return;
     }
     let name = workload::display_name(old, req.name.as_deref());
-    let verb = if req.operation == Operation::Delete { "delete" } else { "change" };
+    let verb = if req.operation == Operation::Delete {
+        "delete"
+    } else {
+        "change"
+    };
     verdict.push(
         Finding::new(
             RuleId::BaselineProtected,

@@ -15,7 +15,11 @@ use netpol_guard::server::{self, AppState};
 use netpol_guard::tls::CertPair;
 
 #[derive(Parser)]
-#[command(name = "netpol-guard", version, about = "Kubernetes admission webhook that keeps namespaces segmented by NetworkPolicy")]
+#[command(
+    name = "netpol-guard",
+    version,
+    about = "Kubernetes admission webhook that keeps namespaces segmented by NetworkPolicy"
+)]
 struct Cli {
     /// Log format (default: text on a terminal, json otherwise).
     #[arg(long, global = true, value_enum)]
@@ -98,7 +102,9 @@ fn init_logging(format: Option<LogFormat>) {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -109,11 +115,15 @@ fn init_logging(format: Option<LogFormat>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config { command: ConfigCommand::Default } => {
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
             print!("{DEFAULT_CONFIG_YAML}");
             ExitCode::SUCCESS
         }
-        Command::Config { command: ConfigCommand::Validate { file } } => match Settings::from_file(&file) {
+        Command::Config {
+            command: ConfigCommand::Validate { file },
+        } => match Settings::from_file(&file) {
             Ok(_) => {
                 println!("{}: valid", file.display());
                 ExitCode::SUCCESS
@@ -123,7 +133,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Check { config, output, namespace, paths } => {
+        Command::Check {
+            config,
+            output,
+            namespace,
+            paths,
+        } => {
             let settings = match load_settings(config.as_ref()) {
                 Ok(s) => s,
                 Err(e) => {
@@ -148,7 +163,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve { addr, tls_cert, tls_key, config, state, write_ca } => {
+        Command::Serve {
+            addr,
+            tls_cert,
+            tls_key,
+            config,
+            state,
+            write_ca,
+        } => {
             init_logging(cli.log_format);
             match run_serve(addr, tls_cert, tls_key, config, state, write_ca) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -189,7 +211,10 @@ fn run_serve(
 ) -> Result<(), String> {
     let settings = load_settings(config.as_ref())?;
     let Some(state) = state else {
-        return Err("--state PATH is required: the live cluster view from the API server is not built yet".into());
+        return Err(
+            "--state PATH is required: the live cluster view from the API server is not built yet"
+                .into(),
+        );
     };
     let view = load_state(&state)?;
     tracing::info!(
@@ -205,14 +230,20 @@ fn run_serve(
         }
         _ => {
             let (pair, pem) = CertPair::self_signed().map_err(|e| e.to_string())?;
-            tracing::warn!("no --tls-cert/--tls-key: serving an ephemeral self-signed certificate for localhost and 127.0.0.1 (development only)");
+            tracing::warn!(
+                "no --tls-cert/--tls-key: serving an ephemeral self-signed certificate for localhost and 127.0.0.1 (development only)"
+            );
             (pair, Some(pem))
         }
     };
     if let Some(path) = write_ca {
         let pem = match pem {
             Some(p) => p,
-            None => return Err("--write-ca only applies to the generated self-signed certificate".into()),
+            None => {
+                return Err(
+                    "--write-ca only applies to the generated self-signed certificate".into(),
+                );
+            }
         };
         std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }

@@ -18,9 +18,16 @@ pub struct SourcedObject {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: not valid YAML/JSON: {message}")]
-    Parse { path: String, line: usize, message: String },
+    Parse {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error("{path}:{line}: a manifest must be an object with apiVersion and kind")]
     NotAnObject { path: String, line: usize },
 }
@@ -95,13 +102,22 @@ pub fn parse_text(text: &str, file: &Path) -> Result<Vec<SourcedObject>, Manifes
     Ok(out)
 }
 
-fn push_object(value: Value, file: &Path, line: usize, out: &mut Vec<SourcedObject>) -> Result<(), ManifestError> {
+fn push_object(
+    value: Value,
+    file: &Path,
+    line: usize,
+    out: &mut Vec<SourcedObject>,
+) -> Result<(), ManifestError> {
     let not_object = || ManifestError::NotAnObject {
         path: file.display().to_string(),
         line,
     };
-    let kind = value.get("kind").and_then(Value::as_str).ok_or_else(not_object)?;
-    if kind == "List" || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array)) {
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or_else(not_object)?;
+    if kind == "List" || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array))
+    {
         let Value::Object(mut map) = value else {
             return Err(not_object());
         };
@@ -136,7 +152,11 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
         if is_marker {
             docs.push((start_line, &text[start_byte..offset]));
             // Content after `--- ` on the same line belongs to the next document.
-            let rest = if trimmed.starts_with("--- ") { 4 } else { line.len() };
+            let rest = if trimmed.starts_with("--- ") {
+                4
+            } else {
+                line.len()
+            };
             start_byte = offset + rest.min(line.len());
             start_line = i + 1 + usize::from(rest >= line.len());
         }
@@ -144,7 +164,10 @@ fn split_documents(text: &str) -> Vec<(usize, &str)> {
     }
     docs.push((start_line, &text[start_byte..]));
     docs.into_iter()
-        .filter(|(_, d)| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')))
+        .filter(|(_, d)| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
         .map(|(line, d)| {
             // Report the first line with content, not the blank lines above it.
             let skipped = d
@@ -181,30 +204,51 @@ mod tests {
             "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- {apiVersion: v1, kind: Namespace, metadata: {name: b}}\n",
         );
         assert_eq!(objs.len(), 2);
-        let objs = parse(r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "items": [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}}]}"#);
+        let objs = parse(
+            r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "items": [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}}]}"#,
+        );
         assert_eq!(objs.len(), 1);
         assert_eq!(objs[0].object["kind"], "NetworkPolicy");
     }
 
     #[test]
     fn errors_name_the_file_and_line() {
-        let e = parse_text("apiVersion: v1\nkind: Namespace\n---\nkind: [\n", Path::new("bad.yaml"))
+        let e = parse_text(
+            "apiVersion: v1\nkind: Namespace\n---\nkind: [\n",
+            Path::new("bad.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("bad.yaml:5: not valid YAML/JSON"), "{e}");
+        let e = parse_text("- a\n- b\n", Path::new("l.yaml"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("bad.yaml:5: not valid YAML/JSON"), "{e}");
-        let e = parse_text("- a\n- b\n", Path::new("l.yaml")).unwrap_err().to_string();
-        assert_eq!(e, "l.yaml:1: a manifest must be an object with apiVersion and kind");
+        assert_eq!(
+            e,
+            "l.yaml:1: a manifest must be an object with apiVersion and kind"
+        );
     }
 
     #[test]
     fn reads_directories_recursively_in_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("b.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n").unwrap();
-        std::fs::write(dir.path().join("sub/a.json"), r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}"#).unwrap();
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("sub/a.json"),
+            r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}"#,
+        )
+        .unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let objs = load_paths(&[dir.path().to_path_buf()]).unwrap();
-        let names: Vec<_> = objs.iter().map(|o| o.object["metadata"]["name"].as_str().unwrap()).collect();
+        let names: Vec<_> = objs
+            .iter()
+            .map(|o| o.object["metadata"]["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["b", "a"]);
         assert!(load_paths(&[dir.path().join("missing")]).is_err());
     }

@@ -16,8 +16,18 @@ const BUCKETS: [f64; 12] = [
 ];
 
 const KINDS: &[&str] = &[
-    "Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job",
-    "CronJob", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "Namespace",
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+    "NetworkPolicy",
+    "CiliumNetworkPolicy",
+    "CiliumClusterwideNetworkPolicy",
+    "Namespace",
 ];
 const OPERATIONS: &[&str] = &["CREATE", "UPDATE", "DELETE", "CONNECT"];
 
@@ -42,9 +52,12 @@ impl Decision {
     }
 }
 
+/// endpoint, kind, operation, decision.
+type RequestKey = (&'static str, &'static str, &'static str, Decision);
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, &'static str, &'static str, Decision), u64>>,
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
     findings: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
@@ -61,8 +74,20 @@ impl Metrics {
     }
 
     /// Counts one admission request on `endpoint`.
-    pub fn observe(&self, endpoint: &'static str, kind: &str, operation: &str, decision: Decision, took: Duration) {
-        let key = (endpoint, known(KINDS, kind), known(OPERATIONS, operation), decision);
+    pub fn observe(
+        &self,
+        endpoint: &'static str,
+        kind: &str,
+        operation: &str,
+        decision: Decision,
+        took: Duration,
+    ) {
+        let key = (
+            endpoint,
+            known(KINDS, kind),
+            known(OPERATIONS, operation),
+            decision,
+        );
         if let Ok(mut m) = self.requests.lock() {
             *m.entry(key).or_default() += 1;
         }
@@ -98,11 +123,16 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP netpol_guard_rule_findings_total Findings by rule id and effective action.\n");
+        out.push_str(
+            "# HELP netpol_guard_rule_findings_total Findings by rule id and effective action.\n",
+        );
         out.push_str("# TYPE netpol_guard_rule_findings_total counter\n");
         if let Ok(m) = self.findings.lock() {
             for ((rule, action), n) in m.iter() {
-                let _ = writeln!(out, "netpol_guard_rule_findings_total{{rule=\"{rule}\",action=\"{action}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "netpol_guard_rule_findings_total{{rule=\"{rule}\",action=\"{action}\"}} {n}"
+                );
             }
         }
         out.push_str("# HELP netpol_guard_admission_duration_seconds Time from request received to response ready.\n");
@@ -115,7 +145,10 @@ impl Metrics {
             );
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "netpol_guard_admission_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "netpol_guard_admission_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "netpol_guard_admission_duration_seconds_sum {}",
@@ -123,7 +156,10 @@ impl Metrics {
         );
         let _ = writeln!(out, "netpol_guard_admission_duration_seconds_count {count}");
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }
@@ -136,15 +172,43 @@ mod tests {
     #[test]
     fn counts_with_bounded_labels_and_histogram() {
         let m = Metrics::new();
-        m.observe("/validate", "Deployment", "CREATE", Decision::Denied, Duration::from_micros(300));
-        m.observe("/validate", "Deployment", "CREATE", Decision::Denied, Duration::from_millis(2));
-        m.observe("/validate", "MadeUp", "PATCH", Decision::Allowed, Duration::from_secs(3));
+        m.observe(
+            "/validate",
+            "Deployment",
+            "CREATE",
+            Decision::Denied,
+            Duration::from_micros(300),
+        );
+        m.observe(
+            "/validate",
+            "Deployment",
+            "CREATE",
+            Decision::Denied,
+            Duration::from_millis(2),
+        );
+        m.observe(
+            "/validate",
+            "MadeUp",
+            "PATCH",
+            Decision::Allowed,
+            Duration::from_secs(3),
+        );
         m.finding("world-cidr", "deny");
         let text = m.render(&[("netpol_guard_ready", "1 when ready.", 1.0)]);
         assert!(text.contains("netpol_guard_admission_requests_total{endpoint=\"/validate\",kind=\"Deployment\",operation=\"CREATE\",decision=\"denied\"} 2\n"), "{text}");
-        assert!(text.contains("kind=\"other\",operation=\"other\",decision=\"allowed\"} 1\n"), "{text}");
-        assert!(text.contains("netpol_guard_rule_findings_total{rule=\"world-cidr\",action=\"deny\"} 1\n"));
-        assert!(text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"0.0005\"} 1\n"), "{text}");
+        assert!(
+            text.contains("kind=\"other\",operation=\"other\",decision=\"allowed\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "netpol_guard_rule_findings_total{rule=\"world-cidr\",action=\"deny\"} 1\n"
+            )
+        );
+        assert!(
+            text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"0.0005\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"0.0025\"} 2\n"));
         assert!(text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("netpol_guard_admission_duration_seconds_count 3\n"));

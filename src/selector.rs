@@ -119,9 +119,23 @@ impl Selector {
         self.labels.is_empty() && self.exprs.is_empty()
     }
 
-    /// The `matchLabels` pairs, used to index policies by one of them.
-    pub fn match_labels(&self) -> &[(String, String)] {
-        &self.labels
+    /// One key and the values a selected pod must have for it, if the
+    /// selector requires one: the first `matchLabels` pair, else the first
+    /// `In` expression. Used to index policies so that only those that can
+    /// match a pod are evaluated.
+    pub fn index_key(&self) -> Option<(&str, Vec<&str>)> {
+        if let Some((k, v)) = self.labels.first() {
+            return Some((k, vec![v.as_str()]));
+        }
+        self.exprs
+            .iter()
+            .find(|r| r.operator == Operator::In)
+            .map(|r| {
+                (
+                    r.key.as_str(),
+                    r.values.iter().map(String::as_str).collect(),
+                )
+            })
     }
 
     /// Whether the selector selects a pod with these labels.
@@ -251,7 +265,10 @@ mod tests {
         assert!(s.matches(&labels(&[("env", "prod")])));
         assert!(!s.matches(&labels(&[("env", "dev")])));
         assert!(!s.matches(&labels(&[("env", "test")])));
-        assert!(s.matches(&labels(&[])), "NotIn matches a pod without the key");
+        assert!(
+            s.matches(&labels(&[])),
+            "NotIn matches a pod without the key"
+        );
     }
 
     #[test]
@@ -280,7 +297,10 @@ mod tests {
         assert!(!s.matches(&labels(&[("app", "API ")])));
         let empty = sel(json!({"matchLabels": {"flag": ""}}));
         assert!(empty.matches(&labels(&[("flag", "")])));
-        assert!(!empty.matches(&labels(&[])), "an empty value still needs the key");
+        assert!(
+            !empty.matches(&labels(&[])),
+            "an empty value still needs the key"
+        );
     }
 
     #[test]
@@ -298,6 +318,30 @@ mod tests {
     }
 
     #[test]
+    fn index_key_prefers_match_labels_then_in() {
+        assert_eq!(
+            sel(json!({"matchLabels": {"a": "1"}, "matchExpressions": [
+            {"key": "b", "operator": "In", "values": ["x"]}]}))
+            .index_key(),
+            Some(("a", vec!["1"]))
+        );
+        assert_eq!(
+            sel(
+                json!({"matchExpressions": [{"key": "c", "operator": "Exists"},
+            {"key": "b", "operator": "In", "values": ["x", "y"]}]})
+            )
+            .index_key(),
+            Some(("b", vec!["x", "y"]))
+        );
+        assert_eq!(
+            sel(json!({"matchExpressions": [{"key": "c", "operator": "NotIn", "values": ["x"]}]}))
+                .index_key(),
+            None
+        );
+        assert_eq!(sel(json!({})).index_key(), None);
+    }
+
+    #[test]
     fn map_keys_rewrites_labels_and_expressions() {
         let s = sel(json!({"matchLabels": {"k8s:app": "a"},
             "matchExpressions": [{"key": "any:tier", "operator": "Exists"}]}))
@@ -310,13 +354,17 @@ mod tests {
         let s: LabelSelector = serde_json::from_value(json!({"matchLabels": {"a": "b"},
             "matchExpressions": [{"key": "c", "operator": "In", "values": ["d", "e"]},
                 {"key": "f", "operator": "DoesNotExist"}, {"key": "g", "operator": "Exists"},
-                {"key": "h", "operator": "NotIn", "values": ["i"]}]})).unwrap();
+                {"key": "h", "operator": "NotIn", "values": ["i"]}]}))
+        .unwrap();
         assert_eq!(describe(&s), "a=b,c in (d,e),!f,g,h notin (i)");
     }
 
     #[test]
     fn format_labels_is_sorted_and_says_none() {
-        assert_eq!(format_labels(&labels(&[("b", "2"), ("a", "1")])), "a=1, b=2");
+        assert_eq!(
+            format_labels(&labels(&[("b", "2"), ("a", "1")])),
+            "a=1, b=2"
+        );
         assert_eq!(format_labels(&labels(&[])), "(none)");
     }
 }

@@ -101,16 +101,32 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: config or cluster view not loaded\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: config or cluster view not loaded\n",
+        )
+            .into_response()
     }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let view = state.view();
     let gauges = [
-        ("netpol_guard_ready", "1 once config and cluster view are loaded.", f64::from(u8::from(state.ready.load(Ordering::SeqCst)))),
-        ("netpol_guard_cache_namespaces", "Namespaces in the cluster view.", view.namespace_count() as f64),
-        ("netpol_guard_cache_policies", "Policy objects in the cluster view (all kinds).", view.policy_count() as f64),
+        (
+            "netpol_guard_ready",
+            "1 once config and cluster view are loaded.",
+            f64::from(u8::from(state.ready.load(Ordering::SeqCst))),
+        ),
+        (
+            "netpol_guard_cache_namespaces",
+            "Namespaces in the cluster view.",
+            view.namespace_count() as f64,
+        ),
+        (
+            "netpol_guard_cache_policies",
+            "Policy objects in the cluster view (all kinds).",
+            view.policy_count() as f64,
+        ),
     ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -119,9 +135,19 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// A plain-text error for bodies that are not AdmissionReviews.
-fn bad_request(status: StatusCode, message: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+/// A body that is not an AdmissionReview: answered with its status and a
+/// short plain-text reason.
+struct Rejected(StatusCode, String);
+
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.1),
+        )
+            .into_response()
+    }
 }
 
 /// Reads the body or answers 413 (too large) / 400 with the reason.
@@ -130,11 +156,13 @@ fn body_or_error(
     endpoint: &'static str,
     body: Result<Bytes, BytesRejection>,
     started: Instant,
-) -> Result<AdmissionRequest, Response> {
+) -> Result<AdmissionRequest, Rejected> {
     let rejected = |status: StatusCode, message: String| {
-        state.metrics.observe(endpoint, "", "", Decision::Rejected, started.elapsed());
+        state
+            .metrics
+            .observe(endpoint, "", "", Decision::Rejected, started.elapsed());
         tracing::warn!(endpoint, status = status.as_u16(), error = %message, "rejected request body");
-        bad_request(status, message)
+        Rejected(status, message)
     };
     let body = body.map_err(|r| rejected(r.status(), r.body_text()))?;
     admission::parse_review(&body).map_err(|e| rejected(StatusCode::BAD_REQUEST, e.to_string()))
@@ -144,11 +172,14 @@ fn review_json(response: AdmissionResponse) -> Response {
     axum::Json(response.into_review()).into_response()
 }
 
-async fn validate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn validate(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let req = match body_or_error(&state, "/validate", body, started) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(rejected) => return rejected.into_response(),
     };
     let settings = state.settings();
     let view = state.view();
@@ -158,32 +189,52 @@ async fn validate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesR
                 state.metrics.finding(f.rule.as_str(), action_str(*a));
             }
             let decision = decision_of(&verdict);
-            (to_response(&req.uid, &verdict), decision, verdict.rule_ids())
+            (
+                to_response(&req.uid, &verdict),
+                decision,
+                verdict.rule_ids(),
+            )
         }
         // Fail closed with the reason: an object we cannot read is not allowed
         // in silently.
         Err(e) => (
-            AdmissionResponse::deny(&req.uid, format!("netpol-guard could not judge this object: {e}")),
+            AdmissionResponse::deny(
+                &req.uid,
+                format!("netpol-guard could not judge this object: {e}"),
+            ),
             Decision::Denied,
             vec![],
         ),
     };
     let took = started.elapsed();
-    state.metrics.observe("/validate", &req.kind.kind, req.operation.as_str(), decision, took);
+    state.metrics.observe(
+        "/validate",
+        &req.kind.kind,
+        req.operation.as_str(),
+        decision,
+        took,
+    );
     log_decision(&req, decision, &rules, took);
     review_json(response)
 }
 
 /// The namespace mutation is not built yet: every request is allowed unpatched.
-async fn mutate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn mutate(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let req = match body_or_error(&state, "/mutate", body, started) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(rejected) => return rejected.into_response(),
     };
-    state
-        .metrics
-        .observe("/mutate", &req.kind.kind, req.operation.as_str(), Decision::Allowed, started.elapsed());
+    state.metrics.observe(
+        "/mutate",
+        &req.kind.kind,
+        req.operation.as_str(),
+        Decision::Allowed,
+        started.elapsed(),
+    );
     review_json(AdmissionResponse::allow(&req.uid))
 }
 
@@ -248,7 +299,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
@@ -269,17 +323,18 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls_stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

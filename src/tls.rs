@@ -51,7 +51,11 @@ impl CertPair {
     /// An ephemeral self-signed certificate for `localhost` and 127.0.0.1.
     /// Returns the pair and the certificate PEM (so a client can trust it).
     pub fn self_signed() -> Result<(Self, String), TlsError> {
-        let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+        let names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
         let certified = rcgen::generate_simple_self_signed(names)?;
         let pem = certified.cert.pem();
         let key = PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
@@ -85,7 +89,10 @@ mod tests {
         let (pair, pem) = CertPair::self_signed().unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let cfg = pair.server_config().unwrap();
-        assert_eq!(cfg.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            cfg.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 
     #[test]
@@ -93,9 +100,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
-        let e = CertPair::from_files(&empty, &empty).unwrap_err().to_string();
+        let e = CertPair::from_files(&empty, &empty)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("holds no certificate"), "{e}");
-        let e = CertPair::from_files(&dir.path().join("nope"), &empty).unwrap_err().to_string();
+        let e = CertPair::from_files(&dir.path().join("nope"), &empty)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("cannot read"), "{e}");
     }
 }

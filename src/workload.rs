@@ -108,7 +108,10 @@ pub fn display_name(obj: &Value, fallback: Option<&str>) -> String {
     if let Some(n) = fallback.filter(|n| !n.is_empty()) {
         return n.to_string();
     }
-    match meta.and_then(|m| m.get("generateName")).and_then(Value::as_str) {
+    match meta
+        .and_then(|m| m.get("generateName"))
+        .and_then(Value::as_str)
+    {
         Some(g) => format!("{g}*"),
         None => "(unnamed)".to_string(),
     }
@@ -122,7 +125,11 @@ pub fn pod_shape(kind: WorkloadKind, obj: &Value) -> Result<PodShape, WorkloadEr
         .filter(|t| t.is_object())
         .ok_or_else(|| WorkloadError::NoTemplate {
             kind: kind.as_str(),
-            pointer: if pointer.is_empty() { "/".into() } else { pointer.replace('/', ".") },
+            pointer: if pointer.is_empty() {
+                "/".into()
+            } else {
+                pointer.replace('/', ".")
+            },
         })?;
     let mut labels = Labels::new();
     match template.pointer("/metadata/labels") {
@@ -136,7 +143,11 @@ pub fn pod_shape(kind: WorkloadKind, obj: &Value) -> Result<PodShape, WorkloadEr
                 labels.insert(k.clone(), v.to_string());
             }
         }
-        Some(_) => return Err(WorkloadError::BadLabels { kind: kind.as_str() }),
+        Some(_) => {
+            return Err(WorkloadError::BadLabels {
+                kind: kind.as_str(),
+            });
+        }
     }
     // The Job controller puts these on every pod it creates.
     if kind == WorkloadKind::Job
@@ -153,7 +164,12 @@ pub fn pod_shape(kind: WorkloadKind, obj: &Value) -> Result<PodShape, WorkloadEr
         .into_iter()
         .flatten()
     {
-        for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in c
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(port) = p.get("containerPort").and_then(Value::as_i64) {
                 let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
                 let cp = ContainerPort {
@@ -204,9 +220,14 @@ mod tests {
         let j = json!({"metadata": {"name": "migrate-db"},
             "spec": {"template": {"metadata": {"labels": {"app": "m"}}}}});
         let s = pod_shape(WorkloadKind::Job, &j).unwrap();
-        assert_eq!(s.labels.get("job-name").map(String::as_str), Some("migrate-db"));
         assert_eq!(
-            s.labels.get("batch.kubernetes.io/job-name").map(String::as_str),
+            s.labels.get("job-name").map(String::as_str),
+            Some("migrate-db")
+        );
+        assert_eq!(
+            s.labels
+                .get("batch.kubernetes.io/job-name")
+                .map(String::as_str),
             Some("migrate-db")
         );
     }
@@ -223,8 +244,14 @@ mod tests {
         assert_eq!(
             s.ports,
             vec![
-                ContainerPort { port: 8080, protocol: "TCP".into() },
-                ContainerPort { port: 53, protocol: "UDP".into() }
+                ContainerPort {
+                    port: 8080,
+                    protocol: "TCP".into()
+                },
+                ContainerPort {
+                    port: 53,
+                    protocol: "UDP".into()
+                }
             ]
         );
         assert_eq!(s.service_account.as_deref(), Some("sa"));
@@ -233,7 +260,10 @@ mod tests {
     #[test]
     fn missing_template_and_bad_labels_are_errors() {
         let e = pod_shape(WorkloadKind::Deployment, &json!({"spec": {}})).unwrap_err();
-        assert_eq!(e.to_string(), "Deployment has no pod template at .spec.template");
+        assert_eq!(
+            e.to_string(),
+            "Deployment has no pod template at .spec.template"
+        );
         let e = pod_shape(
             WorkloadKind::Deployment,
             &json!({"spec": {"template": {"metadata": {"labels": {"a": 1}}}}}),
@@ -247,25 +277,38 @@ mod tests {
 
     #[test]
     fn controller_ownership() {
-        assert!(is_controller_owned(&json!({"metadata": {"ownerReferences": [
-            {"kind": "ReplicaSet", "controller": true}]}})));
-        assert!(!is_controller_owned(&json!({"metadata": {"ownerReferences": [
-            {"kind": "ReplicaSet"}]}})));
+        assert!(is_controller_owned(
+            &json!({"metadata": {"ownerReferences": [
+            {"kind": "ReplicaSet", "controller": true}]}})
+        ));
+        assert!(!is_controller_owned(
+            &json!({"metadata": {"ownerReferences": [
+            {"kind": "ReplicaSet"}]}})
+        ));
         assert!(!is_controller_owned(&json!({"metadata": {}})));
     }
 
     #[test]
     fn kinds_need_the_right_group() {
-        assert_eq!(WorkloadKind::from_group_kind("apps", "Deployment"), Some(WorkloadKind::Deployment));
+        assert_eq!(
+            WorkloadKind::from_group_kind("apps", "Deployment"),
+            Some(WorkloadKind::Deployment)
+        );
         assert_eq!(WorkloadKind::from_group_kind("", "Deployment"), None);
-        assert_eq!(WorkloadKind::from_group_kind("batch", "CronJob"), Some(WorkloadKind::CronJob));
+        assert_eq!(
+            WorkloadKind::from_group_kind("batch", "CronJob"),
+            Some(WorkloadKind::CronJob)
+        );
         assert_eq!(WorkloadKind::from_group_kind("example.com", "Pod"), None);
     }
 
     #[test]
     fn display_name_falls_back_to_generate_name() {
         assert_eq!(display_name(&json!({"metadata": {"name": "a"}}), None), "a");
-        assert_eq!(display_name(&json!({"metadata": {"generateName": "x-"}}), None), "x-*");
+        assert_eq!(
+            display_name(&json!({"metadata": {"generateName": "x-"}}), None),
+            "x-*"
+        );
         assert_eq!(display_name(&json!({}), Some("req")), "req");
     }
 }

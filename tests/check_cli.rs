@@ -21,9 +21,22 @@ fn run(args: &[&str]) -> (i32, String, String) {
 fn check_examples_finds_the_uncovered_deployment_and_the_open_policy() {
     let (code, out, _) = run(&["check", "examples/"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("examples/app/ledger.yaml:3: Deployment payments/ledger: DENY require-network-policy"), "{out}");
-    assert!(out.contains("examples/app/ledger.yaml:24: NetworkPolicy payments/ledger-egress: DENY world-cidr"), "{out}");
-    assert!(out.ends_with("9 objects judged: 2 denied, 0 warned, 0 errors\n"), "{out}");
+    assert!(
+        out.contains(
+            "examples/app/ledger.yaml:3: Deployment payments/ledger: DENY require-network-policy"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "examples/app/ledger.yaml:24: NetworkPolicy payments/ledger-egress: DENY world-cidr"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("9 objects judged: 2 denied, 0 warned, 0 errors\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -31,7 +44,12 @@ fn check_json_output_is_structured() {
     let (code, out, _) = run(&["check", "--output", "json", "examples/"]);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let rules: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
     assert_eq!(rules, ["require-network-policy", "world-cidr"]);
     assert_eq!(v["findings"][0]["line"], 3);
     assert_eq!(v["findings"][0]["action"], "deny");
@@ -44,7 +62,11 @@ fn check_clean_input_exits_0_and_config_can_soften_it() {
     assert_eq!(code, 0, "{out}");
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yaml");
-    std::fs::write(&cfg, "rules:\n  require-network-policy: warn\n  world-cidr: off\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "rules:\n  require-network-policy: warn\n  world-cidr: off\n",
+    )
+    .unwrap();
     let (code, out, _) = run(&["check", "--config", cfg.to_str().unwrap(), "examples/"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("WARN require-network-policy"), "{out}");
@@ -69,16 +91,30 @@ fn check_unreadable_input_exits_2() {
 #[test]
 fn check_notes_namespaces_it_does_not_know() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("d.yaml"), std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app/ledger.yaml")).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("d.yaml"),
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app/ledger.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let (code, out, _) = run(&["check", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1, "the world-cidr policy is still denied: {out}");
-    assert!(out.contains("note: namespace payments is not among the inputs, so it was treated as unmanaged"), "{out}");
+    assert!(
+        out.contains(
+            "note: namespace payments is not among the inputs, so it was treated as unmanaged"
+        ),
+        "{out}"
+    );
     // Objects without a namespace land in --namespace.
     std::fs::write(dir.path().join("d.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: team, labels: {platform.io/managed: \"true\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x}]}\n").unwrap();
     let (code, out, _) = run(&["check", "--namespace", "team", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("Pod team/p: DENY require-network-policy"), "{out}");
+    assert!(
+        out.contains("Pod team/p: DENY require-network-policy"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -94,5 +130,8 @@ fn config_default_and_validate() {
     std::fs::write(&f, "directions: any\nmode: enforce\n").unwrap();
     let (code, _, err) = run(&["config", "validate", f.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains("unknown field `mode`") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("unknown field `mode`") && err.contains("line 2"),
+        "{err}"
+    );
 }

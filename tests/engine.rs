@@ -46,19 +46,28 @@ fn update_of_an_already_uncovered_workload_is_allowed_with_a_warning() {
     assert_eq!(rules_of(&v), [(RuleId::RequireNetworkPolicy, Action::Warn)]);
     assert_eq!(
         v.warnings(),
-        ["require-network-policy: Deployment payments/ledger has no NetworkPolicy; this update is allowed because it already had none, but new workloads like it are denied. Add a NetworkPolicy for its pods."]
+        [
+            "require-network-policy: Deployment payments/ledger has no NetworkPolicy; this update is allowed because it already had none, but new workloads like it are denied. Add a NetworkPolicy for its pods."
+        ]
     );
 }
 
 #[test]
 fn update_that_moves_a_covered_workload_out_of_coverage_is_denied() {
     let mut req = request("deployment-update-image");
-    assert!(decide(&req, &Settings::default()).allowed(), "the fixture itself is covered");
+    assert!(
+        decide(&req, &Settings::default()).allowed(),
+        "the fixture itself is covered"
+    );
     let obj = req.object.as_mut().unwrap();
     obj["spec"]["template"]["metadata"]["labels"] = json!({"app": "payments-api-v2"});
     let v = decide(&req, &Settings::default());
     assert!(!v.allowed());
-    assert!(v.denial_message().unwrap().contains("pod labels: app=payments-api-v2"));
+    assert!(
+        v.denial_message()
+            .unwrap()
+            .contains("pod labels: app=payments-api-v2")
+    );
 }
 
 #[test]
@@ -75,18 +84,31 @@ fn subresources_deletes_and_connect_are_allowed() {
 
 #[test]
 fn dry_run_gets_the_same_verdict() {
-    let wet = decide(&request("deployment-create-uncovered"), &Settings::default());
-    let dry = decide(&request("deployment-create-dry-run-uncovered"), &Settings::default());
+    let wet = decide(
+        &request("deployment-create-uncovered"),
+        &Settings::default(),
+    );
+    let dry = decide(
+        &request("deployment-create-dry-run-uncovered"),
+        &Settings::default(),
+    );
     assert_eq!(rules_of(&wet), rules_of(&dry));
     assert!(!dry.allowed());
 }
 
 #[test]
 fn controller_owned_pods_are_skipped_bare_pods_are_judged() {
-    assert_eq!(decide(&request("pod-create-controlled"), &Settings::default()), Verdict::allow());
+    assert_eq!(
+        decide(&request("pod-create-controlled"), &Settings::default()),
+        Verdict::allow()
+    );
     let v = decide(&request("pod-create-bare-debug"), &Settings::default());
     assert_eq!(rules_of(&v), [(RuleId::RequireNetworkPolicy, Action::Deny)]);
-    assert!(v.denial_message().unwrap().contains("Pod payments/debug: no NetworkPolicy selects its pods (pod labels: run=debug)"));
+    assert!(
+        v.denial_message().unwrap().contains(
+            "Pod payments/debug: no NetworkPolicy selects its pods (pod labels: run=debug)"
+        )
+    );
     // ownerReferences without controller: true do not exempt a pod.
     let mut req = request("pod-create-controlled");
     req.object.as_mut().unwrap()["metadata"]["ownerReferences"][0]["controller"] = json!(false);
@@ -100,7 +122,11 @@ fn job_and_cronjob_are_judged_by_their_pod_templates() {
     assert!(m.contains("Job payments/migrate-db"), "{m}");
     assert!(m.contains("batch.kubernetes.io/job-name=migrate-db"), "{m}");
     let v = decide(&request("cronjob-create-uncovered"), &Settings::default());
-    assert!(v.denial_message().unwrap().contains("CronJob payments/nightly-report"));
+    assert!(
+        v.denial_message()
+            .unwrap()
+            .contains("CronJob payments/nightly-report")
+    );
 }
 
 #[test]
@@ -117,7 +143,13 @@ fn excluded_namespaces_are_never_managed_even_when_labelled() {
 
 #[test]
 fn unmanaged_and_unknown_namespaces_are_allowed() {
-    assert_eq!(decide(&request("deployment-create-unmanaged-namespace"), &Settings::default()), Verdict::allow());
+    assert_eq!(
+        decide(
+            &request("deployment-create-unmanaged-namespace"),
+            &Settings::default()
+        ),
+        Verdict::allow()
+    );
     let mut req = request("deployment-create-uncovered");
     req.namespace = Some("does-not-exist".into());
     assert_eq!(decide(&req, &Settings::default()), Verdict::allow());
@@ -141,31 +173,55 @@ fn directions_config_uses_effective_policy_types() {
     assert!(decide(&request("deployment-create-covered"), &egress).allowed());
     let v = decide(&request("statefulset-create-covered"), &egress);
     assert!(!v.allowed());
-    assert!(v.denial_message().unwrap().contains("no NetworkPolicy grants egress to its pods"));
+    assert!(
+        v.denial_message()
+            .unwrap()
+            .contains("no NetworkPolicy grants egress to its pods")
+    );
     let both = settings("directions: both\n");
     assert!(decide(&request("deployment-create-covered"), &both).allowed());
     let v = decide(&request("statefulset-create-covered"), &both);
-    assert!(v.denial_message().unwrap().contains("NetworkPolicy postgres grants its pods ingress but no policy grants egress"));
-    assert!(decide(&request("statefulset-create-covered"), &settings("directions: ingress\n")).allowed());
+    assert!(
+        v.denial_message()
+            .unwrap()
+            .contains("NetworkPolicy postgres grants its pods ingress but no policy grants egress")
+    );
+    assert!(
+        decide(
+            &request("statefulset-create-covered"),
+            &settings("directions: ingress\n")
+        )
+        .allowed()
+    );
 }
 
 #[test]
 fn a_cilium_policy_covers_a_workload() {
     let req = request("deployment-create-uncovered");
     let mut v = view();
-    v.add(&json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+    v.add(
+        &json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
         "metadata": {"name": "ledger", "namespace": "payments"},
         "spec": {"endpointSelector": {"matchLabels": {"k8s:app": "ledger"}},
-            "egress": [{"toEndpoints": [{"matchLabels": {"app": "postgres"}}]}]}}))
-        .unwrap();
-    assert!(engine::decide(&req, &v, &Settings::default()).unwrap().allowed());
+            "egress": [{"toEndpoints": [{"matchLabels": {"app": "postgres"}}]}]}}),
+    )
+    .unwrap();
+    assert!(
+        engine::decide(&req, &v, &Settings::default())
+            .unwrap()
+            .allowed()
+    );
     let mut v = view();
     v.add(&json!({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
         "metadata": {"name": "ledger-everywhere"},
         "spec": {"endpointSelector": {"matchLabels": {"app": "ledger", "k8s:io.kubernetes.pod.namespace": "payments"}},
             "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "api"}}]}]}}))
         .unwrap();
-    assert!(engine::decide(&req, &v, &Settings::default()).unwrap().allowed());
+    assert!(
+        engine::decide(&req, &v, &Settings::default())
+            .unwrap()
+            .allowed()
+    );
 }
 
 #[test]
@@ -186,7 +242,13 @@ fn baseline_protection_lets_netpol_guard_and_the_namespace_controller_through() 
     // The configured service account is the one trusted.
     let mut r = req.clone();
     r.user_info.username = "system:serviceaccount:ops:guard".into();
-    assert_eq!(decide(&r, &settings("serviceAccount: system:serviceaccount:ops:guard\n")), Verdict::allow());
+    assert_eq!(
+        decide(
+            &r,
+            &settings("serviceAccount: system:serviceaccount:ops:guard\n")
+        ),
+        Verdict::allow()
+    );
     // In an unmanaged namespace the label protects nothing.
     let mut r = req.clone();
     r.namespace = Some("legacy".into());
@@ -195,7 +257,12 @@ fn baseline_protection_lets_netpol_guard_and_the_namespace_controller_through() 
     let mut r = req.clone();
     r.operation = Operation::Update;
     r.object = r.old_object.clone();
-    assert!(decide(&r, &Settings::default()).denial_message().unwrap().contains("may not change"));
+    assert!(
+        decide(&r, &Settings::default())
+            .denial_message()
+            .unwrap()
+            .contains("may not change")
+    );
 }
 
 #[test]
@@ -203,7 +270,10 @@ fn a_workload_without_a_pod_template_is_an_error_not_an_allow() {
     let mut req = request("deployment-create-uncovered");
     req.object.as_mut().unwrap()["spec"] = json!({"replicas": 1});
     let e = engine::decide(&req, &view(), &Settings::default()).unwrap_err();
-    assert_eq!(e.to_string(), "Deployment has no pod template at .spec.template");
+    assert_eq!(
+        e.to_string(),
+        "Deployment has no pod template at .spec.template"
+    );
     req.object = None;
     let e = engine::decide(&req, &view(), &Settings::default()).unwrap_err();
     assert_eq!(e.to_string(), "CREATE Deployment request has no object");
@@ -211,7 +281,10 @@ fn a_workload_without_a_pod_template_is_an_error_not_an_allow() {
 
 #[test]
 fn namespaces_and_unrelated_kinds_are_allowed() {
-    assert_eq!(decide(&request("namespace-create-managed"), &Settings::default()), Verdict::allow());
+    assert_eq!(
+        decide(&request("namespace-create-managed"), &Settings::default()),
+        Verdict::allow()
+    );
     let mut req = request("deployment-create-uncovered");
     req.kind.kind = "ConfigMap".into();
     req.kind.group = String::new();

@@ -9,7 +9,8 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_gets_its_expected_verdict_over_tls() {
     let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(shared("fixtures/expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(shared("fixtures/expected.json")).unwrap())
+            .unwrap();
     let expected = expected.as_object().unwrap();
     assert!(expected.len() >= 20, "expected.json lists every fixture");
     let server = Server::start(&fixtures_cluster(), &[]);
@@ -31,7 +32,10 @@ async fn every_fixture_gets_its_expected_verdict_over_tls() {
         assert_eq!(out["kind"], "AdmissionReview", "{file}");
         assert_eq!(resp["uid"], review["request"]["uid"], "{file}: uid echoed");
         if resp["allowed"] != want["allowed"] {
-            failures.push(format!("{file}: allowed={} want {}: {resp}", resp["allowed"], want["allowed"]));
+            failures.push(format!(
+                "{file}: allowed={} want {}: {resp}",
+                resp["allowed"], want["allowed"]
+            ));
             continue;
         }
         let message = resp["status"]["message"].as_str().unwrap_or("");
@@ -45,26 +49,41 @@ async fn every_fixture_gets_its_expected_verdict_over_tls() {
         if let Some(must) = want.get("warnings").and_then(Value::as_bool)
             && must == warnings.is_empty()
         {
-            failures.push(format!("{file}: warnings present={} want {must}: {warnings:?}", !warnings.is_empty()));
+            failures.push(format!(
+                "{file}: warnings present={} want {must}: {warnings:?}",
+                !warnings.is_empty()
+            ));
         }
         for frag in want["contains"].as_array().into_iter().flatten() {
             let frag = frag.as_str().unwrap();
             if !message.contains(frag) && !warnings.iter().any(|w| w.contains(frag)) {
-                failures.push(format!("{file}: {frag:?} missing from message {message:?} and warnings {warnings:?}"));
+                failures.push(format!(
+                    "{file}: {frag:?} missing from message {message:?} and warnings {warnings:?}"
+                ));
             }
         }
         for w in &warnings {
-            assert!(w.chars().count() <= 256, "{file}: warning over 256 chars: {w}");
+            assert!(
+                w.chars().count() <= 256,
+                "{file}: warning over 256 chars: {w}"
+            );
         }
     }
-    assert!(failures.is_empty(), "fixture verdicts wrong:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "fixture verdicts wrong:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uncovered_deployment_message_tells_the_developer_everything() {
     let server = Server::start(&fixtures_cluster(), &[]);
     let mut client = server.connect().await;
-    let body = std::fs::read(shared("fixtures/admission/deployment-create-uncovered.json")).unwrap();
+    let body = std::fs::read(shared(
+        "fixtures/admission/deployment-create-uncovered.json",
+    ))
+    .unwrap();
     let resp = client.post("/validate", body).await.json();
     let message = resp["response"]["status"]["message"].as_str().unwrap();
     for frag in [

@@ -39,7 +39,10 @@ fn fixtures() -> Vec<Value> {
 }
 
 fn post(app: &axum::Router, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let resp = app
             .clone()
@@ -47,7 +50,15 @@ fn post(app: &axum::Router, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
             .await
             .unwrap();
         let status = resp.status().as_u16();
-        (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+        (
+            status,
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
     })
 }
 
@@ -78,17 +89,32 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         ".{0,12}".prop_map(Value::String),
-        prop_oneof![Just("CREATE"), Just("UPDATE"), Just("DELETE"), Just("In"), Just("0.0.0.0/0"), Just("world")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("CREATE"),
+            Just("UPDATE"),
+            Just("DELETE"),
+            Just("In"),
+            Just("0.0.0.0/0"),
+            Just("world")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop_oneof![".{0,8}", Just("matchLabels".to_string()), Just("podSelector".to_string()),
-                    Just("ingress".to_string()), Just("spec".to_string()), Just("labels".to_string())],
+                prop_oneof![
+                    ".{0,8}",
+                    Just("matchLabels".to_string()),
+                    Just("podSelector".to_string()),
+                    Just("ingress".to_string()),
+                    Just("spec".to_string()),
+                    Just("labels".to_string())
+                ],
                 inner,
                 0..5
             )
@@ -101,8 +127,17 @@ fn arb_json() -> impl Strategy<Value = Value> {
 fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     out.push(at.clone());
     match v {
-        Value::Object(m) => m.iter().for_each(|(k, c)| pointers(c, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out)),
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, c)| pointers(c, format!("{at}/{i}"), out)),
+        Value::Object(m) => m.iter().for_each(|(k, c)| {
+            pointers(
+                c,
+                format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                out,
+            )
+        }),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, c)| pointers(c, format!("{at}/{i}"), out)),
         _ => {}
     }
 }

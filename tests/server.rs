@@ -24,8 +24,10 @@ async fn health_readiness_metrics_and_routing() {
     assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
     assert_eq!(c.get("/validate").await.status, 405);
     assert_eq!(c.get("/nope").await.status, 404);
-    c.post("/validate", fixture("deployment-create-uncovered.json")).await;
-    c.post("/validate", fixture("deployment-create-covered.json")).await;
+    c.post("/validate", fixture("deployment-create-uncovered.json"))
+        .await;
+    c.post("/validate", fixture("deployment-create-covered.json"))
+        .await;
     let m = c.get("/metrics").await.text();
     for line in [
         "netpol_guard_admission_requests_total{endpoint=\"/validate\",kind=\"Deployment\",operation=\"CREATE\",decision=\"denied\"} 1",
@@ -36,7 +38,10 @@ async fn health_readiness_metrics_and_routing() {
         "netpol_guard_cache_namespaces 4",
         "netpol_guard_cache_policies 4",
     ] {
-        assert!(m.lines().any(|l| l == line), "{line:?} missing from metrics:\n{m}");
+        assert!(
+            m.lines().any(|l| l == line),
+            "{line:?} missing from metrics:\n{m}"
+        );
     }
 }
 
@@ -78,7 +83,9 @@ async fn bodies_over_the_limit_get_413() {
     std::fs::write(&cfg, "maxBodyBytes: 2048\n").unwrap();
     let small = Server::start(&fixtures_cluster(), &["--config", cfg.to_str().unwrap()]);
     let mut c = small.connect().await;
-    let r = c.post("/validate", fixture("deployment-create-uncovered.json")).await;
+    let r = c
+        .post("/validate", fixture("deployment-create-uncovered.json"))
+        .await;
     assert_eq!(r.status, 413);
 }
 
@@ -99,12 +106,15 @@ async fn http2_is_offered_over_alpn() {
     let server = Server::start(&fixtures_cluster(), &[]);
     let stream = server.tls_stream(&[b"h2", b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = hyper::Request::post("https://localhost/validate")
-        .body(Full::new(Bytes::from(fixture("deployment-create-uncovered.json"))))
+        .body(Full::new(Bytes::from(fixture(
+            "deployment-create-uncovered.json",
+        ))))
         .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -117,7 +127,10 @@ async fn http2_is_offered_over_alpn() {
 async fn mutate_allows_without_a_patch_for_now() {
     let server = Server::start(&fixtures_cluster(), &[]);
     let mut c = server.connect().await;
-    let r = c.post("/mutate", fixture("namespace-create-managed.json")).await.json();
+    let r = c
+        .post("/mutate", fixture("namespace-create-managed.json"))
+        .await
+        .json();
     assert_eq!(r["response"]["allowed"], true);
     assert!(r["response"].get("patch").is_none());
 }
@@ -136,7 +149,10 @@ fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus 
         if let Some(s) = server.child.try_wait().unwrap() {
             return s;
         }
-        assert!(Instant::now() < deadline, "server did not exit within {within:?} of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit within {within:?} of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -166,7 +182,10 @@ async fn sigterm_drains_an_in_flight_request_then_exits() {
     let mut resp = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut resp)).await;
     let resp = String::from_utf8_lossy(&resp);
-    assert!(resp.starts_with("HTTP/1.1 200 OK"), "in-flight request was cut: {resp:?}");
+    assert!(
+        resp.starts_with("HTTP/1.1 200 OK"),
+        "in-flight request was cut: {resp:?}"
+    );
     assert!(resp.contains("\"allowed\":false"), "{resp}");
     let status = wait_exit(&mut server, Duration::from_secs(5));
     assert!(status.success(), "exit status {status:?}");
@@ -177,7 +196,9 @@ async fn garbage_tls_and_early_disconnects_do_not_hurt_the_server() {
     let server = Server::start(&fixtures_cluster(), &[]);
     // Plain HTTP on the TLS port, then a client that connects and leaves.
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
     drop(tokio::net::TcpStream::connect(server.addr).await.unwrap());

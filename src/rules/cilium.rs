@@ -239,10 +239,10 @@ impl Ctx<'_> {
             return;
         };
         let message = format!(
-            "namespace-labels-ignored: {at}: key {} does not work in a namespaced \
-             CiliumNetworkPolicy (only in a clusterwide one). Fix: match \
-             k8s:io.kubernetes.pod.namespace: NAME instead, or use a CCNP.",
-            snip(key, 80)
+            "namespace-labels-ignored: {at}: key {} is ignored in a namespaced \
+             CiliumNetworkPolicy. Fix: match on k8s:io.kubernetes.pod.namespace, or use a \
+             clusterwide policy.",
+            snip(key, 50)
         );
         let detail = "Cilium supports io.cilium.k8s.namespace.labels selectors only in a \
                       CiliumClusterwideNetworkPolicy; in a namespaced policy they never \
@@ -857,6 +857,50 @@ mod tests {
         let f = cnp(json!({"endpointSelector": app("a"),
             "egress": [{"toFQDNs": [{"matchPattern": "*".repeat(1000)}]}]}));
         assert_eq!(rules(&f), vec![RuleId::FqdnWildcard]);
+    }
+
+    /// Long but valid shapes: big indexes, long keys, IPv6: messages fit
+    /// without being cut.
+    #[test]
+    fn worst_case_messages_fit_without_truncation() {
+        let filler: Vec<Value> = (0..120)
+            .map(|_| json!({"matchLabels": {"a": "b"}}))
+            .collect();
+        let mut eps = filler.clone();
+        eps.push(json!({}));
+        eps.push(json!({"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name": "x"}}));
+        let mut strs: Vec<Value> = (0..120).map(|_| json!("cluster")).collect();
+        strs.push(json!("world-ipv4"));
+        strs.push(json!("all"));
+        let mut cidrs: Vec<Value> = (0..120).map(|_| json!("10.0.0.0/16")).collect();
+        cidrs.push(json!("0000:0000:0000:0000:0000:0000:0000:0000/0"));
+        let mut sets: Vec<Value> = (0..120).map(|_| json!({"cidr": "10.0.0.0/16"})).collect();
+        sets.push(
+            json!({"cidr": "0000:0000:0000:0000:0000:0000:0000:0000/0", "except": ["::1/128"]}),
+        );
+        let mut fqdns: Vec<Value> = (0..120).map(|_| json!({"matchName": "a.b"})).collect();
+        fqdns.push(json!({"matchPattern": "*"}));
+        let rule_in = json!({"fromEndpoints": eps, "fromEntities": strs, "fromCIDR": cidrs, "fromCIDRSet": sets});
+        let rule_out = json!({"toEndpoints": eps, "toEntities": strs, "toCIDR": cidrs, "toCIDRSet": sets,
+                              "toFQDNs": fqdns});
+        let mut ingress = vec![json!({}); 120];
+        ingress.push(rule_in);
+        let mut egress = vec![json!({}); 120];
+        egress.push(rule_out);
+        let spec = json!({"endpointSelector": eps[121].clone(),
+                          "enableDefaultDeny": {"ingress": false, "egress": false},
+                          "ingress": ingress, "egress": egress});
+        let mut specs = vec![json!({}); 120];
+        specs.push(spec);
+        let policy = json!({"specs": specs});
+        let mut seen = std::collections::BTreeSet::new();
+        for cw in [false, true] {
+            for f in run_with(&policy, cw, &Settings::default()) {
+                assert!(!f.message.ends_with("..."), "cut: {}", f.message);
+                seen.insert(f.rule);
+            }
+        }
+        assert_eq!(seen.len(), 6, "{seen:?}");
     }
 
     // ----- fixtures -----------------------------------------------------------------

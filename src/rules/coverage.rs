@@ -43,15 +43,28 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
     if cov.satisfies(need) {
         return None;
     }
-    let Subject { kind, namespace, name, pods } = *subject;
+    let Subject {
+        kind,
+        namespace,
+        name,
+        pods,
+    } = *subject;
     let kind = kind.as_str();
     let what = match need {
         Directions::Any => "no NetworkPolicy selects its pods".to_string(),
         Directions::Ingress => "no NetworkPolicy grants ingress to its pods".to_string(),
         Directions::Egress => "no NetworkPolicy grants egress to its pods".to_string(),
         Directions::Both => match (cov.ingress, cov.egress) {
-            (Some(p), None) => format!("{} {} grants its pods ingress but no policy grants egress", p.kind.as_str(), p.name),
-            (None, Some(p)) => format!("{} {} grants its pods egress but no policy grants ingress", p.kind.as_str(), p.name),
+            (Some(p), None) => format!(
+                "{} {} grants its pods ingress but no policy grants egress",
+                p.kind.as_str(),
+                p.name
+            ),
+            (None, Some(p)) => format!(
+                "{} {} grants its pods egress but no policy grants ingress",
+                p.kind.as_str(),
+                p.name
+            ),
             _ => "no NetworkPolicy grants its pods ingress and egress".to_string(),
         },
     };
@@ -81,7 +94,12 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
         );
     }
     if need != Directions::Any {
-        let _ = write!(detail, " This cluster requires {} (config directions: {}).", directions_text(need), directions_key(need));
+        let _ = write!(
+            detail,
+            " This cluster requires {} (config directions: {}).",
+            directions_text(need),
+            directions_key(need)
+        );
     }
     let _ = write!(
         detail,
@@ -94,7 +112,12 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
 
 /// The warning for an UPDATE to a workload that was already uncovered.
 pub fn existing_violation(subject: &Subject<'_>) -> Finding {
-    let Subject { kind, namespace, name, .. } = *subject;
+    let Subject {
+        kind,
+        namespace,
+        name,
+        ..
+    } = *subject;
     Finding::new(
         RuleId::RequireNetworkPolicy,
         format!(
@@ -148,7 +171,10 @@ pub fn suggested_policy(namespace: &str, name: &str, pods: &PodShape, need: Dire
     if ingress {
         let _ = writeln!(y, "  ingress:");
         let _ = writeln!(y, "  - from:");
-        let _ = writeln!(y, "    - podSelector: {{}}   # pods of this namespace; narrow to the callers");
+        let _ = writeln!(
+            y,
+            "    - podSelector: {{}}   # pods of this namespace; narrow to the callers"
+        );
         if pods.ports.is_empty() {
             let _ = writeln!(y, "    # ports: add the ports your pods listen on");
         } else {
@@ -162,14 +188,20 @@ pub fn suggested_policy(namespace: &str, name: &str, pods: &PodShape, need: Dire
     if egress {
         let _ = writeln!(y, "  egress:");
         let _ = writeln!(y, "  - to:");
-        let _ = writeln!(y, "    - podSelector: {{}}   # pods of this namespace; narrow to what it calls");
+        let _ = writeln!(
+            y,
+            "    - podSelector: {{}}   # pods of this namespace; narrow to what it calls"
+        );
     }
     y
 }
 
 fn write_pod_selector(y: &mut String, labels: &Labels) {
     if labels.is_empty() {
-        let _ = writeln!(y, "  podSelector: {{}}   # its pods have no labels: add one (e.g. app: NAME) to the pod template and select it here");
+        let _ = writeln!(
+            y,
+            "  podSelector: {{}}   # its pods have no labels: add one (e.g. app: NAME) to the pod template and select it here"
+        );
         return;
     }
     let _ = writeln!(y, "  podSelector:");
@@ -195,18 +227,26 @@ mod tests {
         v.add(&json!({"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": "pay", "labels": {"platform.io/managed": "true"}}}))
             .unwrap();
-        v.add(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        v.add(
+            &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": "netpol-guard-default-deny", "namespace": "pay",
                 "labels": {"app.kubernetes.io/managed-by": "netpol-guard"}},
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
-            .unwrap();
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
+        )
+        .unwrap();
         v
     }
 
     fn shape(labels: &[(&str, &str)]) -> PodShape {
         PodShape {
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            ports: vec![ContainerPort { port: 8080, protocol: "TCP".into() }],
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ports: vec![ContainerPort {
+                port: 8080,
+                protocol: "TCP".into(),
+            }],
             service_account: None,
         }
     }
@@ -214,7 +254,12 @@ mod tests {
     #[test]
     fn message_names_workload_labels_namespace_rule_and_fix() {
         let pods = shape(&[("app", "ledger")]);
-        let s = Subject { kind: WorkloadKind::Deployment, namespace: "pay", name: "ledger", pods: &pods };
+        let s = Subject {
+            kind: WorkloadKind::Deployment,
+            namespace: "pay",
+            name: "ledger",
+            pods: &pods,
+        };
         let f = check(&s, &view(), &Settings::default()).unwrap();
         assert_eq!(f.rule, RuleId::RequireNetworkPolicy);
         assert_eq!(
@@ -232,19 +277,35 @@ mod tests {
 
     #[test]
     fn suggested_policy_parses_and_covers_the_workload() {
-        for need in [Directions::Any, Directions::Ingress, Directions::Egress, Directions::Both] {
+        for need in [
+            Directions::Any,
+            Directions::Ingress,
+            Directions::Egress,
+            Directions::Both,
+        ] {
             let pods = shape(&[("app", "ledger"), ("tier", "true")]);
             let yaml = suggested_policy("pay", "ledger", &pods, need);
             let obj: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
             assert_eq!(obj["metadata"]["name"], "allow-ledger");
-            assert_eq!(obj["spec"]["podSelector"]["matchLabels"]["tier"], "true", "values stay strings");
+            assert_eq!(
+                obj["spec"]["podSelector"]["matchLabels"]["tier"], "true",
+                "values stay strings"
+            );
             let mut v = view();
             v.add(&obj).unwrap();
             let settings = Settings {
-                config: crate::config::Config { directions: need, ..Default::default() },
+                config: crate::config::Config {
+                    directions: need,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
-            let s = Subject { kind: WorkloadKind::Deployment, namespace: "pay", name: "ledger", pods: &pods };
+            let s = Subject {
+                kind: WorkloadKind::Deployment,
+                namespace: "pay",
+                name: "ledger",
+                pods: &pods,
+            };
             assert!(check(&s, &v, &settings).is_none(), "{need:?}: {yaml}");
         }
     }
@@ -259,18 +320,33 @@ mod tests {
     #[test]
     fn both_directions_names_the_missing_one() {
         let mut v = view();
-        v.add(&json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        v.add(
+            &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": "in", "namespace": "pay"},
-            "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}}))
-            .unwrap();
+            "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}}),
+        )
+        .unwrap();
         let settings = Settings {
-            config: crate::config::Config { directions: Directions::Both, ..Default::default() },
+            config: crate::config::Config {
+                directions: Directions::Both,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let pods = shape(&[("app", "a")]);
-        let s = Subject { kind: WorkloadKind::Pod, namespace: "pay", name: "a", pods: &pods };
+        let s = Subject {
+            kind: WorkloadKind::Pod,
+            namespace: "pay",
+            name: "a",
+            pods: &pods,
+        };
         let f = check(&s, &v, &settings).unwrap();
-        assert!(f.message.contains("NetworkPolicy in grants its pods ingress but no policy grants egress"), "{}", f.message);
+        assert!(
+            f.message
+                .contains("NetworkPolicy in grants its pods ingress but no policy grants egress"),
+            "{}",
+            f.message
+        );
         assert!(f.detail.unwrap().contains("config directions: both"));
     }
 
@@ -278,9 +354,18 @@ mod tests {
     fn warning_lines_fit_the_api_server_limit() {
         let long = "x".repeat(200);
         let pods = shape(&[("app", &long)]);
-        let s = Subject { kind: WorkloadKind::StatefulSet, namespace: "pay", name: "db", pods: &pods };
+        let s = Subject {
+            kind: WorkloadKind::StatefulSet,
+            namespace: "pay",
+            name: "db",
+            pods: &pods,
+        };
         let f = check(&s, &view(), &Settings::default()).unwrap();
-        assert!(f.message.chars().count() <= crate::rules::MAX_WARNING_CHARS, "{}", f.message);
+        assert!(
+            f.message.chars().count() <= crate::rules::MAX_WARNING_CHARS,
+            "{}",
+            f.message
+        );
         assert!(existing_violation(&s).message.chars().count() <= crate::rules::MAX_WARNING_CHARS);
     }
 }

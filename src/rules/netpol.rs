@@ -128,7 +128,7 @@ fn family(ipv4: bool) -> &'static str {
 /// canonical form.
 pub(crate) fn show_cidr(raw: &str, c: &Cidr) -> String {
     let raw = raw.trim();
-    if raw.len() <= 49 && !raw.is_empty() {
+    if raw.len() <= 43 && !raw.is_empty() {
         raw.to_string()
     } else {
         c.to_string()
@@ -177,9 +177,21 @@ pub(crate) fn world_union_message(place: &str, blocks: &[Cidr], ipv4: bool) -> S
         .filter(|c| c.is_ipv4() == ipv4)
         .map(|c| c.to_string())
         .collect();
-    let mut list = mine.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
-    if mine.len() > 4 {
-        list.push_str(&format!(" and {} more", mine.len() - 4));
+    // As many blocks as fit in about 90 characters (at least one).
+    let mut list = String::new();
+    let mut shown = 0;
+    for c in &mine {
+        if shown > 0 && list.len() + c.len() > 88 {
+            break;
+        }
+        if shown > 0 {
+            list.push_str(", ");
+        }
+        list.push_str(c);
+        shown += 1;
+    }
+    if mine.len() > shown {
+        list.push_str(&format!(" and {} more", mine.len() - shown));
     }
     format!(
         "world-cidr: {place}: CIDRs {list} together cover every {} address. \
@@ -335,7 +347,7 @@ impl Port {
                 Some(e) if e != *n => format!("{proto} {n}-{e}"),
                 _ => format!("{proto} {n}"),
             },
-            Some(PortNum::Name(s)) => format!("{proto} {}", snip(s, 20)),
+            Some(PortNum::Name(s)) => format!("{proto} {}", snip(s, 15)),
             Some(PortNum::Invalid) => format!("{proto} ?"),
         }
     }
@@ -350,11 +362,11 @@ fn parse_ports(v: Option<&Value>) -> Vec<Port> {
 fn describe_ports(ports: &[Port]) -> String {
     let mut s = ports
         .iter()
-        .take(3)
+        .take(2)
         .map(Port::describe)
         .collect::<Vec<_>>()
         .join(", ");
-    if ports.len() > 3 {
+    if ports.len() > 2 {
         s.push_str(", ...");
     }
     s
@@ -444,14 +456,14 @@ fn allow_all(
         Dir::Ingress => (
             "ingress:\n- from:\n  - podSelector:\n      matchLabels:\n        app: frontend\n  \
              ports:\n  - protocol: TCP\n    port: 8080",
-            "add a from list naming the pods, namespaces or ipBlocks that need access.",
+            "add a from list naming the peers that need access.",
         ),
         Dir::Egress => (
             "egress:\n- to:\n  - namespaceSelector:\n      matchLabels:\n        \
              kubernetes.io/metadata.name: kube-system\n    podSelector:\n      matchLabels:\n        \
              k8s-app: kube-dns\n  ports:\n  - protocol: UDP\n    port: 53\n  - protocol: TCP\n    \
              port: 53",
-            "add a to list naming the pods, namespaces or ipBlocks it needs.",
+            "add a to list naming the peers it needs.",
         ),
     };
     let detail = format!(
@@ -607,8 +619,7 @@ fn any_namespace(
     };
     let message = format!(
         "any-namespace-peer: {place}: {what} {} every pod in every namespace on {on}. \
-         Fix: select the namespace by label (kubernetes.io/metadata.name) and the pods by \
-         podSelector.",
+         Fix: select namespaces by label and add a podSelector.",
         dir.opens()
     );
     let detail = format!(
@@ -1073,7 +1084,7 @@ mod tests {
             np(json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": peers}]}));
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
-        assert!(f[0].message.contains("and 252 more"), "{}", f[0].message);
+        assert!(f[0].message.contains("and 248 more"), "{}", f[0].message);
     }
 
     #[test]
@@ -1407,6 +1418,44 @@ mod tests {
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::AllowAllPeers]);
         assert!(!f[0].message.contains('\n'));
+    }
+
+    /// Long but valid shapes: big indexes, long named ports, ranges, IPv6.
+    /// Messages fit without being cut (so the fix is never lost).
+    #[test]
+    fn worst_case_messages_fit_without_truncation() {
+        let filler: Vec<Value> = (0..120).map(|_| json!({"podSelector": {}})).collect();
+        let ports = json!([
+            {"protocol": "SCTP", "port": 60000, "endPort": 65000},
+            {"protocol": "UDP", "port": "abcdefghijklmno"},
+            {"protocol": "TCP", "port": 53, "endPort": 60}
+        ]);
+        let mut peers = filler.clone();
+        peers.push(json!({"namespaceSelector": {}, "podSelector": {}}));
+        peers.push(json!({"namespaceSelector": {"matchLabels": {"a": "b"}}}));
+        peers.push(
+            json!({"ipBlock": {"cidr": "0000:0000:0000:0000:0000:0000:0000:0000/0",
+                                      "except": ["::1/128"]}}),
+        );
+        let mut rules_list: Vec<Value> = (0..120)
+            .map(|_| json!({"from": [{"podSelector": {}}]}))
+            .collect();
+        rules_list.push(json!({"from": peers, "ports": ports}));
+        rules_list.push(json!({"from": [], "ports": ports}));
+        let union: Vec<Value> = (0..256u32)
+            .map(|i| json!({"ipBlock": {"cidr": format!("{:x}ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/8", i)}}))
+            .collect();
+        rules_list.push(json!({"from": union}));
+        let p = np(json!({"podSelector": {}, "ingress": rules_list.clone(), "egress": rules_list}));
+        let lax = settings_yaml("cidrLimits: {ipv6MinPrefix: 8}\n");
+        let mut seen = std::collections::BTreeSet::new();
+        for s in [Settings::default(), lax] {
+            for f in run_with(&p, &s) {
+                assert!(!f.message.ends_with("..."), "cut: {}", f.message);
+                seen.insert(f.rule);
+            }
+        }
+        assert_eq!(seen.len(), 5, "{seen:?}");
     }
 
     #[test]

@@ -19,7 +19,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
 pub fn shared(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(path)
 }
 
 pub fn fixtures_cluster() -> PathBuf {
@@ -41,7 +43,14 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         let mut child = Command::new(env!("CARGO_BIN_EXE_netpol-guard"))
-            .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0", "--state"])
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--state",
+            ])
             .arg(state)
             .arg("--write-ca")
             .arg(&ca)
@@ -64,14 +73,27 @@ impl Server {
         let addr = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("netpol-guard did not start listening (exit: {:?})", child.try_wait()));
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "netpol-guard did not start listening (exit: {:?})",
+                        child.try_wait()
+                    )
+                });
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["message"].as_str().is_some_and(|m| m.starts_with("netpol-guard listening"))
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("netpol-guard listening"))
             {
                 break v["addr"].as_str().unwrap().parse().unwrap();
             }
         };
-        Server { child, addr, ca, _dir: dir, stderr: rx }
+        Server {
+            child,
+            addr,
+            ca,
+            _dir: dir,
+            stderr: rx,
+        }
     }
 
     pub fn tls_connector(&self) -> TlsConnector {
@@ -88,7 +110,10 @@ impl Server {
         TlsConnector::from(Arc::new(cfg))
     }
 
-    pub async fn tls_stream(&self, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    pub async fn tls_stream(
+        &self,
+        alpn: &[&[u8]],
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
         let mut connector = self.tls_connector();
         if !alpn.is_empty() {
             let mut cfg = (*connector.config().clone()).clone();
