@@ -48,7 +48,8 @@ pub fn cluster(hot: usize) -> ClusterView {
         v.add(&policy("hot", i)).unwrap();
     }
     for i in 0..CLUSTER_POLICIES - hot {
-        v.add(&policy(&format!("ns-{}", i % NAMESPACES), i)).unwrap();
+        v.add(&policy(&format!("ns-{}", i % NAMESPACES), i))
+            .unwrap();
     }
     v
 }
@@ -76,28 +77,49 @@ fn bench(c: &mut Criterion) {
         let covered = deployment(&format!("svc-{}", hot - 2));
         let uncovered = deployment("ledger");
         let by_expr = deployment(&format!("svc-{}", hot - 1));
-        assert!(engine::decide(&covered, &view, &settings).unwrap().allowed());
-        assert!(!engine::decide(&uncovered, &view, &settings).unwrap().allowed());
-        assert!(engine::decide(&by_expr, &view, &settings).unwrap().allowed());
+        assert!(
+            engine::decide(&covered, &view, &settings)
+                .unwrap()
+                .allowed()
+        );
+        assert!(
+            !engine::decide(&uncovered, &view, &settings)
+                .unwrap()
+                .allowed()
+        );
+        assert!(
+            engine::decide(&by_expr, &view, &settings)
+                .unwrap()
+                .allowed()
+        );
         g.bench_with_input(BenchmarkId::new("covered", hot), &covered, |b, r| {
             b.iter(|| engine::decide(black_box(r), &view, &settings))
         });
-        g.bench_with_input(BenchmarkId::new("covered-by-expression", hot), &by_expr, |b, r| {
-            b.iter(|| engine::decide(black_box(r), &view, &settings))
-        });
-        g.bench_with_input(BenchmarkId::new("uncovered-deny-message", hot), &uncovered, |b, r| {
-            b.iter(|| engine::decide(black_box(r), &view, &settings))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("covered-by-expression", hot),
+            &by_expr,
+            |b, r| b.iter(|| engine::decide(black_box(r), &view, &settings)),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("uncovered-deny-message", hot),
+            &uncovered,
+            |b, r| b.iter(|| engine::decide(black_box(r), &view, &settings)),
+        );
     }
     g.finish();
     // The whole request path minus HTTP: parse, decide, serialise.
     let view = cluster(1_000);
-    let body = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/requests/deployment-covered.json")).unwrap();
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/requests/deployment-covered.json"
+    ))
+    .unwrap();
     c.bench_function("parse-decide-serialise/1000", |b| {
         b.iter(|| {
             let req = admission::parse_review(black_box(&body)).unwrap();
             let v = engine::decide(&req, &view, &settings).unwrap();
-            serde_json::to_vec(&netpol_guard::server::to_response(&req.uid, &v).into_review()).unwrap()
+            serde_json::to_vec(&netpol_guard::server::to_response(&req.uid, &v).into_review())
+                .unwrap()
         })
     });
 }
@@ -109,7 +131,10 @@ fn percentiles() {
     println!("\nper-decision latency over 200000 decisions (ns): p50 / p99 / p99.9");
     for hot in [10usize, 1_000, 10_000] {
         let view = cluster(hot);
-        for (label, req) in [("covered", deployment(&format!("svc-{}", hot - 2))), ("uncovered", deployment("ledger"))] {
+        for (label, req) in [
+            ("covered", deployment(&format!("svc-{}", hot - 2))),
+            ("uncovered", deployment("ledger")),
+        ] {
             let mut samples = Vec::with_capacity(200_000);
             for _ in 0..200_000 {
                 let t = Instant::now();
@@ -118,7 +143,12 @@ fn percentiles() {
             }
             samples.sort_unstable();
             let q = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-            println!("decide/{label}/{hot}: {} / {} / {}", q(0.50), q(0.99), q(0.999));
+            println!(
+                "decide/{label}/{hot}: {} / {} / {}",
+                q(0.50),
+                q(0.99),
+                q(0.999)
+            );
         }
     }
 }

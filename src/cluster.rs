@@ -205,11 +205,13 @@ impl ClusterView {
 
     fn add_cilium(&mut self, obj: &Value, kind: PolicyKind) -> Result<(), ViewError> {
         let name = name_of(obj, kind.as_str())?;
-        let specs: Vec<&Value> = match (obj.get("spec"), obj.get("specs")) {
-            (Some(s), _) if s.is_object() => vec![s],
-            (_, Some(Value::Array(list))) => list.iter().collect(),
-            _ => vec![],
-        };
+        // Cilium accepts `spec`, `specs`, or both in one object.
+        let specs = obj.get("spec").filter(|s| s.is_object()).into_iter().chain(
+            obj.get("specs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
         let ns = match kind {
             PolicyKind::CiliumClusterwideNetworkPolicy => None,
             _ => Some(namespace_of(obj, kind.as_str(), &name)?),

@@ -95,8 +95,10 @@ enum ConfigCommand {
 }
 
 fn init_logging(format: Option<LogFormat>) {
+    // rustls logs a warning per handshake for clients that send an IP address
+    // as SNI (curl, wrk on 127.0.0.1); keep its noise out by default.
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETPOL_GUARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,
