@@ -1,0 +1,179 @@
+//! Every rule of the catalog through the engine: it fires with its default
+//! action, and `warn`, `off` and `deny` in the config change the verdict.
+
+mod common;
+
+use netpol_guard::admission::{self, AdmissionRequest};
+use netpol_guard::cluster::ClusterView;
+use netpol_guard::config::Settings;
+use netpol_guard::engine;
+use netpol_guard::manifests;
+use netpol_guard::rules::{Action, RuleId};
+use serde_json::{Value, json};
+
+fn view() -> ClusterView {
+    let mut v = ClusterView::new();
+    for o in manifests::load_paths(&[common::fixtures_cluster()]).unwrap() {
+        v.add(&o.object).unwrap();
+    }
+    v
+}
+
+fn np(spec: Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "p", "namespace": "payments"}, "spec": spec})
+}
+
+fn cnp(kind: &str, spec: Value) -> Value {
+    let mut o = json!({"apiVersion": "cilium.io/v2", "kind": kind,
+        "metadata": {"name": "c", "namespace": "payments"}, "spec": spec});
+    if kind == "CiliumClusterwideNetworkPolicy" {
+        o["metadata"].as_object_mut().unwrap().remove("namespace");
+    }
+    o
+}
+
+fn create(obj: &Value) -> AdmissionRequest {
+    let (group, version) = obj["apiVersion"].as_str().unwrap().split_once('/').unwrap();
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u", "kind": {"group": group, "version": version, "kind": obj["kind"]},
+        "operation": "CREATE", "namespace": obj["metadata"]["namespace"], "name": obj["metadata"]["name"],
+        "userInfo": {"username": "alice@example.com"}, "object": obj}});
+    admission::parse_review(&serde_json::to_vec(&review).unwrap()).unwrap()
+}
+
+fn fixture(name: &str) -> AdmissionRequest {
+    admission::parse_review(&std::fs::read(common::shared(&format!("fixtures/admission/{name}.json"))).unwrap())
+        .unwrap()
+}
+
+/// One request per rule that fires that rule alone, with its default action.
+fn cases() -> Vec<(RuleId, AdmissionRequest, Action)> {
+    let app = json!({"matchLabels": {"app": "api"}});
+    vec![
+        (RuleId::RequireNetworkPolicy, fixture("deployment-create-uncovered"), Action::Deny),
+        (RuleId::AllowAllPeers, create(&np(json!({"podSelector": app, "policyTypes": ["Ingress"], "ingress": [{}]}))), Action::Deny),
+        (RuleId::AnyNamespacePeer, create(&np(json!({"podSelector": app, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {}}]}]}))), Action::Deny),
+        (RuleId::WorldCidr, create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}]}))), Action::Deny),
+        (RuleId::OrSelectorSlip, fixture("networkpolicy-create-or-mistake"), Action::Warn),
+        (RuleId::ImplicitIngressIsolation, create(&np(json!({"podSelector": app,
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 5432}]}]}))), Action::Warn),
+        (RuleId::DnsSingleProtocol, create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], "ports": [{"protocol": "UDP", "port": 53}]}]}))), Action::Warn),
+        (RuleId::BaselineProtected, fixture("networkpolicy-delete-baseline"), Action::Deny),
+        (RuleId::WorldEntity, fixture("ciliumnetworkpolicy-create-from-world"), Action::Deny),
+        (RuleId::FqdnWildcard, create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": app,
+            "egress": [{"toFQDNs": [{"matchPattern": "*"}]}]}))), Action::Deny),
+        (RuleId::AnyEndpointPeer, create(&cnp("CiliumClusterwideNetworkPolicy", json!({"endpointSelector": app,
+            "ingress": [{"fromEndpoints": [{}]}]}))), Action::Deny),
+        (RuleId::DefaultDenyDisabled, create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": app,
+            "enableDefaultDeny": {"ingress": false},
+            "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "web"}}]}]}))), Action::Warn),
+        (RuleId::NamespaceLabelsIgnored, create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": app,
+            "ingress": [{"fromEndpoints": [{"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.team": "web"}}]}]}))), Action::Warn),
+    ]
+}
+
+fn findings(req: &AdmissionRequest, yaml: &str) -> (bool, Vec<(RuleId, Action)>) {
+    let v = engine::decide(req, &view(), &Settings::from_yaml(yaml).unwrap()).unwrap();
+    (v.allowed(), v.findings.iter().map(|(f, a)| (f.rule, *a)).collect())
+}
+
+#[test]
+fn every_rule_is_covered_by_a_case() {
+    let covered: Vec<RuleId> = cases().into_iter().map(|(r, _, _)| r).collect();
+    assert_eq!(covered, RuleId::ALL, "one case per rule, in catalog order");
+}
+
+#[test]
+fn each_rule_fires_alone_with_its_default_action() {
+    for (rule, req, default) in cases() {
+        let (allowed, got) = findings(&req, "");
+        assert_eq!(got, [(rule, default)], "{rule}");
+        assert_eq!(allowed, default != Action::Deny, "{rule}");
+    }
+}
+
+#[test]
+fn warn_turns_every_rule_into_an_allowed_warning() {
+    for (rule, req, _) in cases() {
+        let (allowed, got) = findings(&req, &format!("rules:\n  {rule}: warn\n"));
+        assert_eq!(got, [(rule, Action::Warn)], "{rule}");
+        assert!(allowed, "{rule}");
+        let v = engine::decide(&req, &view(), &Settings::from_yaml(&format!("rules:\n  {rule}: warn\n")).unwrap()).unwrap();
+        let w = v.warnings();
+        assert_eq!(w.len(), 1, "{rule}");
+        assert!(w[0].starts_with(&format!("{rule}: ")), "{rule}: {}", w[0]);
+        assert!(w[0].chars().count() <= 256, "{rule}: {}", w[0]);
+    }
+}
+
+#[test]
+fn off_silences_every_rule() {
+    for (rule, req, _) in cases() {
+        let (allowed, got) = findings(&req, &format!("rules:\n  {rule}: off\n"));
+        assert_eq!(got, [], "{rule}");
+        assert!(allowed, "{rule}");
+    }
+}
+
+#[test]
+fn deny_turns_warning_rules_into_denials_with_the_full_text() {
+    for (rule, req, _) in cases() {
+        let yaml = format!("rules:\n  {rule}: deny\n");
+        let (allowed, got) = findings(&req, &yaml);
+        assert_eq!(got, [(rule, Action::Deny)], "{rule}");
+        assert!(!allowed, "{rule}");
+        let v = engine::decide(&req, &view(), &Settings::from_yaml(&yaml).unwrap()).unwrap();
+        let m = v.denial_message().unwrap();
+        assert!(m.starts_with(&format!("netpol-guard: {rule}: ")), "{m}");
+        assert!(m.contains('\n'), "{rule}: a denial carries the why and the fix: {m}");
+    }
+}
+
+#[test]
+fn milder_variants_stay_warnings_under_deny() {
+    // A namespaced CNP's `fromEndpoints: [{}]` only covers its own namespace.
+    let req = create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": {"matchLabels": {"app": "api"}},
+        "ingress": [{"fromEndpoints": [{}]}]})));
+    assert_eq!(findings(&req, ""), (true, vec![(RuleId::AnyEndpointPeer, Action::Warn)]));
+    // An allow-all peer limited to a port warns (DNS exfiltration), not denies.
+    let req = create(&np(json!({"podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})));
+    assert_eq!(findings(&req, ""), (true, vec![(RuleId::AllowAllPeers, Action::Warn)]));
+}
+
+#[test]
+fn policy_rules_apply_in_unmanaged_namespaces_but_not_excluded_ones() {
+    let mut req = fixture("networkpolicy-create-world-egress");
+    req.namespace = Some("legacy".into());
+    req.object.as_mut().unwrap()["metadata"]["namespace"] = json!("legacy");
+    assert_eq!(findings(&req, ""), (false, vec![(RuleId::WorldCidr, Action::Deny)]));
+    req.namespace = Some("kube-system".into());
+    assert_eq!(findings(&req, ""), (true, vec![]));
+}
+
+#[test]
+fn deletes_of_dangerous_policies_are_allowed() {
+    let mut req = fixture("networkpolicy-create-world-egress");
+    req.operation = netpol_guard::admission::Operation::Delete;
+    req.old_object = req.object.take();
+    assert_eq!(findings(&req, ""), (true, vec![]));
+}
+
+#[test]
+fn canonical_safe_policies_pass_every_rule() {
+    for name in ["networkpolicy-create-and", "ciliumnetworkpolicy-create-egress"] {
+        assert_eq!(findings(&fixture(name), ""), (true, vec![]), "{name}");
+    }
+    let dns = create(&np(json!({"podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})));
+    assert_eq!(findings(&dns, ""), (true, vec![]));
+    let deny_all = create(&np(json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})));
+    assert_eq!(findings(&deny_all, ""), (true, vec![]));
+}
