@@ -43,43 +43,114 @@ fn create(obj: &Value) -> AdmissionRequest {
 }
 
 fn fixture(name: &str) -> AdmissionRequest {
-    admission::parse_review(&std::fs::read(common::shared(&format!("fixtures/admission/{name}.json"))).unwrap())
-        .unwrap()
+    admission::parse_review(
+        &std::fs::read(common::shared(&format!("fixtures/admission/{name}.json"))).unwrap(),
+    )
+    .unwrap()
 }
 
 /// One request per rule that fires that rule alone, with its default action.
 fn cases() -> Vec<(RuleId, AdmissionRequest, Action)> {
     let app = json!({"matchLabels": {"app": "api"}});
     vec![
-        (RuleId::RequireNetworkPolicy, fixture("deployment-create-uncovered"), Action::Deny),
-        (RuleId::AllowAllPeers, create(&np(json!({"podSelector": app, "policyTypes": ["Ingress"], "ingress": [{}]}))), Action::Deny),
-        (RuleId::AnyNamespacePeer, create(&np(json!({"podSelector": app, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {}}]}]}))), Action::Deny),
-        (RuleId::WorldCidr, create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}]}))), Action::Deny),
-        (RuleId::OrSelectorSlip, fixture("networkpolicy-create-or-mistake"), Action::Warn),
-        (RuleId::ImplicitIngressIsolation, create(&np(json!({"podSelector": app,
-            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 5432}]}]}))), Action::Warn),
-        (RuleId::DnsSingleProtocol, create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
+        (
+            RuleId::RequireNetworkPolicy,
+            fixture("deployment-create-uncovered"),
+            Action::Deny,
+        ),
+        (
+            RuleId::AllowAllPeers,
+            create(&np(
+                json!({"podSelector": app, "policyTypes": ["Ingress"], "ingress": [{}]}),
+            )),
+            Action::Deny,
+        ),
+        (
+            RuleId::AnyNamespacePeer,
+            create(&np(json!({"podSelector": app, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {}}]}]}))),
+            Action::Deny,
+        ),
+        (
+            RuleId::WorldCidr,
+            create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}]}))),
+            Action::Deny,
+        ),
+        (
+            RuleId::OrSelectorSlip,
+            fixture("networkpolicy-create-or-mistake"),
+            Action::Warn,
+        ),
+        (
+            RuleId::ImplicitIngressIsolation,
+            create(&np(json!({"podSelector": app,
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"protocol": "TCP", "port": 5432}]}]}))),
+            Action::Warn,
+        ),
+        (
+            RuleId::DnsSingleProtocol,
+            create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
             "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], "ports": [{"protocol": "UDP", "port": 53}]}]}))), Action::Warn),
-        (RuleId::BaselineProtected, fixture("networkpolicy-delete-baseline"), Action::Deny),
-        (RuleId::WorldEntity, fixture("ciliumnetworkpolicy-create-from-world"), Action::Deny),
-        (RuleId::FqdnWildcard, create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": app,
-            "egress": [{"toFQDNs": [{"matchPattern": "*"}]}]}))), Action::Deny),
-        (RuleId::AnyEndpointPeer, create(&cnp("CiliumClusterwideNetworkPolicy", json!({"endpointSelector": app,
-            "ingress": [{"fromEndpoints": [{}]}]}))), Action::Deny),
-        (RuleId::DefaultDenyDisabled, create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": app,
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], "ports": [{"protocol": "UDP", "port": 53}]}]}))),
+            Action::Warn,
+        ),
+        (
+            RuleId::BaselineProtected,
+            fixture("networkpolicy-delete-baseline"),
+            Action::Deny,
+        ),
+        (
+            RuleId::WorldEntity,
+            fixture("ciliumnetworkpolicy-create-from-world"),
+            Action::Deny,
+        ),
+        (
+            RuleId::FqdnWildcard,
+            create(&cnp(
+                "CiliumNetworkPolicy",
+                json!({"endpointSelector": app,
+            "egress": [{"toFQDNs": [{"matchPattern": "*"}]}]}),
+            )),
+            Action::Deny,
+        ),
+        (
+            RuleId::AnyEndpointPeer,
+            create(&cnp(
+                "CiliumClusterwideNetworkPolicy",
+                json!({"endpointSelector": app,
+            "ingress": [{"fromEndpoints": [{}]}]}),
+            )),
+            Action::Deny,
+        ),
+        (
+            RuleId::DefaultDenyDisabled,
+            create(&cnp(
+                "CiliumNetworkPolicy",
+                json!({"endpointSelector": app,
             "enableDefaultDeny": {"ingress": false},
-            "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "web"}}]}]}))), Action::Warn),
-        (RuleId::NamespaceLabelsIgnored, create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": app,
-            "ingress": [{"fromEndpoints": [{"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.team": "web"}}]}]}))), Action::Warn),
+            "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "web"}}]}]}),
+            )),
+            Action::Warn,
+        ),
+        (
+            RuleId::NamespaceLabelsIgnored,
+            create(&cnp(
+                "CiliumNetworkPolicy",
+                json!({"endpointSelector": app,
+            "ingress": [{"fromEndpoints": [{"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.team": "web"}}]}]}),
+            )),
+            Action::Warn,
+        ),
     ]
 }
 
 fn findings(req: &AdmissionRequest, yaml: &str) -> (bool, Vec<(RuleId, Action)>) {
     let v = engine::decide(req, &view(), &Settings::from_yaml(yaml).unwrap()).unwrap();
-    (v.allowed(), v.findings.iter().map(|(f, a)| (f.rule, *a)).collect())
+    (
+        v.allowed(),
+        v.findings.iter().map(|(f, a)| (f.rule, *a)).collect(),
+    )
 }
 
 #[test]
@@ -103,7 +174,12 @@ fn warn_turns_every_rule_into_an_allowed_warning() {
         let (allowed, got) = findings(&req, &format!("rules:\n  {rule}: warn\n"));
         assert_eq!(got, [(rule, Action::Warn)], "{rule}");
         assert!(allowed, "{rule}");
-        let v = engine::decide(&req, &view(), &Settings::from_yaml(&format!("rules:\n  {rule}: warn\n")).unwrap()).unwrap();
+        let v = engine::decide(
+            &req,
+            &view(),
+            &Settings::from_yaml(&format!("rules:\n  {rule}: warn\n")).unwrap(),
+        )
+        .unwrap();
         let w = v.warnings();
         assert_eq!(w.len(), 1, "{rule}");
         assert!(w[0].starts_with(&format!("{rule}: ")), "{rule}: {}", w[0]);
@@ -130,20 +206,32 @@ fn deny_turns_warning_rules_into_denials_with_the_full_text() {
         let v = engine::decide(&req, &view(), &Settings::from_yaml(&yaml).unwrap()).unwrap();
         let m = v.denial_message().unwrap();
         assert!(m.starts_with(&format!("netpol-guard: {rule}: ")), "{m}");
-        assert!(m.contains('\n'), "{rule}: a denial carries the why and the fix: {m}");
+        assert!(
+            m.contains('\n'),
+            "{rule}: a denial carries the why and the fix: {m}"
+        );
     }
 }
 
 #[test]
 fn milder_variants_stay_warnings_under_deny() {
     // A namespaced CNP's `fromEndpoints: [{}]` only covers its own namespace.
-    let req = create(&cnp("CiliumNetworkPolicy", json!({"endpointSelector": {"matchLabels": {"app": "api"}},
-        "ingress": [{"fromEndpoints": [{}]}]})));
-    assert_eq!(findings(&req, ""), (true, vec![(RuleId::AnyEndpointPeer, Action::Warn)]));
+    let req = create(&cnp(
+        "CiliumNetworkPolicy",
+        json!({"endpointSelector": {"matchLabels": {"app": "api"}},
+        "ingress": [{"fromEndpoints": [{}]}]}),
+    ));
+    assert_eq!(
+        findings(&req, ""),
+        (true, vec![(RuleId::AnyEndpointPeer, Action::Warn)])
+    );
     // An allow-all peer limited to a port warns (DNS exfiltration), not denies.
     let req = create(&np(json!({"podSelector": {}, "policyTypes": ["Egress"],
         "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})));
-    assert_eq!(findings(&req, ""), (true, vec![(RuleId::AllowAllPeers, Action::Warn)]));
+    assert_eq!(
+        findings(&req, ""),
+        (true, vec![(RuleId::AllowAllPeers, Action::Warn)])
+    );
 }
 
 #[test]
@@ -151,7 +239,10 @@ fn policy_rules_apply_in_unmanaged_namespaces_but_not_excluded_ones() {
     let mut req = fixture("networkpolicy-create-world-egress");
     req.namespace = Some("legacy".into());
     req.object.as_mut().unwrap()["metadata"]["namespace"] = json!("legacy");
-    assert_eq!(findings(&req, ""), (false, vec![(RuleId::WorldCidr, Action::Deny)]));
+    assert_eq!(
+        findings(&req, ""),
+        (false, vec![(RuleId::WorldCidr, Action::Deny)])
+    );
     req.namespace = Some("kube-system".into());
     assert_eq!(findings(&req, ""), (true, vec![]));
 }
@@ -166,7 +257,10 @@ fn deletes_of_dangerous_policies_are_allowed() {
 
 #[test]
 fn canonical_safe_policies_pass_every_rule() {
-    for name in ["networkpolicy-create-and", "ciliumnetworkpolicy-create-egress"] {
+    for name in [
+        "networkpolicy-create-and",
+        "ciliumnetworkpolicy-create-egress",
+    ] {
         assert_eq!(findings(&fixture(name), ""), (true, vec![]), "{name}");
     }
     let dns = create(&np(json!({"podSelector": {}, "policyTypes": ["Egress"],
@@ -174,6 +268,8 @@ fn canonical_safe_policies_pass_every_rule() {
             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})));
     assert_eq!(findings(&dns, ""), (true, vec![]));
-    let deny_all = create(&np(json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})));
+    let deny_all = create(&np(
+        json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+    ));
     assert_eq!(findings(&deny_all, ""), (true, vec![]));
 }
