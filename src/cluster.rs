@@ -6,6 +6,7 @@
 //! behind an `Arc`; a decision only reads it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -25,6 +26,18 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
+    /// The policy kind of an `apiVersion`/`kind` pair.
+    pub fn from_type(api_version: &str, kind: &str) -> Option<Self> {
+        match (api_version, kind) {
+            ("networking.k8s.io/v1", "NetworkPolicy") => Some(Self::NetworkPolicy),
+            ("cilium.io/v2", "CiliumNetworkPolicy") => Some(Self::CiliumNetworkPolicy),
+            ("cilium.io/v2", "CiliumClusterwideNetworkPolicy") => {
+                Some(Self::CiliumClusterwideNetworkPolicy)
+            }
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NetworkPolicy => "NetworkPolicy",
@@ -48,7 +61,7 @@ pub struct PolicyEntry {
 /// selector (`Selector::index_key`), so only policies that can match a pod are
 /// evaluated. A policy indexed under several values of one key is still found
 /// at most once per pod, since a pod has one value per key.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct PolicyIndex {
     entries: Vec<PolicyEntry>,
     by_label: HashMap<String, HashMap<String, Vec<u32>>>,
@@ -89,13 +102,30 @@ impl PolicyIndex {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct NamespaceEntry {
     labels: Option<Labels>,
     kube: PolicyIndex,
     cilium: PolicyIndex,
-    /// NetworkPolicies that select pods but cannot cover them (baseline, no rules).
+    /// Policies that select pods but cannot cover them (baseline, no rules).
     isolating: usize,
+    /// Policy objects of every kind in this namespace.
+    objects: usize,
+}
+
+impl NamespaceEntry {
+    fn push(&mut self, entries: Vec<PolicyEntry>, isolating: bool) {
+        self.objects += 1;
+        if isolating {
+            self.isolating += 1;
+        }
+        for e in entries {
+            match e.kind {
+                PolicyKind::NetworkPolicy => self.kube.push(e),
+                _ => self.cilium.push(e),
+            }
+        }
+    }
 }
 
 /// What covers a set of pods, per direction.
@@ -131,12 +161,21 @@ pub enum ViewError {
     NoNamespace { kind: &'static str, name: String },
 }
 
-/// The cluster as the engine sees it.
-#[derive(Debug, Default)]
+/// The cluster as the engine sees it. Namespaces are behind `Arc`s so a
+/// live update clones the map and rebuilds only the namespaces that changed.
+#[derive(Debug, Default, Clone)]
 pub struct ClusterView {
-    namespaces: HashMap<String, NamespaceEntry>,
-    clusterwide: PolicyIndex,
-    policy_count: usize,
+    namespaces: HashMap<String, Arc<NamespaceEntry>>,
+    clusterwide: Arc<PolicyIndex>,
+    clusterwide_objects: usize,
+}
+
+/// One policy object, compiled.
+struct Compiled {
+    namespace: Option<String>,
+    entries: Vec<PolicyEntry>,
+    /// Selects pods but grants nothing (baseline, or no rules).
+    isolating: bool,
 }
 
 impl ClusterView {
@@ -149,115 +188,89 @@ impl ClusterView {
     pub fn add(&mut self, obj: &Value) -> Result<bool, ViewError> {
         let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-        match (api_version, kind) {
-            ("v1", "Namespace") => {
-                let name = name_of(obj, "Namespace")?;
-                let labels = labels_of(obj);
-                self.namespaces.entry(name).or_default().labels = Some(labels);
+        if (api_version, kind) == ("v1", "Namespace") {
+            let name = name_of(obj, "Namespace")?;
+            Arc::make_mut(self.namespaces.entry(name).or_default()).labels = Some(labels_of(obj));
+            return Ok(true);
+        }
+        let Some(kind) = PolicyKind::from_type(api_version, kind) else {
+            return Ok(false);
+        };
+        let compiled = compile(obj, kind)?;
+        match compiled.namespace {
+            Some(ns) => Arc::make_mut(self.namespaces.entry(ns).or_default())
+                .push(compiled.entries, compiled.isolating),
+            None => {
+                self.clusterwide_objects += 1;
+                let index = Arc::make_mut(&mut self.clusterwide);
+                for e in compiled.entries {
+                    index.push(e);
+                }
             }
-            ("networking.k8s.io/v1", "NetworkPolicy") => self.add_network_policy(obj)?,
-            ("cilium.io/v2", "CiliumNetworkPolicy") => {
-                self.add_cilium(obj, PolicyKind::CiliumNetworkPolicy)?
-            }
-            ("cilium.io/v2", "CiliumClusterwideNetworkPolicy") => {
-                self.add_cilium(obj, PolicyKind::CiliumClusterwideNetworkPolicy)?
-            }
-            _ => return Ok(false),
         }
         Ok(true)
     }
 
-    fn add_network_policy(&mut self, obj: &Value) -> Result<(), ViewError> {
-        let kind = "NetworkPolicy";
-        let name = name_of(obj, kind)?;
-        let ns = namespace_of(obj, kind, &name)?;
-        let spec = obj.get("spec");
-        let selector =
-            Selector::from_value(spec.and_then(|s| s.get("podSelector"))).map_err(|source| {
-                ViewError::Selector {
-                    kind,
-                    name: name.clone(),
-                    source,
+    /// Replaces what the view knows of one namespace: its labels (`None`
+    /// when the Namespace object is not known) and all its policies (objects
+    /// of the namespaced policy kinds, `apiVersion`/`kind` set). Policies that
+    /// cannot be compiled are skipped and returned as errors.
+    pub fn set_namespace<'a>(
+        &mut self,
+        ns: &str,
+        labels: Option<Labels>,
+        policies: impl IntoIterator<Item = &'a Value>,
+    ) -> Vec<ViewError> {
+        let mut entry = NamespaceEntry {
+            labels,
+            ..NamespaceEntry::default()
+        };
+        let mut errors = Vec::new();
+        for obj in policies {
+            let kind = obj
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .zip(obj.get("kind").and_then(Value::as_str));
+            match kind.and_then(|(a, k)| PolicyKind::from_type(a, k)) {
+                Some(kind) if kind != PolicyKind::CiliumClusterwideNetworkPolicy => {
+                    match compile(obj, kind) {
+                        Ok(c) => entry.push(c.entries, c.isolating),
+                        Err(e) => errors.push(e),
+                    }
                 }
-            })?;
-        let (ingress_type, egress_type) = effective_policy_types(spec);
-        let has = |k: &str| {
-            spec.and_then(|s| s.get(k))
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty())
-        };
-        let entry = PolicyEntry {
-            kind: PolicyKind::NetworkPolicy,
-            name,
-            selector,
-            grants_ingress: ingress_type && has("ingress"),
-            grants_egress: egress_type && has("egress"),
-        };
-        self.policy_count += 1;
-        let nsentry = self.namespaces.entry(ns).or_default();
-        if is_baseline(obj) || !(entry.grants_ingress || entry.grants_egress) {
-            nsentry.isolating += 1;
-        } else {
-            nsentry.kube.push(entry);
+                _ => {}
+            }
         }
-        Ok(())
+        if entry.labels.is_none() && entry.objects == 0 {
+            self.namespaces.remove(ns);
+        } else {
+            self.namespaces.insert(ns.to_string(), Arc::new(entry));
+        }
+        errors
     }
 
-    fn add_cilium(&mut self, obj: &Value, kind: PolicyKind) -> Result<(), ViewError> {
-        let name = name_of(obj, kind.as_str())?;
-        // Cilium accepts `spec`, `specs`, or both in one object.
-        let specs = obj.get("spec").filter(|s| s.is_object()).into_iter().chain(
-            obj.get("specs")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten(),
-        );
-        let ns = match kind {
-            PolicyKind::CiliumClusterwideNetworkPolicy => None,
-            _ => Some(namespace_of(obj, kind.as_str(), &name)?),
-        };
-        self.policy_count += 1;
-        if is_baseline(obj) {
-            return Ok(());
-        }
-        for spec in specs {
-            // Node-selecting specs (nodeSelector) protect hosts, not pods.
-            let Some(sel) = spec.get("endpointSelector") else {
-                continue;
-            };
-            let selector = Selector::from_value(Some(sel))
-                .map_err(|source| ViewError::Selector {
-                    kind: kind.as_str(),
-                    name: name.clone(),
-                    source,
-                })?
-                .map_keys(strip_cilium_source);
-            let has = |k: &str| {
-                spec.get(k)
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-            };
-            let entry = PolicyEntry {
-                kind,
-                name: name.clone(),
-                selector,
-                grants_ingress: has("ingress"),
-                grants_egress: has("egress"),
-            };
-            if !(entry.grants_ingress || entry.grants_egress) {
-                continue;
-            }
-            match &ns {
-                Some(ns) => self
-                    .namespaces
-                    .entry(ns.clone())
-                    .or_default()
-                    .cilium
-                    .push(entry),
-                None => self.clusterwide.push(entry),
+    /// Replaces every CiliumClusterwideNetworkPolicy.
+    pub fn set_clusterwide<'a>(
+        &mut self,
+        policies: impl IntoIterator<Item = &'a Value>,
+    ) -> Vec<ViewError> {
+        let mut index = PolicyIndex::default();
+        let mut errors = Vec::new();
+        let mut objects = 0;
+        for obj in policies {
+            match compile(obj, PolicyKind::CiliumClusterwideNetworkPolicy) {
+                Ok(c) => {
+                    objects += 1;
+                    for e in c.entries {
+                        index.push(e);
+                    }
+                }
+                Err(e) => errors.push(e),
             }
         }
-        Ok(())
+        self.clusterwide = Arc::new(index);
+        self.clusterwide_objects = objects;
+        errors
     }
 
     /// Labels of a namespace, if the view knows it.
@@ -275,7 +288,7 @@ impl ClusterView {
 
     /// Number of policy objects loaded (all kinds, covering or not).
     pub fn policy_count(&self) -> usize {
-        self.policy_count
+        self.namespaces.values().map(|n| n.objects).sum::<usize>() + self.clusterwide_objects
     }
 
     /// Number of policies in `ns` that select pods but grant nothing
@@ -371,6 +384,79 @@ fn strip_cilium_source(key: &str) -> String {
         .or_else(|| key.strip_prefix("any:"))
         .unwrap_or(key)
         .to_string()
+}
+
+/// Compiles one policy object into the entries that can cover pods.
+fn compile(obj: &Value, kind: PolicyKind) -> Result<Compiled, ViewError> {
+    let kind_str = kind.as_str();
+    let name = name_of(obj, kind_str)?;
+    let namespace = match kind {
+        PolicyKind::CiliumClusterwideNetworkPolicy => None,
+        _ => Some(namespace_of(obj, kind_str, &name)?),
+    };
+    let selector_err = |source| ViewError::Selector {
+        kind: kind_str,
+        name: name.clone(),
+        source,
+    };
+    let mut entries = Vec::new();
+    if kind == PolicyKind::NetworkPolicy {
+        let spec = obj.get("spec");
+        let selector =
+            Selector::from_value(spec.and_then(|s| s.get("podSelector"))).map_err(selector_err)?;
+        let (ingress_type, egress_type) = effective_policy_types(spec);
+        let has = |k: &str| non_empty(spec.and_then(|s| s.get(k)));
+        entries.push(PolicyEntry {
+            kind,
+            name: name.clone(),
+            selector,
+            grants_ingress: ingress_type && has("ingress"),
+            grants_egress: egress_type && has("egress"),
+        });
+    } else {
+        // Cilium accepts `spec`, `specs`, or both in one object.
+        let specs = obj.get("spec").filter(|s| s.is_object()).into_iter().chain(
+            obj.get("specs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+        for spec in specs {
+            // Node-selecting specs (nodeSelector) protect hosts, not pods.
+            let Some(sel) = spec.get("endpointSelector") else {
+                continue;
+            };
+            let selector = Selector::from_value(Some(sel))
+                .map_err(selector_err)?
+                .map_keys(strip_cilium_source);
+            entries.push(PolicyEntry {
+                kind,
+                name: name.clone(),
+                selector,
+                grants_ingress: non_empty(spec.get("ingress")),
+                grants_egress: non_empty(spec.get("egress")),
+            });
+        }
+    }
+    // The baseline and rule-less policies only isolate: they never cover.
+    let isolating = is_baseline(obj)
+        || entries
+            .iter()
+            .all(|e| !(e.grants_ingress || e.grants_egress));
+    if isolating {
+        entries.clear();
+    } else {
+        entries.retain(|e| e.grants_ingress || e.grants_egress);
+    }
+    Ok(Compiled {
+        namespace,
+        entries,
+        isolating,
+    })
+}
+
+fn non_empty(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_array).is_some_and(|a| !a.is_empty())
 }
 
 /// Kubernetes' effective policyTypes: Ingress unless policyTypes is given
@@ -650,5 +736,72 @@ mod tests {
             !v.add(&json!({"apiVersion": "v1", "kind": "ConfigMap"}))
                 .unwrap()
         );
+    }
+}
+
+#[cfg(test)]
+mod live_update_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn np(ns: &str, name: &str, app: &str) -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"podSelector": {"matchLabels": {"app": app}}, "ingress": [{}]}})
+    }
+
+    fn covers(v: &ClusterView, ns: &str, app: &str) -> bool {
+        let labels: Labels = [("app".to_string(), app.to_string())].into();
+        v.coverage(ns, &labels, None, Directions::Any)
+            .satisfies(Directions::Any)
+    }
+
+    #[test]
+    fn set_namespace_replaces_labels_and_policies_of_that_namespace_only() {
+        let mut v = ClusterView::new();
+        v.add(&np("a", "p1", "x")).unwrap();
+        v.add(&np("b", "p2", "y")).unwrap();
+        let before = v.clone();
+        let labels: Labels = [("team".to_string(), "t".to_string())].into();
+        let new = [np("a", "p3", "z")];
+        assert!(
+            v.set_namespace("a", Some(labels.clone()), new.iter())
+                .is_empty()
+        );
+        assert!(!covers(&v, "a", "x"), "old policy gone");
+        assert!(covers(&v, "a", "z"));
+        assert!(covers(&v, "b", "y"), "other namespaces untouched");
+        assert_eq!(v.namespace_labels("a"), Some(&labels));
+        assert_eq!(v.policy_count(), 2);
+        // The clone taken before is unaffected (copy on write).
+        assert!(covers(&before, "a", "x"));
+        // A namespace with no labels and no policies disappears.
+        v.set_namespace("a", None, std::iter::empty());
+        assert_eq!(v.namespace_labels("a"), None);
+        assert_eq!(v.policy_count(), 1);
+    }
+
+    #[test]
+    fn set_namespace_reports_bad_policies_and_keeps_the_rest() {
+        let mut v = ClusterView::new();
+        let bad = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "bad", "namespace": "a"},
+            "spec": {"podSelector": {"matchExpressions": [{"key": "k", "operator": "In"}]}}});
+        let errors = v.set_namespace("a", None, [bad, np("a", "ok", "x")].iter());
+        assert_eq!(errors.len(), 1);
+        assert!(covers(&v, "a", "x"));
+    }
+
+    #[test]
+    fn set_clusterwide_replaces_ccnps() {
+        let mut v = ClusterView::new();
+        let ccnp = json!({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
+            "metadata": {"name": "c"}, "spec": {"endpointSelector": {"matchLabels": {"app": "x"}},
+                "ingress": [{"fromEntities": ["cluster"]}]}});
+        v.set_clusterwide([ccnp].iter());
+        assert!(covers(&v, "any", "x"));
+        assert_eq!(v.policy_count(), 1);
+        v.set_clusterwide(std::iter::empty());
+        assert!(!covers(&v, "any", "x"));
     }
 }

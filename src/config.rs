@@ -29,9 +29,113 @@ pub enum Directions {
     Both,
 }
 
+/// Whether denials are enforced, or only reported as warnings (gradual rollout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Every would-be denial is allowed and returned as a warning.
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "enforce" => Some(Mode::Enforce),
+            "audit" => Some(Mode::Audit),
+            _ => None,
+        }
+    }
+}
+
+/// Namespace label that overrides `mode` for one namespace.
+pub const MODE_LABEL: &str = "netpol-guard.io/mode";
+
+/// What to do with a namespace's baseline when it stops being managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnmanage {
+    #[default]
+    Delete,
+    Keep,
+}
+
+/// A port of the DNS allow policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsPort {
+    pub protocol: String,
+    pub port: u16,
+}
+
+/// The baseline netpol-guard generates in managed namespaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Baseline {
+    /// Namespace of the cluster DNS pods.
+    pub dns_namespace: String,
+    /// Labels of the cluster DNS pods.
+    pub dns_pod_labels: std::collections::BTreeMap<String, String>,
+    /// Ports the DNS allow opens.
+    pub dns_ports: Vec<DnsPort>,
+    /// Optional node-local DNS cache address, e.g. 169.254.20.10/32.
+    pub node_local_dns_cidr: Option<String>,
+    /// Remove the baseline when a namespace stops being managed, or keep it.
+    pub on_unmanage: OnUnmanage,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Self {
+            dns_namespace: "kube-system".into(),
+            dns_pod_labels: [("k8s-app".to_string(), "kube-dns".to_string())].into(),
+            dns_ports: vec![
+                DnsPort {
+                    protocol: "UDP".into(),
+                    port: 53,
+                },
+                DnsPort {
+                    protocol: "TCP".into(),
+                    port: 53,
+                },
+            ],
+            node_local_dns_cidr: None,
+            on_unmanage: OnUnmanage::Delete,
+        }
+    }
+}
+
+/// Requests netpol-guard lets through without judging. Decided by cluster
+/// admins here, never by an annotation a developer could set on a workload.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Exemptions {
+    /// Namespaces whose requests are not judged (they can still be managed,
+    /// so they keep their baseline).
+    pub namespaces: Vec<String>,
+    /// Workloads whose pod labels match any of these selectors are exempt
+    /// from require-network-policy.
+    pub workload_labels: Vec<LabelSelector>,
+    /// Users (e.g. a trusted deploy bot) whose requests are not judged.
+    pub users: Vec<String>,
+    /// Groups whose members' requests are not judged.
+    pub groups: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
+    /// `enforce` denies; `audit` turns every denial into a warning. A namespace
+    /// label `netpol-guard.io/mode: audit|enforce` overrides it.
+    pub mode: Mode,
     /// Which namespaces netpol-guard enforces `require-network-policy` in.
     pub managed_namespaces: ManagedNamespaces,
     /// What traffic a policy must grant to cover a workload.
@@ -46,6 +150,18 @@ pub struct Config {
     pub service_account: String,
     /// Largest AdmissionReview body accepted; larger ones get HTTP 413.
     pub max_body_bytes: usize,
+    /// Requests that are not judged.
+    pub exemptions: Exemptions,
+    /// The baseline policies generated in managed namespaces.
+    pub baseline: Baseline,
+    /// Add the managed label to new namespaces (mutating webhook).
+    pub auto_manage: bool,
+    /// How long a live re-read from the API server may take before a
+    /// require-network-policy denial is confirmed from the cache alone.
+    pub live_read_timeout_millis: u64,
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`, or a tracing
+    /// filter); the NETPOL_GUARD_LOG environment variable overrides it.
+    pub log_level: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +213,7 @@ impl Default for ManagedNamespaces {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            mode: Mode::Enforce,
             managed_namespaces: ManagedNamespaces::default(),
             directions: Directions::Any,
             rules: RuleActions::default(),
@@ -104,6 +221,11 @@ impl Default for Config {
             cidr_limits: CidrLimits::default(),
             service_account: "system:serviceaccount:netpol-guard:netpol-guard".to_string(),
             max_body_bytes: 4 * 1024 * 1024,
+            exemptions: Exemptions::default(),
+            baseline: Baseline::default(),
+            auto_manage: false,
+            live_read_timeout_millis: 1000,
+            log_level: "info".into(),
         }
     }
 }
@@ -198,11 +320,57 @@ pub struct Settings {
     pub config: Config,
     pub managed_selector: Selector,
     pub allowed_cidrs: Vec<Cidr>,
+    pub exempt_workloads: Vec<Selector>,
 }
 
 impl Settings {
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         let managed_selector = Selector::compile(&config.managed_namespaces.selector)?;
+        let exempt_workloads = config
+            .exemptions
+            .workload_labels
+            .iter()
+            .map(Selector::compile)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::Value {
+                key: "exemptions.workloadLabels",
+                problem: e.to_string(),
+            })?;
+        if let Some(c) = &config.baseline.node_local_dns_cidr {
+            c.parse::<Cidr>().map_err(|e| ConfigError::Value {
+                key: "baseline.nodeLocalDnsCidr",
+                problem: e.to_string(),
+            })?;
+        }
+        if config.baseline.dns_ports.is_empty() {
+            return Err(ConfigError::Value {
+                key: "baseline.dnsPorts",
+                problem: "must list at least one port".into(),
+            });
+        }
+        for p in &config.baseline.dns_ports {
+            if !matches!(p.protocol.as_str(), "UDP" | "TCP" | "SCTP") || p.port == 0 {
+                return Err(ConfigError::Value {
+                    key: "baseline.dnsPorts",
+                    problem: format!(
+                        "{}/{} is not a protocol (UDP, TCP, SCTP) and port 1-65535",
+                        p.protocol, p.port
+                    ),
+                });
+            }
+        }
+        if config.log_level.trim().is_empty() {
+            return Err(ConfigError::Value {
+                key: "logLevel",
+                problem: "must not be empty (e.g. info)".into(),
+            });
+        }
+        if config.live_read_timeout_millis == 0 || config.live_read_timeout_millis > 10_000 {
+            return Err(ConfigError::Value {
+                key: "liveReadTimeoutMillis",
+                problem: format!("{} is outside 1..=10000", config.live_read_timeout_millis),
+            });
+        }
         let allowed_cidrs = config
             .allowed_cidrs
             .iter()
@@ -236,6 +404,7 @@ impl Settings {
             config,
             managed_selector,
             allowed_cidrs,
+            exempt_workloads,
         })
     }
 
@@ -278,6 +447,7 @@ impl Default for Settings {
             managed_selector: Selector::compile(&Config::default().managed_namespaces.selector)
                 .unwrap_or_default(),
             allowed_cidrs: vec![],
+            exempt_workloads: vec![],
         }
     }
 }
@@ -352,6 +522,38 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("managedNamespaces.selector"), "{e}");
+    }
+
+    #[test]
+    fn mode_exemptions_and_baseline_parse_and_validate() {
+        let s = Settings::from_yaml(
+            "mode: audit\nexemptions:\n  namespaces: [ci]\n  users: [bot]\n  groups: [admins]\n  workloadLabels:\n  - matchLabels: {netpol-guard.io/exempt: \"true\"}\nbaseline:\n  nodeLocalDnsCidr: 169.254.20.10/32\n  onUnmanage: keep\n",
+        )
+        .unwrap();
+        assert_eq!(s.config.mode, Mode::Audit);
+        assert_eq!(s.config.baseline.on_unmanage, OnUnmanage::Keep);
+        assert_eq!(s.exempt_workloads.len(), 1);
+        let e = Settings::from_yaml("mode: dry\n").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `dry`"), "{e}");
+        let e = Settings::from_yaml("baseline:\n  nodeLocalDnsCidr: 169.254.20.10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("baseline.nodeLocalDnsCidr"), "{e}");
+        let e = Settings::from_yaml("baseline:\n  dnsPorts: [{protocol: ICMP, port: 53}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("baseline.dnsPorts"), "{e}");
+        let e = Settings::from_yaml("exemptions:\n  users: bot\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exemptions.users") || e.contains("invalid type"),
+            "{e}"
+        );
+        let e = Settings::from_yaml("liveReadTimeoutMillis: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("liveReadTimeoutMillis"), "{e}");
     }
 
     #[test]

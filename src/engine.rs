@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::admission::{AdmissionRequest, Operation};
 use crate::cluster::{self, ClusterView};
-use crate::config::Settings;
+use crate::config::{MODE_LABEL, Mode, Settings};
 use crate::rules::{self, Action, Finding, RuleId, coverage};
 use crate::workload::{self, WorkloadKind};
 
@@ -14,6 +14,9 @@ use crate::workload::{self, WorkloadKind};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Verdict {
     pub findings: Vec<(Finding, Action)>,
+    /// In audit mode, the rules that would have denied the request (their
+    /// findings are warnings in `findings`).
+    pub audit_would_deny: Vec<RuleId>,
 }
 
 impl Verdict {
@@ -50,12 +53,36 @@ impl Verdict {
         self.findings.iter().map(|(f, _)| f.rule.as_str()).collect()
     }
 
+    /// Audit mode: every denial becomes a warning that says so.
+    fn to_audit(&mut self) {
+        for (f, action) in &mut self.findings {
+            if *action == Action::Deny {
+                *action = Action::Warn;
+                self.audit_would_deny.push(f.rule);
+                f.message = truncate_chars(
+                    &format!("audit mode, would deny: {}", f.message),
+                    rules::MAX_WARNING_CHARS,
+                );
+            }
+        }
+    }
+
     fn push(&mut self, finding: Finding, settings: &Settings) {
         let action = finding.effective(settings.action(finding.rule));
         if action != Action::Off {
             self.findings.push((finding, action));
         }
     }
+}
+
+/// Cuts `s` to at most `max` characters, ending in `...` when cut.
+fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
+    out.push_str("...");
+    out
 }
 
 /// An object the engine could not judge. Requests from the API server are
@@ -81,8 +108,38 @@ pub fn is_managed(namespace: &str, view: &ClusterView, settings: &Settings) -> b
             .is_some_and(|labels| settings.managed_selector.matches(labels))
 }
 
+/// The mode in force for a namespace: its `netpol-guard.io/mode` label when
+/// that says `enforce` or `audit`, else the configured one. Cluster-scoped
+/// objects (empty namespace) get the configured mode.
+pub fn mode_for(namespace: &str, view: &ClusterView, settings: &Settings) -> Mode {
+    view.namespace_labels(namespace)
+        .and_then(|l| l.get(MODE_LABEL))
+        .and_then(|m| Mode::parse(m))
+        .unwrap_or(settings.config.mode)
+}
+
+/// Whether the request's user or groups are exempt by config.
+fn user_exempt(req: &AdmissionRequest, settings: &Settings) -> bool {
+    let ex = &settings.config.exemptions;
+    ex.users.iter().any(|u| *u == req.user_info.username)
+        || req.user_info.groups.iter().any(|g| ex.groups.contains(g))
+}
+
 /// Judges one admission request.
 pub fn decide(
+    req: &AdmissionRequest,
+    view: &ClusterView,
+    settings: &Settings,
+) -> Result<Verdict, DecideError> {
+    let mut verdict = judge(req, view, settings)?;
+    let namespace = req.namespace.as_deref().unwrap_or("");
+    if mode_for(namespace, view, settings) == Mode::Audit {
+        verdict.to_audit();
+    }
+    Ok(verdict)
+}
+
+fn judge(
     req: &AdmissionRequest,
     view: &ClusterView,
     settings: &Settings,
@@ -98,6 +155,21 @@ pub fn decide(
     let group = req.kind.group.as_str();
     let kind = req.kind.kind.as_str();
     let mut verdict = Verdict::allow();
+    // Exempt requests skip every rule but baseline-protected, which has its
+    // own list of who may change the baseline.
+    let exempt = user_exempt(req, settings)
+        || settings
+            .config
+            .exemptions
+            .namespaces
+            .iter()
+            .any(|n| n == namespace);
+    if exempt {
+        if (group, kind) == ("networking.k8s.io", "NetworkPolicy") {
+            judge_baseline_change(req, namespace, view, settings, &mut verdict);
+        }
+        return Ok(verdict);
+    }
     if let Some(wk) = WorkloadKind::from_group_kind(group, kind) {
         judge_workload(req, wk, namespace, view, settings, &mut verdict)?;
     } else {
@@ -155,6 +227,13 @@ fn judge_workload(
     }
     let name = workload::display_name(obj, req.name.as_deref());
     let pods = workload::pod_shape(kind, obj)?;
+    if settings
+        .exempt_workloads
+        .iter()
+        .any(|s| s.matches(&pods.labels))
+    {
+        return Ok(());
+    }
     let subject = coverage::Subject {
         kind,
         namespace,

@@ -290,3 +290,101 @@ fn namespaces_and_unrelated_kinds_are_allowed() {
     req.kind.group = String::new();
     assert_eq!(decide(&req, &Settings::default()), Verdict::allow());
 }
+
+#[test]
+fn audit_mode_allows_with_a_warning_naming_the_rule() {
+    let req = request("deployment-create-uncovered");
+    let v = decide(&req, &settings("mode: audit\n"));
+    assert!(v.allowed());
+    assert_eq!(rules_of(&v), [(RuleId::RequireNetworkPolicy, Action::Warn)]);
+    assert_eq!(v.audit_would_deny, [RuleId::RequireNetworkPolicy]);
+    let w = v.warnings();
+    assert!(
+        w[0].starts_with(
+            "audit mode, would deny: require-network-policy: Deployment payments/ledger"
+        ),
+        "{w:?}"
+    );
+    assert!(w[0].chars().count() <= 256);
+    // Policy rules too; and warnings stay warnings (not counted as would-deny).
+    let v = decide(
+        &request("networkpolicy-create-world-egress"),
+        &settings("mode: audit\n"),
+    );
+    assert!(v.allowed());
+    assert_eq!(v.audit_would_deny, [RuleId::WorldCidr]);
+    let v = decide(
+        &request("networkpolicy-create-or-mistake"),
+        &settings("mode: audit\n"),
+    );
+    assert!(v.audit_would_deny.is_empty());
+    assert!(v.warnings()[0].starts_with("or-selector-slip: "));
+}
+
+fn view_with_mode(mode: &str) -> ClusterView {
+    let mut v = ClusterView::new();
+    for o in manifests::load_paths(&[common::fixtures_cluster()]).unwrap() {
+        let mut obj = o.object;
+        if obj["kind"] == "Namespace" && obj["metadata"]["name"] == "payments" {
+            obj["metadata"]["labels"]["netpol-guard.io/mode"] = json!(mode);
+        }
+        v.add(&obj).unwrap();
+    }
+    v
+}
+
+#[test]
+fn namespace_mode_label_overrides_the_global_mode_both_ways() {
+    let req = request("deployment-create-uncovered");
+    let audit_ns = view_with_mode("audit");
+    let v = engine::decide(&req, &audit_ns, &Settings::default()).unwrap();
+    assert!(v.allowed(), "global enforce, namespace audit");
+    assert_eq!(v.audit_would_deny, [RuleId::RequireNetworkPolicy]);
+    let enforce_ns = view_with_mode("enforce");
+    let v = engine::decide(&req, &enforce_ns, &settings("mode: audit\n")).unwrap();
+    assert!(!v.allowed(), "global audit, namespace enforce");
+    // A value that is neither keeps the global mode.
+    let odd = view_with_mode("yes");
+    assert!(
+        !engine::decide(&req, &odd, &Settings::default())
+            .unwrap()
+            .allowed()
+    );
+    assert!(
+        engine::decide(&req, &odd, &settings("mode: audit\n"))
+            .unwrap()
+            .allowed()
+    );
+}
+
+#[test]
+fn exemptions_by_namespace_user_group_and_workload_labels() {
+    let req = request("deployment-create-uncovered");
+    for yaml in [
+        "exemptions:\n  namespaces: [payments]\n",
+        "exemptions:\n  users: [alice@example.com]\n",
+        "exemptions:\n  groups: [team-payments]\n",
+        "exemptions:\n  workloadLabels: [{matchLabels: {app: ledger}}]\n",
+    ] {
+        assert_eq!(decide(&req, &settings(yaml)), Verdict::allow(), "{yaml}");
+    }
+    // Near misses: another user, another label, and a workload annotation
+    // (developers cannot exempt themselves).
+    for yaml in [
+        "exemptions:\n  users: [bob@example.com]\n",
+        "exemptions:\n  workloadLabels: [{matchLabels: {app: other}}]\n",
+    ] {
+        assert!(!decide(&req, &settings(yaml)).allowed(), "{yaml}");
+    }
+    let mut annotated = req.clone();
+    annotated.object.as_mut().unwrap()["metadata"]["annotations"] =
+        json!({"netpol-guard.io/exempt": "true"});
+    assert!(!decide(&annotated, &Settings::default()).allowed());
+    // An exempt user still may not delete the baseline.
+    let del = request("networkpolicy-delete-baseline");
+    let v = decide(
+        &del,
+        &settings("exemptions:\n  users: [alice@example.com]\n"),
+    );
+    assert_eq!(rules_of(&v), [(RuleId::BaselineProtected, Action::Deny)]);
+}
