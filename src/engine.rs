@@ -54,7 +54,7 @@ impl Verdict {
     }
 
     /// Audit mode: every denial becomes a warning that says so.
-    fn to_audit(&mut self) {
+    fn apply_audit_mode(&mut self) {
         for (f, action) in &mut self.findings {
             if *action == Action::Deny {
                 *action = Action::Warn;
@@ -121,7 +121,7 @@ pub fn mode_for(namespace: &str, view: &ClusterView, settings: &Settings) -> Mod
 /// Whether the request's user or groups are exempt by config.
 fn user_exempt(req: &AdmissionRequest, settings: &Settings) -> bool {
     let ex = &settings.config.exemptions;
-    ex.users.iter().any(|u| *u == req.user_info.username)
+    ex.users.contains(&req.user_info.username)
         || req.user_info.groups.iter().any(|g| ex.groups.contains(g))
 }
 
@@ -134,7 +134,7 @@ pub fn decide(
     let mut verdict = judge(req, view, settings)?;
     let namespace = req.namespace.as_deref().unwrap_or("");
     if mode_for(namespace, view, settings) == Mode::Audit {
-        verdict.to_audit();
+        verdict.apply_audit_mode();
     }
     Ok(verdict)
 }

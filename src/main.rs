@@ -4,13 +4,16 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use netpol_guard::check::{self, EXIT_UNREADABLE};
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::{DEFAULT_CONFIG_YAML, Settings};
+use netpol_guard::live::LiveView;
 use netpol_guard::manifests;
+use netpol_guard::reload::{self, LogLevelHook};
 use netpol_guard::server::{self, AppState};
 use netpol_guard::tls::CertPair;
 
@@ -64,6 +67,12 @@ enum Command {
         /// Write the certificate PEM here (useful with the self-signed one).
         #[arg(long)]
         write_ca: Option<PathBuf>,
+        /// netpol-guard's own namespace (where its ConfigMap lives).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "netpol-guard")]
+        namespace: String,
+        /// Name of the ConfigMap holding config.yaml (without --config).
+        #[arg(long, default_value = "netpol-guard")]
+        configmap: String,
     },
     /// Judge manifests offline, as if each object were created now.
     Check {
@@ -94,24 +103,48 @@ enum ConfigCommand {
     Default,
 }
 
-fn init_logging(format: Option<LogFormat>) {
+/// Sets up logging; returns a hook that changes the level from config, or
+/// `None` when NETPOL_GUARD_LOG fixes it.
+fn init_logging(format: Option<LogFormat>) -> Option<LogLevelHook> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
     // rustls logs a warning per handshake for clients that send an IP address
     // as SNI (curl, wrk on 127.0.0.1); keep its noise out by default.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NETPOL_GUARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
+    let from_env = EnvFilter::try_from_env("NETPOL_GUARD_LOG").ok();
+    let fixed = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new("info,rustls=error"));
+    let (filter, handle) = reload::Layer::new(filter);
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.init();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json.then(|| {
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_writer(std::io::stderr)
+        }))
+        .with((!json).then(|| fmt::layer().with_writer(std::io::stderr)))
+        .init();
+    if fixed {
+        return None;
     }
+    Some(Arc::new(move |level: &str| {
+        match EnvFilter::try_new(format!("{level},rustls=error")) {
+            Ok(f) => {
+                if let Err(e) = handle.reload(f) {
+                    tracing::warn!(error = %e, "cannot change the log level");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(level, error = %e, "logLevel is not a valid level or filter; keeping the current one")
+            }
+        }
+    }))
 }
 
 fn main() -> ExitCode {
@@ -172,9 +205,22 @@ fn main() -> ExitCode {
             config,
             state,
             write_ca,
+            namespace,
+            configmap,
         } => {
-            init_logging(cli.log_format);
-            match run_serve(addr, tls_cert, tls_key, config, state, write_ca) {
+            let hook = init_logging(cli.log_format);
+            let opts = ServeOptions {
+                addr,
+                tls_cert,
+                tls_key,
+                config,
+                state,
+                write_ca,
+                namespace,
+                configmap,
+                hook,
+            };
+            match run_serve(opts) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -203,33 +249,59 @@ fn load_state(path: &PathBuf) -> Result<ClusterView, String> {
     Ok(view)
 }
 
-fn run_serve(
+struct ServeOptions {
     addr: SocketAddr,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     config: Option<PathBuf>,
     state: Option<PathBuf>,
     write_ca: Option<PathBuf>,
-) -> Result<(), String> {
-    let settings = load_settings(config.as_ref())?;
-    let Some(state) = state else {
-        return Err(
-            "--state PATH is required: the live cluster view from the API server is not built yet"
-                .into(),
-        );
+    namespace: String,
+    configmap: String,
+    hook: Option<LogLevelHook>,
+}
+
+fn run_serve(o: ServeOptions) -> Result<(), String> {
+    // The config file is read once here so a bad file stops start-up.
+    let config_text = match &o.config {
+        Some(p) => Some(
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        ),
+        None => None,
     };
-    let view = load_state(&state)?;
-    tracing::info!(
-        namespaces = view.namespace_count(),
-        policies = view.policy_count(),
-        state = %state.display(),
-        "cluster view loaded from manifests"
-    );
-    let (pair, pem) = match (tls_cert, tls_key) {
-        (Some(c), Some(k)) => {
-            let pair = CertPair::from_files(&c, &k).map_err(|e| e.to_string())?;
-            (pair, None)
+    let settings = match &config_text {
+        Some(text) => Settings::from_yaml(text).map_err(|e| {
+            format!(
+                "{}: {e}",
+                o.config
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
+        })?,
+        None => Settings::default(),
+    };
+    if let Some(h) = &o.hook {
+        h(&settings.config.log_level);
+    }
+    let view = match &o.state {
+        Some(path) => {
+            let view = load_state(path)?;
+            tracing::info!(
+                namespaces = view.namespace_count(),
+                policies = view.policy_count(),
+                state = %path.display(),
+                "cluster view loaded from manifests"
+            );
+            view
         }
+        None => ClusterView::new(),
+    };
+    let (pair, pem) = match (o.tls_cert, o.tls_key) {
+        (Some(c), Some(k)) => (
+            CertPair::from_files(&c, &k).map_err(|e| e.to_string())?,
+            None,
+        ),
         _ => {
             let (pair, pem) = CertPair::self_signed().map_err(|e| e.to_string())?;
             tracing::warn!(
@@ -238,14 +310,9 @@ fn run_serve(
             (pair, Some(pem))
         }
     };
-    if let Some(path) = write_ca {
-        let pem = match pem {
-            Some(p) => p,
-            None => {
-                return Err(
-                    "--write-ca only applies to the generated self-signed certificate".into(),
-                );
-            }
+    if let Some(path) = o.write_ca {
+        let Some(pem) = pem else {
+            return Err("--write-ca only applies to the generated self-signed certificate".into());
         };
         std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
@@ -257,11 +324,32 @@ fn run_serve(
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind(o.addr)
             .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|e| format!("cannot listen on {}: {e}", o.addr))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        app_state.set_ready(true);
+        match (&o.config, config_text) {
+            (Some(path), Some(text)) => {
+                app_state.set_config_ready();
+                reload::spawn_file_watch(path.clone(), text, app_state.clone(), o.hook.clone());
+            }
+            _ if o.state.is_some() => app_state.set_config_ready(),
+            _ => {}
+        }
+        if o.state.is_some() {
+            app_state.set_view_ready();
+        } else {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| format!("no --state and no usable kubeconfig or in-cluster service account: {e}"))?;
+            if o.config.is_none() {
+                reload::spawn_configmap_watch(client.clone(), o.namespace.clone(), o.configmap.clone(), app_state.clone(), o.hook.clone());
+            }
+            let live = LiveView::new(client, app_state.clone());
+            app_state.set_live_reader(live.reader());
+            live.spawn();
+            tracing::info!("building the cluster view from the API server; /readyz turns 200 once synced");
+        }
         tracing::info!(addr = %local, "netpol-guard listening (HTTPS: /validate, /mutate, /healthz, /readyz, /metrics)");
         server::serve(listener, tls, app, server::shutdown_signal()).await;
         Ok::<(), String>(())

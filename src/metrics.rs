@@ -55,13 +55,44 @@ impl Decision {
 /// endpoint, kind, operation, decision.
 type RequestKey = (&'static str, &'static str, &'static str, Decision);
 
+/// Labelled counters besides the request counter: name, help.
+const COUNTERS: &[(&str, &str)] = &[
+    (
+        "netpol_guard_rule_findings_total",
+        "Findings by rule id and effective action.",
+    ),
+    (
+        "netpol_guard_audit_would_deny_total",
+        "Requests audit mode let through that enforce mode would deny, by rule and namespace.",
+    ),
+    (
+        "netpol_guard_watch_restarts_total",
+        "Errors that restarted a watch of the API server, by resource.",
+    ),
+    (
+        "netpol_guard_live_rereads_total",
+        "Live re-reads of a namespace before a require-network-policy denial, by result (confirmed, overturned, error).",
+    ),
+    (
+        "netpol_guard_config_reloads_total",
+        "Configuration reloads, by result (applied, invalid).",
+    ),
+];
+
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
-    findings: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
+}
+
+/// Escapes a label value for the text exposition format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn known(list: &[&'static str], v: &str) -> &'static str {
@@ -104,9 +135,36 @@ impl Metrics {
 
     /// Counts a finding by rule id and effective action.
     pub fn finding(&self, rule: &'static str, action: &'static str) {
-        if let Ok(mut m) = self.findings.lock() {
-            *m.entry((rule, action)).or_default() += 1;
+        self.inc(
+            "netpol_guard_rule_findings_total",
+            &[("rule", rule), ("action", action)],
+        );
+    }
+
+    /// Adds one to a labelled counter (`name` must be listed in `COUNTERS`).
+    pub fn inc(&self, name: &'static str, labels: &[(&str, &str)]) {
+        let rendered = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Ok(mut m) = self.counters.lock() {
+            *m.entry((name, rendered)).or_default() += 1;
         }
+    }
+
+    /// The current value of a labelled counter (for tests and logs).
+    pub fn get(&self, name: &'static str, labels: &[(&str, &str)]) -> u64 {
+        let rendered = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.counters
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(name, rendered)).copied())
+            .unwrap_or(0)
     }
 
     /// The Prometheus text exposition of every metric.
@@ -123,16 +181,15 @@ impl Metrics {
                 );
             }
         }
-        out.push_str(
-            "# HELP netpol_guard_rule_findings_total Findings by rule id and effective action.\n",
-        );
-        out.push_str("# TYPE netpol_guard_rule_findings_total counter\n");
-        if let Ok(m) = self.findings.lock() {
-            for ((rule, action), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "netpol_guard_rule_findings_total{{rule=\"{rule}\",action=\"{action}\"}} {n}"
-                );
+        if let Ok(m) = self.counters.lock() {
+            for (name, help) in COUNTERS {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for ((_, labels), n) in m
+                    .range((*name, String::new())..)
+                    .take_while(|((n, _), _)| n == name)
+                {
+                    let _ = writeln!(out, "{name}{{{labels}}} {n}");
+                }
             }
         }
         out.push_str("# HELP netpol_guard_admission_duration_seconds Time from request received to response ready.\n");

@@ -25,8 +25,9 @@ use crate::admission::{self, AdmissionRequest, AdmissionResponse};
 use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::engine::{self, Verdict};
+use crate::live::LiveReader;
 use crate::metrics::{Decision, Metrics};
-use crate::rules::Action;
+use crate::rules::{Action, RuleId};
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +43,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct AppState {
     settings: RwLock<Arc<Settings>>,
     view: RwLock<Arc<ClusterView>>,
-    ready: AtomicBool,
+    config_ready: AtomicBool,
+    view_ready: AtomicBool,
+    /// Live reads for read-after-write safety (absent with `--state`).
+    live: std::sync::OnceLock<LiveReader>,
     pub metrics: Metrics,
 }
 
@@ -51,7 +55,9 @@ impl AppState {
         Arc::new(Self {
             settings: RwLock::new(Arc::new(settings)),
             view: RwLock::new(Arc::new(view)),
-            ready: AtomicBool::new(false),
+            config_ready: AtomicBool::new(false),
+            view_ready: AtomicBool::new(false),
+            live: std::sync::OnceLock::new(),
             metrics: Metrics::new(),
         })
     }
@@ -78,9 +84,46 @@ impl AppState {
         }
     }
 
-    /// Marks config and cluster view as loaded: `/readyz` answers 200.
+    /// Replaces the settings; the next request uses them.
+    pub fn set_settings(&self, settings: Settings) {
+        let new = Arc::new(settings);
+        match self.settings.write() {
+            Ok(mut g) => *g = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+        self.config_ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Marks config and cluster view as loaded (offline `--state` mode).
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
+        self.config_ready.store(ready, Ordering::SeqCst);
+        self.view_ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn config_ready(&self) -> bool {
+        self.config_ready.load(Ordering::SeqCst)
+    }
+
+    pub fn set_config_ready(&self) {
+        self.config_ready.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_view_ready(&self) {
+        self.view_ready.store(true, Ordering::SeqCst);
+    }
+
+    pub fn view_ready(&self) -> bool {
+        self.view_ready.load(Ordering::SeqCst)
+    }
+
+    /// `/readyz`: config loaded and the cluster view synced.
+    pub fn ready(&self) -> bool {
+        self.config_ready.load(Ordering::SeqCst) && self.view_ready()
+    }
+
+    /// Enables live re-reads before require-network-policy denials.
+    pub fn set_live_reader(&self, reader: LiveReader) {
+        let _ = self.live.set(reader);
     }
 }
 
@@ -98,7 +141,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
+    if state.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (
@@ -115,7 +158,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         (
             "netpol_guard_ready",
             "1 once config and cluster view are loaded.",
-            f64::from(u8::from(state.ready.load(Ordering::SeqCst))),
+            f64::from(u8::from(state.ready())),
         ),
         (
             "netpol_guard_cache_namespaces",
@@ -181,12 +224,27 @@ async fn validate(
         Ok(r) => r,
         Err(rejected) => return rejected.into_response(),
     };
-    let settings = state.settings();
-    let view = state.view();
-    let (response, decision, rules) = match engine::decide(&req, &view, &settings) {
+    let (response, decision, rules) = match decide(&state, &req).await {
         Ok(verdict) => {
             for (f, a) in &verdict.findings {
                 state.metrics.finding(f.rule.as_str(), action_str(*a));
+            }
+            let namespace = req.namespace.as_deref().unwrap_or("");
+            for rule in &verdict.audit_would_deny {
+                state.metrics.inc(
+                    "netpol_guard_audit_would_deny_total",
+                    &[("rule", rule.as_str()), ("namespace", namespace)],
+                );
+                tracing::info!(
+                    uid = %req.uid,
+                    kind = %req.kind.kind,
+                    namespace,
+                    name = req.name.as_deref().unwrap_or(""),
+                    operation = req.operation.as_str(),
+                    user = %req.user_info.username,
+                    rule = rule.as_str(),
+                    "audit: would deny"
+                );
             }
             let decision = decision_of(&verdict);
             (
@@ -216,6 +274,78 @@ async fn validate(
     );
     log_decision(&req, decision, &rules, took);
     review_json(response)
+}
+
+/// Why a request could not be judged.
+#[derive(Debug, thiserror::Error)]
+enum JudgeError {
+    #[error("{0}")]
+    Engine(#[from] engine::DecideError),
+    #[error(
+        "namespace {namespace} is not in netpol-guard's cache yet and reading it from the API server failed ({reason}); retry in a moment"
+    )]
+    LiveRead { namespace: String, reason: String },
+}
+
+/// Decides with the cached view; with a live API server, first reads a
+/// namespace the cache does not know yet, and re-reads the namespace before
+/// confirming a `require-network-policy` denial (read-after-write: a policy
+/// applied milliseconds before its workload may not be in the cache yet).
+async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, JudgeError> {
+    let settings = state.settings();
+    let view = state.view();
+    let Some(reader) = state.live.get() else {
+        return Ok(engine::decide(req, &view, &settings)?);
+    };
+    let ns = req.namespace.as_deref().unwrap_or("");
+    let cache_miss =
+        !ns.is_empty() && !settings.is_excluded(ns) && view.namespace_labels(ns).is_none();
+    if !cache_miss {
+        let verdict = engine::decide(req, &view, &settings)?;
+        let uncovered = verdict
+            .findings
+            .iter()
+            .any(|(f, a)| f.rule == RuleId::RequireNetworkPolicy && *a == Action::Deny);
+        if !uncovered {
+            return Ok(verdict);
+        }
+    }
+    let timeout = Duration::from_millis(settings.config.live_read_timeout_millis);
+    let snapshot = match tokio::time::timeout(timeout, reader.namespace(ns)).await {
+        Ok(Ok(s)) => s,
+        failed => {
+            let reason = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {} ms", timeout.as_millis()),
+            };
+            state
+                .metrics
+                .inc("netpol_guard_live_rereads_total", &[("result", "error")]);
+            tracing::warn!(namespace = ns, error = %reason, "live re-read failed");
+            if cache_miss {
+                // Fail closed: the cache cannot say whether the namespace is managed.
+                return Err(JudgeError::LiveRead {
+                    namespace: ns.to_string(),
+                    reason,
+                });
+            }
+            // The cache says uncovered and nothing says otherwise: the denial stands.
+            return Ok(engine::decide(req, &view, &settings)?);
+        }
+    };
+    let mut overlay = (*view).clone();
+    for e in overlay.set_namespace(ns, snapshot.labels, snapshot.policies.iter()) {
+        tracing::warn!(namespace = ns, error = %e, "policy ignored: it cannot be compiled");
+    }
+    let verdict = engine::decide(req, &overlay, &settings)?;
+    if !cache_miss {
+        let still = !verdict.allowed();
+        let result = if still { "confirmed" } else { "overturned" };
+        state
+            .metrics
+            .inc("netpol_guard_live_rereads_total", &[("result", result)]);
+    }
+    Ok(verdict)
 }
 
 /// The namespace mutation is not built yet: every request is allowed unpatched.

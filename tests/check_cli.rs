@@ -127,11 +127,11 @@ fn config_default_and_validate() {
     std::fs::write(&f, &out).unwrap();
     let (code, out, _) = run(&["config", "validate", f.to_str().unwrap()]);
     assert_eq!((code, out.ends_with(": valid\n")), (0, true));
-    std::fs::write(&f, "directions: any\nmode: enforce\n").unwrap();
+    std::fs::write(&f, "directions: any\nmodes: enforce\n").unwrap();
     let (code, _, err) = run(&["config", "validate", f.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("unknown field `mode`") && err.contains("line 2"),
+        err.contains("unknown field `modes`") && err.contains("line 2"),
         "{err}"
     );
 }

@@ -1,0 +1,435 @@
+//! The live cluster view: watches of the API server (Namespaces' metadata,
+//! NetworkPolicies, and the Cilium policy kinds when their CRDs exist) kept
+//! in a model indexed per namespace, published to the server as an immutable
+//! `ClusterView` after every batch of changes.
+//!
+//! Also the read-after-write re-read: `kubectl apply -f dir/` lands a policy
+//! and its Deployment milliseconds apart, faster than a watch, so before a
+//! `require-network-policy` denial the namespace is read live.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use crate::cluster::{ClusterView, PolicyKind};
+use crate::selector::Labels;
+use crate::server::AppState;
+
+/// The resources the view watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Namespaces,
+    Policy(PolicyKind),
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Namespaces => "namespaces",
+            Resource::Policy(PolicyKind::NetworkPolicy) => "networkpolicies",
+            Resource::Policy(PolicyKind::CiliumNetworkPolicy) => "ciliumnetworkpolicies",
+            Resource::Policy(PolicyKind::CiliumClusterwideNetworkPolicy) => {
+                "ciliumclusterwidenetworkpolicies"
+            }
+        }
+    }
+}
+
+/// `ApiResource` of a policy kind, for a dynamic `Api`.
+fn api_resource(kind: PolicyKind) -> ApiResource {
+    let (group, version, plural) = match kind {
+        PolicyKind::NetworkPolicy => ("networking.k8s.io", "v1", "networkpolicies"),
+        PolicyKind::CiliumNetworkPolicy => ("cilium.io", "v2", "ciliumnetworkpolicies"),
+        PolicyKind::CiliumClusterwideNetworkPolicy => {
+            ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies")
+        }
+    };
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind.as_str()),
+        plural,
+    )
+}
+
+/// A watched object as JSON with `apiVersion` and `kind` set (list items
+/// arrive without them).
+fn to_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
+    let mut v = serde_json::to_value(obj).ok()?;
+    let map = v.as_object_mut()?;
+    let api_version = match kind {
+        PolicyKind::NetworkPolicy => "networking.k8s.io/v1",
+        _ => "cilium.io/v2",
+    };
+    map.insert("apiVersion".into(), api_version.into());
+    map.insert("kind".into(), kind.as_str().into());
+    Some(v)
+}
+
+type PolicyKey = (&'static str, String);
+
+/// What the watches have seen, and the view built from it.
+#[derive(Default)]
+struct Model {
+    namespaces: HashMap<String, Labels>,
+    /// Namespaced policies: namespace -> (kind, name) -> object.
+    policies: HashMap<String, BTreeMap<PolicyKey, Value>>,
+    clusterwide: BTreeMap<String, Value>,
+    view: ClusterView,
+    synced: HashSet<Resource>,
+}
+
+impl Model {
+    fn rebuild_namespace(&mut self, ns: &str) {
+        let labels = self.namespaces.get(ns).cloned();
+        let empty = BTreeMap::new();
+        let policies = self.policies.get(ns).unwrap_or(&empty);
+        for e in self.view.set_namespace(ns, labels, policies.values()) {
+            tracing::warn!(namespace = ns, error = %e, "policy ignored: it cannot be compiled");
+        }
+    }
+
+    fn rebuild_clusterwide(&mut self) {
+        for e in self.view.set_clusterwide(self.clusterwide.values()) {
+            tracing::warn!(error = %e, "policy ignored: it cannot be compiled");
+        }
+    }
+
+    /// Replaces every object of a policy kind (after a (re)list).
+    fn replace_policies(&mut self, kind: PolicyKind, objects: Vec<Value>) {
+        if kind == PolicyKind::CiliumClusterwideNetworkPolicy {
+            self.clusterwide = objects
+                .into_iter()
+                .filter_map(|o| Some((name(&o)?, o)))
+                .collect();
+            self.rebuild_clusterwide();
+            return;
+        }
+        let mut dirty: HashSet<String> = HashSet::new();
+        for (ns, map) in &mut self.policies {
+            let before = map.len();
+            map.retain(|(k, _), _| *k != kind.as_str());
+            if map.len() != before {
+                dirty.insert(ns.clone());
+            }
+        }
+        for o in objects {
+            if let (Some(ns), Some(n)) = (namespace(&o), name(&o)) {
+                dirty.insert(ns.clone());
+                self.policies
+                    .entry(ns)
+                    .or_default()
+                    .insert((kind.as_str(), n), o);
+            }
+        }
+        self.policies.retain(|_, m| !m.is_empty());
+        for ns in dirty {
+            self.rebuild_namespace(&ns);
+        }
+    }
+
+    fn apply_policy(&mut self, kind: PolicyKind, obj: Value) {
+        let Some(n) = name(&obj) else { return };
+        if kind == PolicyKind::CiliumClusterwideNetworkPolicy {
+            self.clusterwide.insert(n, obj);
+            self.rebuild_clusterwide();
+        } else if let Some(ns) = namespace(&obj) {
+            self.policies
+                .entry(ns.clone())
+                .or_default()
+                .insert((kind.as_str(), n), obj);
+            self.rebuild_namespace(&ns);
+        }
+    }
+
+    fn delete_policy(&mut self, kind: PolicyKind, obj: &Value) {
+        let Some(n) = name(obj) else { return };
+        if kind == PolicyKind::CiliumClusterwideNetworkPolicy {
+            self.clusterwide.remove(&n);
+            self.rebuild_clusterwide();
+        } else if let Some(ns) = namespace(obj) {
+            if let Some(m) = self.policies.get_mut(&ns) {
+                m.remove(&(kind.as_str(), n));
+                if m.is_empty() {
+                    self.policies.remove(&ns);
+                }
+            }
+            self.rebuild_namespace(&ns);
+        }
+    }
+
+    fn replace_namespaces(&mut self, all: HashMap<String, Labels>) {
+        let old: HashSet<String> = self.namespaces.keys().cloned().collect();
+        self.namespaces = all;
+        let dirty: HashSet<String> = old
+            .into_iter()
+            .chain(self.namespaces.keys().cloned())
+            .collect();
+        for ns in dirty {
+            self.rebuild_namespace(&ns);
+        }
+    }
+}
+
+fn name(o: &Value) -> Option<String> {
+    o.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+fn namespace(o: &Value) -> Option<String> {
+    o.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+/// How often a missing Cilium CRD is looked for again (quietly).
+const CRD_RECHECK: Duration = Duration::from_secs(60);
+
+/// Runs the watches, publishing views into `state`, until the process ends.
+/// Marks the view ready once every watched resource has been listed.
+pub struct LiveView {
+    client: Client,
+    state: Arc<AppState>,
+    model: Arc<Mutex<Model>>,
+    /// Whether the CiliumNetworkPolicy CRD was found (for live re-reads).
+    cilium: Arc<AtomicBool>,
+}
+
+impl LiveView {
+    pub fn new(client: Client, state: Arc<AppState>) -> Self {
+        Self {
+            client,
+            state,
+            model: Arc::default(),
+            cilium: Arc::default(),
+        }
+    }
+
+    /// A reader for read-after-write checks, sharing this view's CRD knowledge.
+    pub fn reader(&self) -> LiveReader {
+        LiveReader {
+            client: self.client.clone(),
+            cilium: self.cilium.clone(),
+        }
+    }
+
+    /// Starts every watch as a background task.
+    pub fn spawn(self) {
+        let this = Arc::new(self);
+        tokio::spawn(this.clone().watch_namespaces());
+        tokio::spawn(this.clone().watch_policies(PolicyKind::NetworkPolicy, true));
+        tokio::spawn(this.clone().watch_cilium(PolicyKind::CiliumNetworkPolicy));
+        tokio::spawn(this.watch_cilium(PolicyKind::CiliumClusterwideNetworkPolicy));
+    }
+
+    fn publish(&self, model: &mut Model, synced: Option<Resource>) {
+        if let Some(r) = synced {
+            model.synced.insert(r);
+        }
+        self.state.set_view(model.view.clone());
+        let core = [
+            Resource::Namespaces,
+            Resource::Policy(PolicyKind::NetworkPolicy),
+        ];
+        if core.iter().all(|r| model.synced.contains(r)) && !self.state.view_ready() {
+            tracing::info!(
+                namespaces = model.view.namespace_count(),
+                policies = model.view.policy_count(),
+                "cluster view synced from the API server"
+            );
+            self.state.set_view_ready();
+        }
+    }
+
+    fn with_model(&self, f: impl FnOnce(&mut Model) -> Option<Resource>) {
+        let mut guard = match self.model.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let synced = f(&mut guard);
+        self.publish(&mut guard, synced);
+    }
+
+    fn watch_error(&self, resource: Resource, e: &watcher::Error) {
+        self.state.metrics.inc(
+            "netpol_guard_watch_restarts_total",
+            &[("resource", resource.as_str())],
+        );
+        tracing::warn!(resource = resource.as_str(), error = %e, "watch failed; retrying with backoff");
+    }
+
+    async fn watch_namespaces(self: Arc<Self>) {
+        // Metadata only: labels are all the view needs.
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
+        let mut buffer: Option<HashMap<String, Labels>> = None;
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        loop {
+            match stream.next().await {
+                None => return,
+                Some(Err(e)) => self.watch_error(Resource::Namespaces, &e),
+                Some(Ok(event)) => match event {
+                    watcher::Event::Init => buffer = Some(HashMap::new()),
+                    watcher::Event::InitApply(ns) => {
+                        if let (Some(b), Some(n)) = (buffer.as_mut(), ns.metadata.name.clone()) {
+                            b.insert(n, ns.metadata.labels.unwrap_or_default());
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        let all = buffer.take().unwrap_or_default();
+                        self.with_model(|m| {
+                            m.replace_namespaces(all);
+                            Some(Resource::Namespaces)
+                        });
+                    }
+                    watcher::Event::Apply(ns) => {
+                        let Some(n) = ns.metadata.name.clone() else {
+                            continue;
+                        };
+                        self.with_model(|m| {
+                            m.namespaces
+                                .insert(n.clone(), ns.metadata.labels.unwrap_or_default());
+                            m.rebuild_namespace(&n);
+                            None
+                        });
+                    }
+                    watcher::Event::Delete(ns) => {
+                        let Some(n) = ns.metadata.name.clone() else {
+                            continue;
+                        };
+                        self.with_model(|m| {
+                            m.namespaces.remove(&n);
+                            m.rebuild_namespace(&n);
+                            None
+                        });
+                    }
+                },
+            }
+        }
+    }
+
+    /// Watches one policy kind. `required` kinds gate readiness.
+    async fn watch_policies(self: Arc<Self>, kind: PolicyKind, required: bool) {
+        let resource = Resource::Policy(kind);
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
+        let mut buffer: Option<Vec<Value>> = None;
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        loop {
+            match stream.next().await {
+                None => return,
+                Some(Err(e)) => self.watch_error(resource, &e),
+                Some(Ok(event)) => match event {
+                    watcher::Event::Init => buffer = Some(Vec::new()),
+                    watcher::Event::InitApply(o) => {
+                        if let (Some(b), Some(v)) = (buffer.as_mut(), to_json(&o, kind)) {
+                            b.push(v);
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        let all = buffer.take().unwrap_or_default();
+                        self.with_model(|m| {
+                            m.replace_policies(kind, all);
+                            required.then_some(resource)
+                        });
+                    }
+                    watcher::Event::Apply(o) => {
+                        if let Some(v) = to_json(&o, kind) {
+                            self.with_model(|m| {
+                                m.apply_policy(kind, v);
+                                None
+                            });
+                        }
+                    }
+                    watcher::Event::Delete(o) => {
+                        if let Some(v) = to_json(&o, kind) {
+                            self.with_model(|m| {
+                                m.delete_policy(kind, &v);
+                                None
+                            });
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Watches a Cilium kind once its CRD is found. An absent CRD is logged
+    /// once and looked for again every minute, quietly (no hot loop).
+    async fn watch_cilium(self: Arc<Self>, kind: PolicyKind) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
+        let mut logged = false;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match api.list(&ListParams::default().limit(1)).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    if !logged {
+                        tracing::info!(
+                            kind = kind.as_str(),
+                            "CRD not installed: these policies are ignored; looking again every minute"
+                        );
+                        logged = true;
+                    }
+                    tokio::time::sleep(CRD_RECHECK).await;
+                }
+                Err(e) => {
+                    tracing::warn!(kind = kind.as_str(), error = %e, "cannot tell whether the CRD exists; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        tracing::info!(kind = kind.as_str(), "CRD found: watching");
+        if kind == PolicyKind::CiliumNetworkPolicy {
+            self.cilium.store(true, Ordering::SeqCst);
+        }
+        self.watch_policies(kind, false).await;
+    }
+}
+
+/// Live reads of one namespace, for read-after-write safety.
+#[derive(Clone)]
+pub struct LiveReader {
+    client: Client,
+    cilium: Arc<AtomicBool>,
+}
+
+/// What the API server says about a namespace right now.
+pub struct NamespaceSnapshot {
+    pub labels: Option<Labels>,
+    pub policies: Vec<Value>,
+}
+
+impl LiveReader {
+    /// Reads the namespace's labels and every policy in it.
+    pub async fn namespace(&self, ns: &str) -> Result<NamespaceSnapshot, kube::Error> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let labels = namespaces
+            .get_metadata_opt(ns)
+            .await?
+            .map(|n| n.metadata.labels.unwrap_or_default());
+        let mut kinds = vec![PolicyKind::NetworkPolicy];
+        if self.cilium.load(Ordering::SeqCst) {
+            kinds.push(PolicyKind::CiliumNetworkPolicy);
+        }
+        let mut policies = Vec::new();
+        for kind in kinds {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), ns, &api_resource(kind));
+            let list = api.list(&ListParams::default()).await?;
+            policies.extend(list.items.iter().filter_map(|o| to_json(o, kind)));
+        }
+        Ok(NamespaceSnapshot { labels, policies })
+    }
+}
