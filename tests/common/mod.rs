@@ -35,26 +35,31 @@ pub struct Server {
     pub ca: PathBuf,
     _dir: tempfile::TempDir,
     pub stderr: std::sync::mpsc::Receiver<String>,
+    /// Log lines printed before the server was listening.
+    pub early_logs: Vec<String>,
 }
 
 impl Server {
     /// Starts `serve --state STATE` with extra args, waits until it listens.
     pub fn start(state: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--state", state.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::start_with(&args, &[])
+    }
+
+    /// Starts `serve` with these args and environment, waits until it listens.
+    pub fn start_with(args: &[&str], envs: &[(&str, &Path)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         let mut child = Command::new(env!("CARGO_BIN_EXE_netpol-guard"))
-            .args([
-                "--log-format",
-                "json",
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--state",
-            ])
-            .arg(state)
+            .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
             .arg("--write-ca")
             .arg(&ca)
-            .args(extra)
+            .args(args)
+            .envs(
+                envs.iter()
+                    .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned())),
+            )
             .env("NETPOL_GUARD_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -70,6 +75,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut early_logs = Vec::new();
         let addr = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -85,6 +91,8 @@ impl Server {
                     .is_some_and(|m| m.starts_with("netpol-guard listening"))
             {
                 break v["addr"].as_str().unwrap().parse().unwrap();
+            } else {
+                early_logs.push(line);
             }
         };
         Server {
@@ -93,6 +101,7 @@ impl Server {
             ca,
             _dir: dir,
             stderr: rx,
+            early_logs,
         }
     }
 

@@ -1,0 +1,347 @@
+//! `serve` without `--state`: the cluster view and the config come from an
+//! API server, here the in-process `FakeApiServer` test double, reached by the
+//! real binary through a kubeconfig.
+
+mod common;
+mod fake_apiserver;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, shared};
+use fake_apiserver::{FakeApiServer, RequestMatcher};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(shared(&format!("fixtures/admission/{name}"))).unwrap()
+}
+
+/// A fake API server holding the shared fixture cluster (payments managed,
+/// its baseline, payments-api and postgres policies).
+async fn fake_cluster() -> FakeApiServer {
+    let fake = FakeApiServer::start().await;
+    for o in netpol_guard::manifests::load_paths(&[common::fixtures_cluster()]).unwrap() {
+        fake.apply_object(&o.object);
+    }
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "netpol-guard", "labels": {"kubernetes.io/metadata.name": "netpol-guard"}}}));
+    fake
+}
+
+struct Live {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+fn start_live(fake: &FakeApiServer, extra: &[&str]) -> Live {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig).unwrap();
+    let mut args = vec!["--namespace", "netpol-guard"];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(&args, &[("KUBECONFIG", kubeconfig.as_path())]);
+    Live { server, _dir: dir }
+}
+
+async fn verdict(server: &Server, name: &str) -> Value {
+    let mut c = server.connect().await;
+    c.post("/validate", fixture(name)).await.json()["response"].clone()
+}
+
+async fn metrics(server: &Server) -> String {
+    server.connect().await.get("/metrics").await.text()
+}
+
+/// Polls `check` every 100 ms for at most 15 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn wait_ready(server: &Server) {
+    eventually("readyz 200", || async {
+        server.connect().await.get("/readyz").await.status == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_the_initial_lists_then_judges_from_the_api() {
+    let fake = fake_cluster().await;
+    // Hold the NetworkPolicy list back: the server must not be ready before it.
+    fake.delay_requests(
+        RequestMatcher::path("/apis/networking.k8s.io/v1/networkpolicies").watch(false),
+        Duration::from_secs(2),
+        1,
+    );
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    let r = s.connect().await.get("/readyz").await;
+    assert_eq!(
+        r.status,
+        503,
+        "ready before the lists arrived: {}",
+        r.text()
+    );
+    wait_ready(s).await;
+    assert_eq!(
+        verdict(s, "deployment-create-covered.json").await["allowed"],
+        true
+    );
+    assert_eq!(
+        verdict(s, "statefulset-create-covered.json").await["allowed"],
+        true
+    );
+    let denied = verdict(s, "deployment-create-uncovered.json").await;
+    assert_eq!(denied["allowed"], false);
+    assert!(
+        denied["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("require-network-policy: Deployment payments/ledger")
+    );
+    let m = metrics(s).await;
+    assert!(m.contains("netpol_guard_cache_policies 4\n"), "{m}");
+    assert!(m.contains("netpol_guard_cache_namespaces 5\n"), "{m}");
+    assert!(
+        m.contains("netpol_guard_live_rereads_total{result=\"confirmed\"} 1\n"),
+        "{m}"
+    );
+    // Absent Cilium CRDs: logged once per kind, never retried in a hot loop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs: Vec<String> = s
+        .early_logs
+        .iter()
+        .cloned()
+        .chain(s.stderr.try_iter())
+        .collect();
+    let crd_lines = logs
+        .iter()
+        .filter(|l| l.contains("CRD not installed"))
+        .count();
+    assert_eq!(crd_lines, 2, "{logs:#?}");
+    assert!(fake.count_requests("GET", "/apis/cilium.io/v2/ciliumnetworkpolicies") <= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_created_just_before_its_workload_is_found_by_the_live_re_read() {
+    let fake = fake_cluster().await;
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    // Starve the watch: drop it and hold the re-watch back, so only a live
+    // read can know about the new policy.
+    fake.delay_requests(
+        RequestMatcher::path("/apis/networking.k8s.io/v1/networkpolicies").watch(true),
+        Duration::from_secs(5),
+        10,
+    );
+    fake.drop_watches();
+    fake.apply_object(
+        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "ledger", "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "ledger"}}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}]}]}}),
+    );
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let v = verdict(s, "deployment-create-uncovered.json").await;
+    assert_eq!(v["allowed"], true, "{v}");
+    let m = metrics(s).await;
+    assert!(
+        m.contains("netpol_guard_live_rereads_total{result=\"overturned\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        fake.count_requests(
+            "GET",
+            "/apis/networking.k8s.io/v1/namespaces/payments/networkpolicies"
+        ) >= 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_policies_deny_and_a_dropped_watch_recovers() {
+    let fake = fake_cluster().await;
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    assert_eq!(
+        verdict(s, "deployment-create-covered.json").await["allowed"],
+        true
+    );
+    fake.delete_object(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        Some("payments"),
+        "payments-api",
+    );
+    eventually("the deleted policy no longer covers", || async {
+        verdict(s, "deployment-create-covered.json").await["allowed"] == false
+    })
+    .await;
+    // Drop every watch; a policy created afterwards reaches the cache.
+    fake.drop_watches();
+    fake.apply_object(
+        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "after-drop", "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "payments-api"}}, "ingress": [{}]}}),
+    );
+    eventually("cache sees the policy created after the drop", || async {
+        metrics(s).await.contains("netpol_guard_cache_policies 4\n")
+    })
+    .await;
+    assert_eq!(
+        verdict(s, "deployment-create-covered.json").await["allowed"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_errors_are_retried_with_backoff_and_counted() {
+    let fake = fake_cluster().await;
+    fake.fail_requests(
+        RequestMatcher::path("/apis/networking.k8s.io/v1/networkpolicies").watch(false),
+        500,
+        2,
+    );
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    let m = metrics(s).await;
+    assert!(
+        m.contains("netpol_guard_watch_restarts_total{resource=\"networkpolicies\"} 2\n"),
+        "{m}"
+    );
+    assert_eq!(
+        verdict(s, "deployment-create-uncovered.json").await["allowed"],
+        false
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_missing_from_the_cache_is_read_live() {
+    let fake = fake_cluster().await;
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    fake.delay_requests(
+        RequestMatcher::path("/api/v1/namespaces").watch(true),
+        Duration::from_secs(5),
+        10,
+    );
+    fake.drop_watches();
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "fresh", "labels": {"platform.io/managed": "true"}}}));
+    let mut review: Value =
+        serde_json::from_slice(&fixture("deployment-create-uncovered.json")).unwrap();
+    review["request"]["namespace"] = json!("fresh");
+    review["request"]["object"]["metadata"]["namespace"] = json!("fresh");
+    let r = s
+        .connect()
+        .await
+        .post("/validate", serde_json::to_vec(&review).unwrap())
+        .await
+        .json();
+    assert_eq!(
+        r["response"]["allowed"], false,
+        "a managed namespace unknown to the cache is judged: {r}"
+    );
+    // When the live read fails too, the request is refused with the reason.
+    review["request"]["namespace"] = json!("fresher");
+    fake.fail_requests(
+        RequestMatcher::method_path("GET", "/api/v1/namespaces/fresher"),
+        500,
+        5,
+    );
+    let r = s
+        .connect()
+        .await
+        .post("/validate", serde_json::to_vec(&review).unwrap())
+        .await
+        .json();
+    assert_eq!(r["response"]["allowed"], false);
+    let m = r["response"]["status"]["message"].as_str().unwrap();
+    assert!(m.contains("namespace fresher is not in netpol-guard's cache yet and reading it from the API server failed"), "{m}");
+}
+
+fn configmap(config: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "data": {"config.yaml": config}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configmap_is_hot_reloaded_and_a_broken_one_is_rejected_and_reported() {
+    let fake = fake_cluster().await;
+    fake.apply_object(&configmap("mode: enforce\n"));
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    assert_eq!(
+        verdict(s, "deployment-create-uncovered.json").await["allowed"],
+        false
+    );
+
+    fake.apply_object(&configmap("rules:\n  require-network-policy: warn\n"));
+    eventually("the new config applies", || async {
+        verdict(s, "deployment-create-uncovered.json").await["allowed"] == true
+    })
+    .await;
+
+    fake.apply_object(&configmap(
+        "rules:\n  require-network-policy: warn\nmanagedNamespace: {}\n",
+    ));
+    eventually("the broken config is counted", || async {
+        metrics(s)
+            .await
+            .contains("netpol_guard_config_reloads_total{result=\"invalid\"} 1\n")
+    })
+    .await;
+    let v = verdict(s, "deployment-create-uncovered.json").await;
+    assert_eq!(v["allowed"], true, "the last good config stays in force");
+    eventually("an InvalidConfig event on the ConfigMap", || async {
+        fake.list_objects("events.k8s.io/v1", "Event")
+            .iter()
+            .chain(fake.list_objects("v1", "Event").iter())
+            .any(|e| {
+                e["reason"] == "InvalidConfig"
+                    && e["regarding"]["name"]
+                        .as_str()
+                        .or(e["involvedObject"]["name"].as_str())
+                        == Some("netpol-guard")
+                    && e.to_string().contains("unknown field `managedNamespace`")
+            })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_mode_label_switches_audit_and_enforce_live() {
+    let fake = fake_cluster().await;
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    assert_eq!(
+        verdict(s, "deployment-create-uncovered.json").await["allowed"],
+        false
+    );
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments",
+        "labels": {"kubernetes.io/metadata.name": "payments", "platform.io/managed": "true", "netpol-guard.io/mode": "audit"}}}));
+    eventually("audit mode via the namespace label", || async {
+        let v = verdict(s, "deployment-create-uncovered.json").await;
+        v["allowed"] == true
+            && v["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.starts_with("audit mode, would deny: require-network-policy"))
+    })
+    .await;
+}
