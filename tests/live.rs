@@ -345,3 +345,30 @@ async fn the_namespace_mode_label_switches_audit_and_enforce_live() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_cilium_crds_are_watched_and_their_policies_cover_workloads() {
+    let fake = fake_cluster().await;
+    fake.set_cilium_installed(true);
+    fake.apply_object(
+        &json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": "ledger", "namespace": "payments"},
+        "spec": {"endpointSelector": {"matchLabels": {"k8s:app": "ledger"}},
+            "egress": [{"toEndpoints": [{"matchLabels": {"app": "postgres"}}]}]}}),
+    );
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    eventually("the CNP reaches the cache", || async {
+        metrics(s).await.contains("netpol_guard_cache_policies 5\n")
+    })
+    .await;
+    assert_eq!(
+        verdict(s, "deployment-create-uncovered.json").await["allowed"],
+        true
+    );
+    assert!(
+        fake.count_requests("GET", "/apis/cilium.io/v2/ciliumnetworkpolicies") >= 2,
+        "listed then watched"
+    );
+}

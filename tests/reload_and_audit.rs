@@ -140,3 +140,41 @@ async fn structured_logs_carry_the_decision() {
     assert_eq!(v["decision"], "Denied");
     assert_eq!(v["rules"], "[\"require-network-policy\"]");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_comes_from_the_config_when_the_environment_does_not_set_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    // A tracing filter: the start-up lines (target netpol_guard) stay at
+    // info, the per-request ones (netpol_guard::server) only warn.
+    std::fs::write(&cfg, "logLevel: warn,netpol_guard=info,netpol_guard::server=warn\n").unwrap();
+    let server = common::Server::start_with_env(
+        &[
+            "--state",
+            fixtures_cluster().to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+        false,
+    );
+    let mut c = server.connect().await;
+    c.post("/validate", fixture("deployment-create-uncovered.json"))
+        .await;
+    c.post("/validate", b"garbage".to_vec()).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(l) = server.stderr.recv_timeout(Duration::from_millis(100)) {
+            lines.push(l);
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("rejected request body")),
+        "warnings still log: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("admission decision")),
+        "info is filtered out: {lines:#?}"
+    );
+}

@@ -49,6 +49,12 @@ impl Server {
 
     /// Starts `serve` with these args and environment, waits until it listens.
     pub fn start_with(args: &[&str], envs: &[(&str, &Path)]) -> Server {
+        Self::start_with_env(args, envs, true)
+    }
+
+    /// As `start_with`; `fix_log_level` sets NETPOL_GUARD_LOG=info, which
+    /// overrides the config's logLevel.
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &Path)], fix_log_level: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         let mut child = Command::new(env!("CARGO_BIN_EXE_netpol-guard"))
@@ -60,7 +66,7 @@ impl Server {
                 envs.iter()
                     .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned())),
             )
-            .env("NETPOL_GUARD_LOG", "info")
+            .envs(fix_log_level.then_some(("NETPOL_GUARD_LOG", "info")))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
