@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::core::PartialObjectMeta;
@@ -74,6 +75,13 @@ fn to_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
 }
 
 type PolicyKey = (&'static str, String);
+
+/// One change from a watch: a complete (re)list, or one object.
+enum Change<T> {
+    Replace(Vec<T>),
+    Apply(T),
+    Delete(T),
+}
 
 /// What the watches have seen, and the view built from it.
 #[derive(Default)]
@@ -266,102 +274,104 @@ impl LiveView {
         tracing::warn!(resource = resource.as_str(), error = %e, "watch failed; retrying with backoff");
     }
 
+    /// Follows one watch stream: buffers a (re)list between `Init` and
+    /// `InitDone` and hands it over whole (so objects deleted while the watch
+    /// was down disappear), then hands over each change.
+    async fn follow<K, T>(
+        &self,
+        resource: Resource,
+        mut stream: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
+        convert: impl Fn(K) -> Option<T>,
+        mut handle: impl FnMut(&mut Model, Change<T>) -> Option<Resource>,
+    ) {
+        let mut buffer: Option<Vec<T>> = None;
+        while let Some(event) = stream.next().await {
+            let change = match event {
+                Err(e) => {
+                    self.watch_error(resource, &e);
+                    continue;
+                }
+                Ok(watcher::Event::Init) => {
+                    buffer = Some(Vec::new());
+                    continue;
+                }
+                Ok(watcher::Event::InitApply(o)) => {
+                    if let (Some(b), Some(t)) = (buffer.as_mut(), convert(o)) {
+                        b.push(t);
+                    }
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => Change::Replace(buffer.take().unwrap_or_default()),
+                Ok(watcher::Event::Apply(o)) => match convert(o) {
+                    Some(t) => Change::Apply(t),
+                    None => continue,
+                },
+                Ok(watcher::Event::Delete(o)) => match convert(o) {
+                    Some(t) => Change::Delete(t),
+                    None => continue,
+                },
+            };
+            self.with_model(|m| handle(m, change));
+        }
+    }
+
     async fn watch_namespaces(self: Arc<Self>) {
         // Metadata only: labels are all the view needs.
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
-        let mut buffer: Option<HashMap<String, Labels>> = None;
-        let mut stream = watcher(api, watcher::Config::default())
+        let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        loop {
-            match stream.next().await {
-                None => return,
-                Some(Err(e)) => self.watch_error(Resource::Namespaces, &e),
-                Some(Ok(event)) => match event {
-                    watcher::Event::Init => buffer = Some(HashMap::new()),
-                    watcher::Event::InitApply(ns) => {
-                        if let (Some(b), Some(n)) = (buffer.as_mut(), ns.metadata.name.clone()) {
-                            b.insert(n, ns.metadata.labels.unwrap_or_default());
-                        }
-                    }
-                    watcher::Event::InitDone => {
-                        let all = buffer.take().unwrap_or_default();
-                        self.with_model(|m| {
-                            m.replace_namespaces(all);
-                            Some(Resource::Namespaces)
-                        });
-                    }
-                    watcher::Event::Apply(ns) => {
-                        let Some(n) = ns.metadata.name.clone() else {
-                            continue;
-                        };
-                        self.with_model(|m| {
-                            m.namespaces
-                                .insert(n.clone(), ns.metadata.labels.unwrap_or_default());
-                            m.rebuild_namespace(&n);
-                            None
-                        });
-                    }
-                    watcher::Event::Delete(ns) => {
-                        let Some(n) = ns.metadata.name.clone() else {
-                            continue;
-                        };
-                        self.with_model(|m| {
-                            m.namespaces.remove(&n);
-                            m.rebuild_namespace(&n);
-                            None
-                        });
-                    }
-                },
-            }
-        }
+        let convert = |ns: PartialObjectMeta<Namespace>| {
+            Some((ns.metadata.name?, ns.metadata.labels.unwrap_or_default()))
+        };
+        self.follow(
+            Resource::Namespaces,
+            stream,
+            convert,
+            |m, change| match change {
+                Change::Replace(all) => {
+                    m.replace_namespaces(all.into_iter().collect());
+                    Some(Resource::Namespaces)
+                }
+                Change::Apply((name, labels)) => {
+                    m.namespaces.insert(name.clone(), labels);
+                    m.rebuild_namespace(&name);
+                    None
+                }
+                Change::Delete((name, _)) => {
+                    m.namespaces.remove(&name);
+                    m.rebuild_namespace(&name);
+                    None
+                }
+            },
+        )
+        .await;
     }
 
     /// Watches one policy kind. `required` kinds gate readiness.
     async fn watch_policies(self: Arc<Self>, kind: PolicyKind, required: bool) {
         let resource = Resource::Policy(kind);
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
-        let mut buffer: Option<Vec<Value>> = None;
-        let mut stream = watcher(api, watcher::Config::default())
+        let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        loop {
-            match stream.next().await {
-                None => return,
-                Some(Err(e)) => self.watch_error(resource, &e),
-                Some(Ok(event)) => match event {
-                    watcher::Event::Init => buffer = Some(Vec::new()),
-                    watcher::Event::InitApply(o) => {
-                        if let (Some(b), Some(v)) = (buffer.as_mut(), to_json(&o, kind)) {
-                            b.push(v);
-                        }
+        self.follow(
+            resource,
+            stream,
+            |o| to_json(&o, kind),
+            |m, change| {
+                match change {
+                    Change::Replace(all) => {
+                        m.replace_policies(kind, all);
+                        return required.then_some(resource);
                     }
-                    watcher::Event::InitDone => {
-                        let all = buffer.take().unwrap_or_default();
-                        self.with_model(|m| {
-                            m.replace_policies(kind, all);
-                            required.then_some(resource)
-                        });
-                    }
-                    watcher::Event::Apply(o) => {
-                        if let Some(v) = to_json(&o, kind) {
-                            self.with_model(|m| {
-                                m.apply_policy(kind, v);
-                                None
-                            });
-                        }
-                    }
-                    watcher::Event::Delete(o) => {
-                        if let Some(v) = to_json(&o, kind) {
-                            self.with_model(|m| {
-                                m.delete_policy(kind, &v);
-                                None
-                            });
-                        }
-                    }
-                },
-            }
-        }
+                    Change::Apply(v) => m.apply_policy(kind, v),
+                    Change::Delete(v) => m.delete_policy(kind, &v),
+                }
+                None
+            },
+        )
+        .await;
     }
 
     /// Watches a Cilium kind once its CRD is found. An absent CRD is logged

@@ -46,34 +46,7 @@ enum Output {
 #[derive(Subcommand)]
 enum Command {
     /// Run the admission webhook over HTTPS.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0:8443")]
-        addr: SocketAddr,
-        /// PEM certificate chain (with --tls-key); without both, an ephemeral
-        /// self-signed certificate for localhost is generated.
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key (with --tls-cert).
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Config file (YAML); the built-in defaults apply without it.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Manifests (file or directory) giving the cluster view offline:
-        /// Namespaces, NetworkPolicies, Cilium policies.
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// Write the certificate PEM here (useful with the self-signed one).
-        #[arg(long)]
-        write_ca: Option<PathBuf>,
-        /// netpol-guard's own namespace (where its ConfigMap lives).
-        #[arg(long, env = "POD_NAMESPACE", default_value = "netpol-guard")]
-        namespace: String,
-        /// Name of the ConfigMap holding config.yaml (without --config).
-        #[arg(long, default_value = "netpol-guard")]
-        configmap: String,
-    },
+    Serve(ServeArgs),
     /// Judge manifests offline, as if each object were created now.
     Check {
         /// Config file (YAML); the built-in defaults apply without it.
@@ -93,6 +66,38 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    addr: SocketAddr,
+    /// PEM certificate chain (with --tls-key); without both, an ephemeral
+    /// self-signed certificate for localhost is generated.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key (with --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Config file (YAML), re-read when it changes; without it the
+    /// `--configmap` (with an API server) or the built-in defaults apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Manifests (file or directory) giving the cluster view offline:
+    /// Namespaces, NetworkPolicies, Cilium policies. Without it the view
+    /// comes from the API server (in-cluster or KUBECONFIG).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Write the certificate PEM here (useful with the self-signed one).
+    #[arg(long)]
+    write_ca: Option<PathBuf>,
+    /// netpol-guard's own namespace (where its ConfigMap lives).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "netpol-guard")]
+    namespace: String,
+    /// Name of the ConfigMap holding config.yaml (without --config).
+    #[arg(long, default_value = "netpol-guard")]
+    configmap: String,
 }
 
 #[derive(Subcommand)]
@@ -198,29 +203,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve {
-            addr,
-            tls_cert,
-            tls_key,
-            config,
-            state,
-            write_ca,
-            namespace,
-            configmap,
-        } => {
+        Command::Serve(args) => {
             let hook = init_logging(cli.log_format);
-            let opts = ServeOptions {
-                addr,
-                tls_cert,
-                tls_key,
-                config,
-                state,
-                write_ca,
-                namespace,
-                configmap,
-                hook,
-            };
-            match run_serve(opts) {
+            match run_serve(args, hook) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -249,19 +234,7 @@ fn load_state(path: &PathBuf) -> Result<ClusterView, String> {
     Ok(view)
 }
 
-struct ServeOptions {
-    addr: SocketAddr,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    config: Option<PathBuf>,
-    state: Option<PathBuf>,
-    write_ca: Option<PathBuf>,
-    namespace: String,
-    configmap: String,
-    hook: Option<LogLevelHook>,
-}
-
-fn run_serve(o: ServeOptions) -> Result<(), String> {
+fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
     // The config file is read once here so a bad file stops start-up.
     let config_text = match &o.config {
         Some(p) => Some(
@@ -281,7 +254,7 @@ fn run_serve(o: ServeOptions) -> Result<(), String> {
         })?,
         None => Settings::default(),
     };
-    if let Some(h) = &o.hook {
+    if let Some(h) = &hook {
         h(&settings.config.log_level);
     }
     let view = match &o.state {
@@ -331,7 +304,7 @@ fn run_serve(o: ServeOptions) -> Result<(), String> {
         match (&o.config, config_text) {
             (Some(path), Some(text)) => {
                 app_state.set_config_ready();
-                reload::spawn_file_watch(path.clone(), text, app_state.clone(), o.hook.clone());
+                reload::spawn_file_watch(path.clone(), text, app_state.clone(), hook.clone());
             }
             _ if o.state.is_some() => app_state.set_config_ready(),
             _ => {}
@@ -343,7 +316,7 @@ fn run_serve(o: ServeOptions) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("no --state and no usable kubeconfig or in-cluster service account: {e}"))?;
             if o.config.is_none() {
-                reload::spawn_configmap_watch(client.clone(), o.namespace.clone(), o.configmap.clone(), app_state.clone(), o.hook.clone());
+                reload::spawn_configmap_watch(client.clone(), o.namespace.clone(), o.configmap.clone(), app_state.clone(), hook.clone());
             }
             let live = LiveView::new(client, app_state.clone());
             app_state.set_live_reader(live.reader());

@@ -147,7 +147,11 @@ async fn log_level_comes_from_the_config_when_the_environment_does_not_set_it() 
     let cfg = dir.path().join("config.yaml");
     // A tracing filter: the start-up lines (target netpol_guard) stay at
     // info, the per-request ones (netpol_guard::server) only warn.
-    std::fs::write(&cfg, "logLevel: warn,netpol_guard=info,netpol_guard::server=warn\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "logLevel: warn,netpol_guard=info,netpol_guard::server=warn\n",
+    )
+    .unwrap();
     let server = common::Server::start_with_env(
         &[
             "--state",

@@ -368,29 +368,12 @@ fn cidr_example(dir: Dir) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Action, MAX_WARNING_CHARS};
+    use crate::rules::Action;
     use serde_json::json;
 
     fn run_with(policy: &Value, clusterwide: bool, settings: &Settings) -> Vec<Finding> {
         let out = check(policy, clusterwide, settings);
-        for f in &out {
-            assert!(
-                f.message.chars().count() <= MAX_WARNING_CHARS,
-                "too long: {}",
-                f.message
-            );
-            assert!(
-                f.message.starts_with(&format!("{}: ", f.rule.as_str())),
-                "must start with the rule id: {}",
-                f.message
-            );
-            assert!(!f.message.contains('\n'), "one line: {}", f.message);
-            assert!(
-                f.detail.as_deref().is_some_and(|d| !d.is_empty()),
-                "{}",
-                f.message
-            );
-        }
+        crate::rules::assert_well_formed(&out);
         out
     }
 

@@ -156,6 +156,30 @@ impl Finding {
     }
 }
 
+/// The invariants every catalog finding keeps: one line of at most
+/// `MAX_WARNING_CHARS` starting with its rule id, and a non-empty detail.
+#[cfg(test)]
+pub(crate) fn assert_well_formed(findings: &[Finding]) {
+    for f in findings {
+        assert!(
+            f.message.chars().count() <= MAX_WARNING_CHARS,
+            "too long: {}",
+            f.message
+        );
+        assert!(
+            f.message.starts_with(&format!("{}: ", f.rule.as_str())),
+            "must start with the rule id: {}",
+            f.message
+        );
+        assert!(!f.message.contains('\n'), "one line: {}", f.message);
+        assert!(
+            f.detail.as_deref().is_some_and(|d| !d.is_empty()),
+            "{}",
+            f.message
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

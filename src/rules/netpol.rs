@@ -730,24 +730,7 @@ mod tests {
     /// Runs the rules and checks the invariants every finding must keep.
     fn run_with(policy: &Value, settings: &Settings) -> Vec<Finding> {
         let out = check(policy, settings);
-        for f in &out {
-            assert!(
-                f.message.chars().count() <= MAX_WARNING_CHARS,
-                "too long: {}",
-                f.message
-            );
-            assert!(
-                f.message.starts_with(&format!("{}: ", f.rule.as_str())),
-                "must start with the rule id: {}",
-                f.message
-            );
-            assert!(!f.message.contains('\n'), "one line: {}", f.message);
-            assert!(
-                f.detail.as_deref().is_some_and(|d| !d.is_empty()),
-                "{}",
-                f.message
-            );
-        }
+        crate::rules::assert_well_formed(&out);
         out
     }
 
