@@ -156,6 +156,9 @@ pub struct Config {
     pub baseline: Baseline,
     /// Add the managed label to new namespaces (mutating webhook).
     pub auto_manage: bool,
+    /// With `autoManage`, also label new namespaces with this mode
+    /// (`netpol-guard.io/mode`), e.g. `audit` to start every namespace in audit.
+    pub auto_manage_mode: Option<Mode>,
     /// How long a live re-read from the API server may take before a
     /// require-network-policy denial is confirmed from the cache alone.
     pub live_read_timeout_millis: u64,
@@ -224,6 +227,7 @@ impl Default for Config {
             exemptions: Exemptions::default(),
             baseline: Baseline::default(),
             auto_manage: false,
+            auto_manage_mode: None,
             live_read_timeout_millis: 1000,
             log_level: "info".into(),
         }

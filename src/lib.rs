@@ -14,6 +14,7 @@ pub mod engine;
 pub mod live;
 pub mod manifests;
 pub mod metrics;
+pub mod mutation;
 pub mod reload;
 pub mod rules;
 pub mod selector;

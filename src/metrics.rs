@@ -37,6 +37,8 @@ pub enum Decision {
     Allowed,
     Warned,
     Denied,
+    /// Allowed with a JSON Patch (the namespace mutation).
+    Patched,
     /// The body was not an AdmissionReview (HTTP 400/413).
     Rejected,
 }
@@ -47,6 +49,7 @@ impl Decision {
             Self::Allowed => "allowed",
             Self::Warned => "warned",
             Self::Denied => "denied",
+            Self::Patched => "patched",
             Self::Rejected => "rejected",
         }
     }

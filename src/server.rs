@@ -27,7 +27,9 @@ use crate::config::Settings;
 use crate::engine::{self, Verdict};
 use crate::live::LiveReader;
 use crate::metrics::{Decision, Metrics};
+use crate::mutation;
 use crate::rules::{Action, RuleId};
+use base64::Engine as _;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -348,7 +350,9 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
     Ok(verdict)
 }
 
-/// The namespace mutation is not built yet: every request is allowed unpatched.
+/// The namespace mutation (`autoManage`): allowed, with a JSON Patch adding
+/// the managed label when one is due. Never denies: a mutation must not
+/// block namespace creation.
 async fn mutate(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -358,14 +362,29 @@ async fn mutate(
         Ok(r) => r,
         Err(rejected) => return rejected.into_response(),
     };
+    let mut response = AdmissionResponse::allow(&req.uid);
+    let mut decision = Decision::Allowed;
+    if let Some(patch) = mutation::namespace_patch(&req, &state.settings()) {
+        match serde_json::to_vec(&patch) {
+            Ok(bytes) => {
+                tracing::info!(uid = %req.uid, name = req.name.as_deref().unwrap_or(""), patch = %String::from_utf8_lossy(&bytes), "namespace labelled managed");
+                response.patch_type = Some("JSONPatch".into());
+                response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+                decision = Decision::Patched;
+            }
+            Err(e) => {
+                tracing::error!(uid = %req.uid, error = %e, "cannot serialise the namespace patch")
+            }
+        }
+    }
     state.metrics.observe(
         "/mutate",
         &req.kind.kind,
         req.operation.as_str(),
-        Decision::Allowed,
+        decision,
         started.elapsed(),
     );
-    review_json(AdmissionResponse::allow(&req.uid))
+    review_json(response)
 }
 
 fn action_str(a: Action) -> &'static str {

@@ -124,15 +124,41 @@ async fn http2_is_offered_over_alpn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutate_allows_without_a_patch_for_now() {
+async fn mutate_labels_new_namespaces_with_a_json_patch_when_auto_manage_is_on() {
+    use base64::Engine as _;
+    let mut review: serde_json::Value =
+        serde_json::from_slice(&fixture("namespace-create-managed.json")).unwrap();
+    review["request"]["object"]["metadata"]["labels"] = serde_json::json!({"team": "orders"});
+    let body = serde_json::to_vec(&review).unwrap();
+    // Off by default: allowed, no patch.
     let server = Server::start(&fixtures_cluster(), &[]);
-    let mut c = server.connect().await;
-    let r = c
-        .post("/mutate", fixture("namespace-create-managed.json"))
+    let r = server
+        .connect()
+        .await
+        .post("/mutate", body.clone())
         .await
         .json();
     assert_eq!(r["response"]["allowed"], true);
     assert!(r["response"].get("patch").is_none());
+    // On: a JSONPatch adding the managed label.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "autoManage: true\n").unwrap();
+    let server = Server::start(&fixtures_cluster(), &["--config", cfg.to_str().unwrap()]);
+    let r = server.connect().await.post("/mutate", body).await.json();
+    assert_eq!(r["response"]["allowed"], true);
+    assert_eq!(r["response"]["uid"], review["request"]["uid"]);
+    assert_eq!(r["response"]["patchType"], "JSONPatch");
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(r["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: serde_json::Value = serde_json::from_slice(&patch).unwrap();
+    assert_eq!(
+        patch,
+        serde_json::json!([{"op": "add", "path": "/metadata/labels/platform.io~1managed", "value": "true"}])
+    );
+    let m = server.connect().await.get("/metrics").await.text();
+    assert!(m.contains("netpol_guard_admission_requests_total{endpoint=\"/mutate\",kind=\"Namespace\",operation=\"CREATE\",decision=\"patched\"} 1"), "{m}");
 }
 
 fn sigterm(server: &Server) {
