@@ -6,11 +6,13 @@
 //! I/O around it.
 
 pub mod admission;
+pub mod baseline;
 pub mod check;
 pub mod cidr;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+pub mod generator;
 pub mod live;
 pub mod manifests;
 pub mod metrics;

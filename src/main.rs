@@ -98,6 +98,10 @@ struct ServeArgs {
     /// Name of the ConfigMap holding config.yaml (without --config).
     #[arg(long, default_value = "netpol-guard")]
     configmap: String,
+    /// Serve admission only: do not run the baseline generator (e.g. when
+    /// baselines are managed elsewhere). Ignored with --state.
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 #[derive(Subcommand)]
@@ -317,6 +321,11 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
                 .map_err(|e| format!("no --state and no usable kubeconfig or in-cluster service account: {e}"))?;
             if o.config.is_none() {
                 reload::spawn_configmap_watch(client.clone(), o.namespace.clone(), o.configmap.clone(), app_state.clone(), hook.clone());
+            }
+            if o.no_baseline {
+                tracing::info!("--no-baseline: the baseline generator is off");
+            } else {
+                netpol_guard::generator::spawn(client.clone(), app_state.clone());
             }
             let live = LiveView::new(client, app_state.clone());
             app_state.set_live_reader(live.reader());

@@ -80,6 +80,14 @@ const COUNTERS: &[(&str, &str)] = &[
         "netpol_guard_config_reloads_total",
         "Configuration reloads, by result (applied, invalid).",
     ),
+    (
+        "netpol_guard_reconcile_total",
+        "Baseline reconciles of a namespace, by result (ok, error).",
+    ),
+    (
+        "netpol_guard_baseline_changes_total",
+        "Baseline policies written or removed, by action (created, restored, deleted).",
+    ),
 ];
 
 #[derive(Default)]
@@ -146,6 +154,10 @@ impl Metrics {
 
     /// Adds one to a labelled counter (`name` must be listed in `COUNTERS`).
     pub fn inc(&self, name: &'static str, labels: &[(&str, &str)]) {
+        debug_assert!(
+            COUNTERS.iter().any(|(n, _)| *n == name),
+            "{name} is not listed in COUNTERS, so it would never be rendered"
+        );
         let rendered = labels
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))

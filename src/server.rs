@@ -49,6 +49,8 @@ pub struct AppState {
     view_ready: AtomicBool,
     /// Live reads for read-after-write safety (absent with `--state`).
     live: std::sync::OnceLock<LiveReader>,
+    /// Bumped on every settings change (the generator re-applies on it).
+    settings_generation: tokio::sync::watch::Sender<u64>,
     pub metrics: Metrics,
 }
 
@@ -60,6 +62,7 @@ impl AppState {
             config_ready: AtomicBool::new(false),
             view_ready: AtomicBool::new(false),
             live: std::sync::OnceLock::new(),
+            settings_generation: tokio::sync::watch::Sender::new(0),
             metrics: Metrics::new(),
         })
     }
@@ -94,6 +97,12 @@ impl AppState {
             Err(poisoned) => *poisoned.into_inner() = new,
         }
         self.config_ready.store(true, Ordering::SeqCst);
+        self.settings_generation.send_modify(|g| *g += 1);
+    }
+
+    /// Notified on every settings change.
+    pub fn settings_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.settings_generation.subscribe()
     }
 
     /// Marks config and cluster view as loaded (offline `--state` mode).

@@ -36,7 +36,9 @@ fn start_live(fake: &FakeApiServer, extra: &[&str]) -> Live {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig).unwrap();
-    let mut args = vec!["--namespace", "netpol-guard"];
+    // The generator (tested in tests/generator.rs) would share the paths
+    // these tests inject faults on.
+    let mut args = vec!["--namespace", "netpol-guard", "--no-baseline"];
     args.extend_from_slice(extra);
     let server = Server::start_with(&args, &[("KUBECONFIG", kubeconfig.as_path())]);
     Live { server, _dir: dir }

@@ -1,0 +1,228 @@
+//! The baseline generator, against the `FakeApiServer` test double: the real
+//! binary reconciles namespaces through a kubeconfig.
+
+mod common;
+mod fake_apiserver;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use fake_apiserver::{FakeApiServer, RequestMatcher};
+use serde_json::{Value, json};
+
+const NP: &str = "networking.k8s.io/v1";
+
+struct Live {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+fn start(fake: &FakeApiServer) -> Live {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig).unwrap();
+    let server = Server::start_with(
+        &["--namespace", "netpol-guard"],
+        &[("KUBECONFIG", kubeconfig.as_path())],
+    );
+    Live { server, _dir: dir }
+}
+
+fn namespace(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+fn baseline_names(fake: &FakeApiServer, ns: &str) -> Vec<String> {
+    let mut names: Vec<String> = fake
+        .list_objects(NP, "NetworkPolicy")
+        .into_iter()
+        .filter(|p| p["metadata"]["namespace"] == ns)
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+const BOTH: [&str; 2] = ["netpol-guard-allow-dns", "netpol-guard-default-deny"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_namespace_gets_and_keeps_its_baseline() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    fake.apply_object(&namespace("legacy", json!({})));
+    let live = start(&fake);
+    eventually("both policies created", || {
+        baseline_names(&fake, "team-a") == BOTH
+    })
+    .await;
+    assert!(baseline_names(&fake, "legacy").is_empty());
+    let deny = fake
+        .get_object(
+            NP,
+            "NetworkPolicy",
+            Some("team-a"),
+            "netpol-guard-default-deny",
+        )
+        .unwrap();
+    assert_eq!(
+        deny["spec"],
+        json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    );
+    assert_eq!(
+        deny["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "netpol-guard"
+    );
+    assert!(deny["metadata"]["annotations"]["netpol-guard.io/config-hash"].is_string());
+    let dns = fake
+        .get_object(
+            NP,
+            "NetworkPolicy",
+            Some("team-a"),
+            "netpol-guard-allow-dns",
+        )
+        .unwrap();
+    assert_eq!(
+        dns["spec"]["egress"][0]["ports"],
+        json!([{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}])
+    );
+    let applies: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/namespaces/team-a/networkpolicies"))
+        .collect();
+    assert!(!applies.is_empty());
+    assert!(
+        applies
+            .iter()
+            .all(|r| r.field_manager.as_deref() == Some("netpol-guard")
+                && r.content_type.as_deref() == Some("application/apply-patch+yaml"))
+    );
+
+    // Deleted: re-created.
+    fake.delete_object(
+        NP,
+        "NetworkPolicy",
+        Some("team-a"),
+        "netpol-guard-default-deny",
+    );
+    eventually("default-deny re-created", || {
+        baseline_names(&fake, "team-a") == BOTH
+    })
+    .await;
+    // Edited: restored.
+    let mut edited = dns.clone();
+    edited["spec"]["egress"][0]["ports"] = json!([{"protocol": "UDP", "port": 53}]);
+    fake.apply_object(&edited);
+    eventually("allow-dns restored", || {
+        fake.get_object(
+            NP,
+            "NetworkPolicy",
+            Some("team-a"),
+            "netpol-guard-allow-dns",
+        )
+        .unwrap()["spec"]
+            == dns["spec"]
+    })
+    .await;
+    // Label removed: baseline removed; a user's policy stays.
+    fake.apply_object(&json!({"apiVersion": NP, "kind": "NetworkPolicy",
+        "metadata": {"name": "mine", "namespace": "team-a"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}}));
+    fake.apply_object(&namespace("team-a", json!({})));
+    eventually("baseline removed", || {
+        baseline_names(&fake, "team-a") == ["mine"]
+    })
+    .await;
+    let m = live.server.connect().await.get("/metrics").await.text();
+    for line in [
+        "netpol_guard_baseline_changes_total{action=\"created\"}",
+        "netpol_guard_baseline_changes_total{action=\"restored\"}",
+        "netpol_guard_baseline_changes_total{action=\"deleted\"} 2",
+    ] {
+        assert!(m.contains(line), "{line} missing:\n{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_never_duplicates_and_audit_mode_creates_only_the_dns_allow() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    fake.apply_object(&namespace(
+        "team-b",
+        json!({"platform.io/managed": "true", "netpol-guard.io/mode": "audit"}),
+    ));
+    let first = start(&fake);
+    eventually("team-a baseline", || {
+        baseline_names(&fake, "team-a") == BOTH
+    })
+    .await;
+    eventually("team-b DNS allow", || {
+        baseline_names(&fake, "team-b") == ["netpol-guard-allow-dns"]
+    })
+    .await;
+    drop(first);
+    let _second = start(&fake);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(baseline_names(&fake, "team-a"), BOTH);
+    assert_eq!(baseline_names(&fake, "team-b"), ["netpol-guard-allow-dns"]);
+    // Switching team-b to enforce adds the default-deny.
+    fake.apply_object(&namespace(
+        "team-b",
+        json!({"platform.io/managed": "true", "netpol-guard.io/mode": "enforce"}),
+    ));
+    eventually("team-b default-deny", || {
+        baseline_names(&fake, "team-b") == BOTH
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_are_retried_and_config_changes_roll_out() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "data": {"config.yaml": "mode: enforce\n"}}));
+    fake.fail_requests(
+        RequestMatcher::method_path("PATCH", "/namespaces/team-a/networkpolicies"),
+        500,
+        3,
+    );
+    let live = start(&fake);
+    eventually("baseline despite 500s", || {
+        baseline_names(&fake, "team-a") == BOTH
+    })
+    .await;
+    assert!(live.server.child.id() > 0);
+    let m = live.server.connect().await.get("/metrics").await.text();
+    assert!(
+        m.contains("netpol_guard_reconcile_total{result=\"error\"}"),
+        "{m}"
+    );
+    // A DNS port change in the config reaches the namespace.
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "data": {"config.yaml": "baseline:\n  dnsPorts: [{protocol: UDP, port: 5353}, {protocol: TCP, port: 5353}]\n"}}));
+    eventually("new DNS ports", || {
+        fake.get_object(
+            NP,
+            "NetworkPolicy",
+            Some("team-a"),
+            "netpol-guard-allow-dns",
+        )
+        .unwrap()["spec"]["egress"][0]["ports"][0]["port"]
+            == 5353
+    })
+    .await;
+}
