@@ -5,9 +5,8 @@
 //! being managed (`baseline.onUnmanage`), re-applies everything when the
 //! config changes, and resyncs every namespace periodically.
 //!
-//! Names are fixed, so restarts and concurrent replicas never create
-//! duplicates; leader election (so that only one replica writes) is not built
-//! yet.
+//! Names are fixed, so restarts never create duplicates, and only the
+//! replica holding the Lease (`leader`) writes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +24,7 @@ use serde_json::Value;
 use crate::baseline::{self, ALLOW_DNS, DEFAULT_DENY};
 use crate::cluster::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::config::{MODE_LABEL, Mode, OnUnmanage};
+use crate::leader::Leadership;
 use crate::server::AppState;
 
 /// Field manager of every write.
@@ -43,10 +43,12 @@ pub enum GenerateError {
 struct Ctx {
     client: Client,
     state: Arc<AppState>,
+    leadership: Leadership,
 }
 
-/// Runs the reconciler until the process ends.
-pub fn spawn(client: Client, state: Arc<AppState>) {
+/// Runs the reconciler until the process ends. It writes only while this
+/// replica is the leader; becoming leader reconciles every namespace.
+pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let policies: Api<NetworkPolicy> = Api::all(client.clone());
     let generated =
@@ -55,14 +57,27 @@ pub fn spawn(client: Client, state: Arc<AppState>) {
         rx.changed().await.ok()?;
         Some(((), rx))
     });
-    let ctx = Arc::new(Ctx { client, state });
+    let became_leader = futures::stream::unfold(leadership.changes(), |mut rx| async move {
+        loop {
+            rx.changed().await.ok()?;
+            if *rx.borrow_and_update() {
+                return Some(((), rx));
+            }
+        }
+    });
+    let triggers = futures::stream::select(config_changes, became_leader);
+    let ctx = Arc::new(Ctx {
+        client,
+        state,
+        leadership,
+    });
     let controller = Controller::new(namespaces, watcher::Config::default())
         .watches(policies, generated, |np| {
             np.metadata
                 .namespace
                 .map(|ns| ObjectRef::<Namespace>::new(&ns))
         })
-        .reconcile_all_on(config_changes)
+        .reconcile_all_on(triggers)
         .run(reconcile, error_policy, ctx);
     tokio::spawn(controller.for_each(|_| async {}));
 }
@@ -77,6 +92,10 @@ fn error_policy(_ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, GenerateError> {
     let name = ns.name_any();
+    if !ctx.leadership.is_leader() {
+        // Another replica reconciles; gaining leadership reconciles all.
+        return Ok(Action::requeue(RESYNC));
+    }
     if ns.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -101,6 +120,9 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Generate
                 Some(s) if baseline::drifted(s, want) => "restored",
                 Some(_) => continue,
             };
+            if !ctx.leadership.is_leader() {
+                return Ok(Action::requeue(RESYNC));
+            }
             api.patch(
                 policy,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -153,6 +175,9 @@ async fn delete_ours(
     let Some(stored) = get(api, name).await? else {
         return Ok(());
     };
+    if !ctx.leadership.is_leader() {
+        return Ok(());
+    }
     if !crate::cluster::is_baseline(&stored) {
         return Ok(());
     }

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod generator;
+pub mod leader;
 pub mod live;
 pub mod manifests;
 pub mod metrics;

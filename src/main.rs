@@ -325,7 +325,12 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             if o.no_baseline {
                 tracing::info!("--no-baseline: the baseline generator is off");
             } else {
-                netpol_guard::generator::spawn(client.clone(), app_state.clone());
+                let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+                    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+                    format!("{}-{}", host.trim(), std::process::id())
+                });
+                let leadership = netpol_guard::leader::spawn(client.clone(), &o.namespace, "netpol-guard", identity);
+                netpol_guard::generator::spawn(client.clone(), app_state.clone(), leadership);
             }
             let live = LiveView::new(client, app_state.clone());
             app_state.set_live_reader(live.reader());

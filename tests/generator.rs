@@ -226,3 +226,76 @@ async fn api_errors_are_retried_and_config_changes_roll_out() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_replicas_only_the_lease_holder_writes_and_the_other_takes_over() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    let a = start(&fake);
+    eventually("baseline", || baseline_names(&fake, "team-a") == BOTH).await;
+    let b = start(&fake);
+    let lease = fake
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("netpol-guard"),
+            "netpol-guard",
+        )
+        .unwrap();
+    let holder = lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        holder.ends_with(&format!("-{}", a.server.child.id())),
+        "{holder}"
+    );
+    // A deleted policy is restored by the leader only.
+    fake.delete_object(
+        NP,
+        "NetworkPolicy",
+        Some("team-a"),
+        "netpol-guard-default-deny",
+    );
+    eventually("restored", || baseline_names(&fake, "team-a") == BOTH).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ma = a.server.connect().await.get("/metrics").await.text();
+    let mb = b.server.connect().await.get("/metrics").await.text();
+    assert!(
+        ma.contains("netpol_guard_baseline_changes_total{action=\"created\"} 3"),
+        "{ma}"
+    );
+    assert!(
+        !mb.contains("netpol_guard_baseline_changes_total{"),
+        "the follower wrote:\n{mb}"
+    );
+    // The leader goes away: the follower takes the Lease once it expires and
+    // keeps the baseline.
+    drop(a);
+    fake.delete_object(
+        NP,
+        "NetworkPolicy",
+        Some("team-a"),
+        "netpol-guard-allow-dns",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while baseline_names(&fake, "team-a") != BOTH {
+        assert!(Instant::now() < deadline, "the follower never took over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lease = fake
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("netpol-guard"),
+            "netpol-guard",
+        )
+        .unwrap();
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("-{}", b.server.child.id()))
+    );
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+}
