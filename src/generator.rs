@@ -14,18 +14,25 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::baseline::{self, ALLOW_DNS, DEFAULT_DENY};
 use crate::cluster::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::config::{MODE_LABEL, Mode, OnUnmanage};
 use crate::leader::Leadership;
+use crate::rules::coverage;
 use crate::server::AppState;
+use crate::workload::{self, WorkloadKind};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "netpol-guard";
@@ -44,6 +51,9 @@ struct Ctx {
     client: Client,
     state: Arc<AppState>,
     leadership: Leadership,
+    /// The last impact report sent per namespace, so a resync does not
+    /// repeat an unchanged Event.
+    reported: Mutex<HashMap<String, String>>,
 }
 
 /// Runs the reconciler until the process ends. It writes only while this
@@ -70,16 +80,26 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
         client,
         state,
         leadership,
+        reported: Mutex::new(HashMap::new()),
     });
-    let controller = Controller::new(namespaces, watcher::Config::default())
-        .watches(policies, generated, |np| {
-            np.metadata
-                .namespace
-                .map(|ns| ObjectRef::<Namespace>::new(&ns))
-        })
-        .reconcile_all_on(triggers)
-        .run(reconcile, error_policy, ctx);
-    tokio::spawn(controller.for_each(|_| async {}));
+    tokio::spawn(async move {
+        // Reconciling on the built-in defaults before the ConfigMap is read
+        // could, say, create a default-deny the config puts in audit mode;
+        // and the impact report needs the synced cluster view.
+        while !ctx.state.ready() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Controller::new(namespaces, watcher::Config::default())
+            .watches(policies, generated, |np| {
+                np.metadata
+                    .namespace
+                    .map(|ns| ObjectRef::<Namespace>::new(&ns))
+            })
+            .reconcile_all_on(triggers)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|_| async {})
+            .await;
+    });
 }
 
 fn error_policy(_ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action {
@@ -91,6 +111,13 @@ fn error_policy(_ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, GenerateError> {
+    let started = std::time::Instant::now();
+    let result = reconcile_namespace(&ns, &ctx).await;
+    ctx.state.metrics.reconcile_took(started.elapsed());
+    result
+}
+
+async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, GenerateError> {
     let name = ns.name_any();
     if !ctx.leadership.is_leader() {
         // Another replica reconciles; gaining leadership reconciles all.
@@ -140,11 +167,12 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Generate
         }
         if mode == Mode::Audit {
             // Audit mode must not enforce: no default-deny.
-            delete_ours(&ctx, &api, &name, DEFAULT_DENY).await?;
+            delete_ours(ctx, &api, &name, DEFAULT_DENY).await?;
         }
+        report_impact(ctx, ns, mode).await?;
     } else if settings.config.baseline.on_unmanage == OnUnmanage::Delete {
         for policy in [DEFAULT_DENY, ALLOW_DNS] {
-            delete_ours(&ctx, &api, &name, policy).await?;
+            delete_ours(ctx, &api, &name, policy).await?;
         }
     }
     ctx.state
@@ -162,6 +190,136 @@ async fn get(api: &Api<NetworkPolicy>, name: &str) -> Result<Option<Value>, Gene
             source,
         })?;
     Ok(found.and_then(|p| serde_json::to_value(p).ok()))
+}
+
+/// The workload kinds the impact report lists, with their API resources.
+const IMPACT_KINDS: [(WorkloadKind, &str, &str, &str); 6] = [
+    (WorkloadKind::Deployment, "apps", "v1", "deployments"),
+    (WorkloadKind::StatefulSet, "apps", "v1", "statefulsets"),
+    (WorkloadKind::DaemonSet, "apps", "v1", "daemonsets"),
+    (WorkloadKind::CronJob, "batch", "v1", "cronjobs"),
+    (WorkloadKind::Job, "batch", "v1", "jobs"),
+    (WorkloadKind::Pod, "", "v1", "pods"),
+];
+
+/// The existing workloads of `namespace` that no policy lets traffic
+/// through to (judged like `require-network-policy`, against the live view),
+/// e.g. `Deployment ledger`. Controller-owned Pods and Jobs are skipped:
+/// their controller is listed.
+async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, GenerateError> {
+    let view = ctx.state.view();
+    let settings = ctx.state.settings();
+    let mut out = Vec::new();
+    for (kind, group, version, plural) in IMPACT_KINDS {
+        let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            namespace,
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| GenerateError::Api {
+                what: format!("list {plural} in {namespace}"),
+                source,
+            })?;
+        for obj in list.items {
+            let Ok(value) = serde_json::to_value(&obj) else {
+                continue;
+            };
+            if matches!(kind, WorkloadKind::Pod | WorkloadKind::Job)
+                && workload::is_controller_owned(&value)
+            {
+                continue;
+            }
+            let Ok(pods) = workload::pod_shape(kind, &value) else {
+                continue;
+            };
+            let name = obj.name_any();
+            let subject = coverage::Subject {
+                kind,
+                namespace,
+                name: &name,
+                pods: &pods,
+            };
+            if !coverage::is_covered(&subject, &view, &settings) {
+                out.push(format!("{} {name}", kind.as_str()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reports which existing workloads default-deny isolates (enforce) or
+/// would isolate (audit): an Event on the namespace, a log line and the
+/// `netpol_guard_uncovered_workloads` gauge. An unchanged report is not
+/// sent again.
+async fn report_impact(ctx: &Ctx, ns: &Namespace, mode: Mode) -> Result<(), GenerateError> {
+    let name = ns.name_any();
+    let uncovered = uncovered_workloads(ctx, &name).await?;
+    ctx.state.metrics.set_uncovered(&name, uncovered.len());
+    let note = impact_note(mode, &uncovered);
+    let changed = match ctx.reported.lock() {
+        Ok(mut m) => m.insert(name.clone(), note.clone()).as_deref() != Some(note.as_str()),
+        Err(_) => true,
+    };
+    if !changed || (uncovered.is_empty() && mode == Mode::Audit) {
+        return Ok(());
+    }
+    tracing::info!(namespace = %name, mode = mode.as_str(), uncovered = ?uncovered, "baseline impact");
+    let event = Event {
+        type_: if uncovered.is_empty() {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: "BaselineImpact".into(),
+        note: Some(note),
+        // The action is part of the Events API's series key: a distinct one per mode
+        // keeps the enforce report from being folded into the audit one.
+        action: if mode == Mode::Audit {
+            "Audit"
+        } else {
+            "Isolate"
+        }
+        .into(),
+        secondary: None,
+    };
+    // A fresh Recorder each time: a cached one folds a new report into the
+    // previous Event's series and keeps the old text; `reported` already
+    // keeps unchanged reports from repeating.
+    let recorder = Recorder::new(
+        ctx.client.clone(),
+        Reporter {
+            controller: "netpol-guard".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    if let Err(e) = recorder.publish(&event, &ns.object_ref(&())).await {
+        tracing::warn!(namespace = %name, error = %e, "cannot record the BaselineImpact event");
+    }
+    Ok(())
+}
+
+/// The Event text (at most 1 KiB, as the Events API allows).
+fn impact_note(mode: Mode, uncovered: &[String]) -> String {
+    let head = match (mode, uncovered.is_empty()) {
+        (Mode::Enforce, true) => return "netpol-guard default-deny is in force; every existing workload has a NetworkPolicy".into(),
+        (Mode::Enforce, false) => "netpol-guard default-deny now isolates these workloads (no NetworkPolicy lets their traffic through): ",
+        (Mode::Audit, _) => "audit mode: once default-deny is enforced, these workloads would be isolated (no NetworkPolicy lets their traffic through): ",
+    };
+    let mut note = head.to_string();
+    for (i, w) in uncovered.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        if note.len() + sep.len() + w.len() > 980 {
+            note.push_str(&format!(" and {} more", uncovered.len() - i));
+            break;
+        }
+        note.push_str(sep);
+        note.push_str(w);
+    }
+    note
 }
 
 /// Deletes a baseline policy if it exists and carries netpol-guard's label

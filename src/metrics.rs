@@ -94,6 +94,10 @@ const COUNTERS: &[(&str, &str)] = &[
 pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Uncovered workloads per managed namespace (generator impact report).
+    uncovered: Mutex<BTreeMap<String, u64>>,
+    reconcile_count: AtomicU64,
+    reconcile_nanos: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
@@ -168,6 +172,20 @@ impl Metrics {
         }
     }
 
+    /// Records how many existing workloads no policy covers in `namespace`.
+    pub fn set_uncovered(&self, namespace: &str, n: usize) {
+        if let Ok(mut m) = self.uncovered.lock() {
+            m.insert(namespace.to_string(), n as u64);
+        }
+    }
+
+    /// Records the duration of one baseline reconcile.
+    pub fn reconcile_took(&self, took: Duration) {
+        self.reconcile_count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.reconcile_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
     /// The current value of a labelled counter (for tests and logs).
     pub fn get(&self, name: &'static str, labels: &[(&str, &str)]) -> u64 {
         let rendered = labels
@@ -227,6 +245,25 @@ impl Metrics {
             self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
         );
         let _ = writeln!(out, "netpol_guard_admission_duration_seconds_count {count}");
+        out.push_str("# HELP netpol_guard_reconcile_duration_seconds Time spent reconciling namespaces' baselines.\n");
+        out.push_str("# TYPE netpol_guard_reconcile_duration_seconds summary\n");
+        let _ = writeln!(
+            out,
+            "netpol_guard_reconcile_duration_seconds_sum {}\nnetpol_guard_reconcile_duration_seconds_count {}",
+            self.reconcile_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            self.reconcile_count.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP netpol_guard_uncovered_workloads Existing workloads in a managed namespace that no policy covers (what default-deny isolates).\n");
+        out.push_str("# TYPE netpol_guard_uncovered_workloads gauge\n");
+        if let Ok(m) = self.uncovered.lock() {
+            for (ns, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "netpol_guard_uncovered_workloads{{namespace=\"{}\"}} {n}",
+                    escape(ns)
+                );
+            }
+        }
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,

@@ -299,3 +299,82 @@ async fn with_two_replicas_only_the_lease_holder_writes_and_the_other_takes_over
     );
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
 }
+
+fn deployment(ns: &str, name: &str, app: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"app": app}},
+            "template": {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+}
+
+fn impact_events(fake: &FakeApiServer, ns: &str) -> Vec<String> {
+    fake.list_objects("events.k8s.io/v1", "Event")
+        .into_iter()
+        .chain(fake.list_objects("v1", "Event"))
+        .filter(|e| e["reason"] == "BaselineImpact")
+        .filter(|e| e["regarding"]["name"] == ns || e["involvedObject"]["name"] == ns)
+        .map(|e| {
+            e["note"]
+                .as_str()
+                .or(e["message"].as_str())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_impact_report_names_the_workloads_default_deny_isolates() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace(
+        "team-b",
+        json!({"platform.io/managed": "true", "netpol-guard.io/mode": "audit"}),
+    ));
+    fake.apply_object(&deployment("team-b", "ledger", "ledger"));
+    fake.apply_object(&deployment("team-b", "api", "api"));
+    fake.apply_object(&json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "team-b"},
+        "spec": {"schedule": "0 0 * * *", "jobTemplate": {"spec": {"template": {"metadata": {"labels": {"app": "report"}},
+            "spec": {"containers": [{"name": "c", "image": "x"}], "restartPolicy": "Never"}}}}}}));
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api-1", "namespace": "team-b",
+        "labels": {"app": "api"}, "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-x", "uid": "u", "controller": true}]},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}}));
+    fake.apply_object(&json!({"apiVersion": NP, "kind": "NetworkPolicy", "metadata": {"name": "api", "namespace": "team-b"},
+        "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": [{"from": [{"podSelector": {}}]}]}}));
+    let live = start(&fake);
+    eventually("audit impact event", || {
+        !impact_events(&fake, "team-b").is_empty()
+    })
+    .await;
+    let events = impact_events(&fake, "team-b");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0],
+        "audit mode: once default-deny is enforced, these workloads would be isolated (no NetworkPolicy lets their traffic through): Deployment ledger, CronJob nightly"
+    );
+    assert_eq!(
+        baseline_names(&fake, "team-b"),
+        ["api", "netpol-guard-allow-dns"]
+    );
+    let m = live.server.connect().await.get("/metrics").await.text();
+    assert!(
+        m.contains("netpol_guard_uncovered_workloads{namespace=\"team-b\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("netpol_guard_reconcile_duration_seconds_count "),
+        "{m}"
+    );
+    // Enforce: the same report, now saying what just became isolated.
+    fake.apply_object(&namespace(
+        "team-b",
+        json!({"platform.io/managed": "true", "netpol-guard.io/mode": "enforce"}),
+    ));
+    eventually("enforce impact event", || {
+        impact_events(&fake, "team-b").len() == 2
+    })
+    .await;
+    let events = impact_events(&fake, "team-b");
+    assert!(
+        events.iter().any(|e| e == "netpol-guard default-deny now isolates these workloads (no NetworkPolicy lets their traffic through): Deployment ledger, CronJob nightly"),
+        "{events:?}"
+    );
+}
