@@ -39,7 +39,9 @@ pub const FIELD_MANAGER: &str = "netpol-guard";
 /// Every namespace is reconciled again this often, whatever happens.
 const RESYNC: Duration = Duration::from_secs(300);
 /// A failed reconcile is retried after this long.
-const RETRY: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between retries of a failing namespace.
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
@@ -54,6 +56,8 @@ struct Ctx {
     /// The last impact report sent per namespace, so a resync does not
     /// repeat an unchanged Event.
     reported: Mutex<HashMap<String, String>>,
+    /// Consecutive failures per namespace, for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 /// Runs the reconciler until the process ends. It writes only while this
@@ -81,6 +85,7 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
         state,
         leadership,
         reported: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
     });
     tokio::spawn(async move {
         // Reconciling on the built-in defaults before the ConfigMap is read
@@ -102,17 +107,35 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
     });
 }
 
-fn error_policy(_ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action {
+/// Retries a failed namespace with exponential backoff (1 s, 2 s, 4 s, ...
+/// up to a minute), reset by its next success.
+fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action {
     ctx.state
         .metrics
         .inc("netpol_guard_reconcile_total", &[("result", "error")]);
-    tracing::warn!(error = %e, "baseline reconcile failed; retrying");
-    Action::requeue(RETRY)
+    let failures = match ctx.failures.lock() {
+        Ok(mut m) => {
+            let n = m.entry(ns.name_any()).or_insert(0);
+            *n += 1;
+            *n
+        }
+        Err(_) => 1,
+    };
+    let delay = RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(RETRY_MAX);
+    tracing::warn!(namespace = %ns.name_any(), error = %e, retry_in = ?delay, "baseline reconcile failed");
+    Action::requeue(delay)
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, GenerateError> {
     let started = std::time::Instant::now();
     let result = reconcile_namespace(&ns, &ctx).await;
+    if result.is_ok()
+        && let Ok(mut m) = ctx.failures.lock()
+    {
+        m.remove(&ns.name_any());
+    }
     ctx.state.metrics.reconcile_took(started.elapsed());
     result
 }

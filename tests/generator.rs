@@ -197,7 +197,13 @@ async fn api_errors_are_retried_and_config_changes_roll_out() {
     fake.fail_requests(
         RequestMatcher::method_path("PATCH", "/namespaces/team-a/networkpolicies"),
         500,
-        3,
+        2,
+    );
+    // A conflict on a read too.
+    fake.fail_requests(
+        RequestMatcher::method_path("GET", "/namespaces/team-a/networkpolicies/"),
+        409,
+        1,
     );
     let live = start(&fake);
     eventually("baseline despite 500s", || {
@@ -207,7 +213,7 @@ async fn api_errors_are_retried_and_config_changes_roll_out() {
     assert!(live.server.child.id() > 0);
     let m = live.server.connect().await.get("/metrics").await.text();
     assert!(
-        m.contains("netpol_guard_reconcile_total{result=\"error\"}"),
+        m.contains("netpol_guard_reconcile_total{result=\"error\"} 3\n"),
         "{m}"
     );
     // A DNS port change in the config reaches the namespace.
@@ -377,4 +383,48 @@ async fn the_impact_report_names_the_workloads_default_deny_isolates() {
         events.iter().any(|e| e == "netpol-guard default-deny now isolates these workloads (no NetworkPolicy lets their traffic through): Deployment ledger, CronJob nightly"),
         "{events:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_lease_stops_reconciling_within_the_lease_period() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    let live = start(&fake);
+    eventually("baseline", || baseline_names(&fake, "team-a") == BOTH).await;
+    // The Lease cannot be renewed any more (API trouble on leases only).
+    fake.fail_requests(RequestMatcher::path("/leases"), 500, 10_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stepped_down = loop {
+        if let Ok(line) = live.server.stderr.recv_timeout(Duration::from_millis(200))
+            && line.contains("leadership changed")
+            && line.contains("\"leader\":false")
+        {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+    };
+    assert!(
+        stepped_down,
+        "the leader kept leading without renewing its Lease"
+    );
+    fake.delete_object(
+        NP,
+        "NetworkPolicy",
+        Some("team-a"),
+        "netpol-guard-default-deny",
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        baseline_names(&fake, "team-a"),
+        ["netpol-guard-allow-dns"],
+        "a non-leader wrote"
+    );
+    // The API heals: leadership comes back and the baseline with it.
+    fake.clear_faults();
+    eventually("restored after regaining the Lease", || {
+        baseline_names(&fake, "team-a") == BOTH
+    })
+    .await;
 }
