@@ -69,6 +69,17 @@ where
     panic!("timed out waiting for: {what}");
 }
 
+/// Drops every watch and holds the re-watches of `path` back for 5 s, so
+/// only a live read can see what changes meanwhile.
+fn starve_watch(fake: &FakeApiServer, path: &str) {
+    fake.delay_requests(
+        RequestMatcher::path(path).watch(true),
+        Duration::from_secs(5),
+        10,
+    );
+    fake.drop_watches();
+}
+
 async fn wait_ready(server: &Server) {
     eventually("readyz 200", || async {
         server.connect().await.get("/readyz").await.status == 200
@@ -142,12 +153,7 @@ async fn a_policy_created_just_before_its_workload_is_found_by_the_live_re_read(
     wait_ready(s).await;
     // Starve the watch: drop it and hold the re-watch back, so only a live
     // read can know about the new policy.
-    fake.delay_requests(
-        RequestMatcher::path("/apis/networking.k8s.io/v1/networkpolicies").watch(true),
-        Duration::from_secs(5),
-        10,
-    );
-    fake.drop_watches();
+    starve_watch(&fake, "/apis/networking.k8s.io/v1/networkpolicies");
     fake.apply_object(
         &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "ledger", "namespace": "payments"},
@@ -235,12 +241,7 @@ async fn a_namespace_missing_from_the_cache_is_read_live() {
     let live = start_live(&fake, &[]);
     let s = &live.server;
     wait_ready(s).await;
-    fake.delay_requests(
-        RequestMatcher::path("/api/v1/namespaces").watch(true),
-        Duration::from_secs(5),
-        10,
-    );
-    fake.drop_watches();
+    starve_watch(&fake, "/api/v1/namespaces");
     fake.apply_object(&json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "fresh", "labels": {"platform.io/managed": "true"}}}));
     let mut review: Value =

@@ -888,15 +888,7 @@ mod tests {
 
     // ----- fixtures -----------------------------------------------------------------
 
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../shared/fixtures/admission/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let review: Value = serde_json::from_str(&text).unwrap();
-        review["request"]["object"].clone()
-    }
+    use crate::rules::fixture_object as fixture;
 
     #[test]
     fn fixtures_give_the_expected_findings() {

@@ -156,6 +156,18 @@ impl Finding {
     }
 }
 
+/// The `request.object` of a shared admission fixture.
+#[cfg(test)]
+pub(crate) fn fixture_object(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../shared/fixtures/admission/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let review: serde_json::Value = serde_json::from_str(&text).unwrap();
+    review["request"]["object"].clone()
+}
+
 /// The invariants every catalog finding keeps: one line of at most
 /// `MAX_WARNING_CHARS` starting with its rule id, and a non-empty detail.
 #[cfg(test)]
