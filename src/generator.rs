@@ -18,7 +18,7 @@ use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -309,17 +309,7 @@ async fn report_impact(ctx: &Ctx, ns: &Namespace, mode: Mode) -> Result<(), Gene
         .into(),
         secondary: None,
     };
-    // A fresh Recorder each time: a cached one folds a new report into the
-    // previous Event's series and keeps the old text; `reported` already
-    // keeps unchanged reports from repeating.
-    let recorder = Recorder::new(
-        ctx.client.clone(),
-        Reporter {
-            controller: "netpol-guard".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
-    );
-    if let Err(e) = recorder.publish(&event, &ns.object_ref(&())).await {
+    if let Err(e) = crate::events::record(&ctx.client, &event, &ns.object_ref(&())).await {
         tracing::warn!(namespace = %name, error = %e, "cannot record the BaselineImpact event");
     }
     Ok(())

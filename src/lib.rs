@@ -12,6 +12,7 @@ pub mod cidr;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod generator;
 pub mod leader;
 pub mod live;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
@@ -98,13 +98,6 @@ pub fn spawn_configmap_watch(
 ) {
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-        let recorder = Recorder::new(
-            client,
-            Reporter {
-                controller: "netpol-guard".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
         let source = format!("configmap {namespace}/{name}");
         let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let mut stream = watcher(api, cfg).default_backoff().boxed();
@@ -172,7 +165,9 @@ pub fn spawn_configmap_watch(
                         action: "Reload".into(),
                         secondary: None,
                     };
-                    if let Err(e) = recorder.publish(&event, &cm.object_ref(&())).await {
+                    if let Err(e) =
+                        crate::events::record(&client, &event, &cm.object_ref(&())).await
+                    {
                         tracing::warn!(source, error = %e, "cannot record the InvalidConfig event");
                     }
                 }
