@@ -187,6 +187,31 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
                 .metrics
                 .inc("netpol_guard_baseline_changes_total", &[("action", action)]);
             tracing::info!(namespace = %name, policy, action, mode = mode.as_str(), "baseline policy written");
+            let event = Event {
+                type_: if action == "restored" {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: if action == "restored" {
+                    "BaselineRestored"
+                } else {
+                    "BaselineCreated"
+                }
+                .into(),
+                note: Some(if action == "restored" {
+                    format!(
+                        "NetworkPolicy {policy} was changed or removed; netpol-guard restored it (it is managed by netpol-guard)"
+                    )
+                } else {
+                    format!("netpol-guard created NetworkPolicy {policy}")
+                }),
+                action: "Apply".into(),
+                secondary: None,
+            };
+            if let Err(e) = crate::events::record(&ctx.client, &event, &ns.object_ref(&())).await {
+                tracing::warn!(namespace = %name, error = %e, "cannot record the baseline event");
+            }
         }
         if mode == Mode::Audit {
             // Audit mode must not enforce: no default-deny.

@@ -135,6 +135,20 @@ async fn a_managed_namespace_gets_and_keeps_its_baseline() {
             == dns["spec"]
     })
     .await;
+    // The edit is reported on the namespace (the deletion above shows up
+    // as BaselineCreated: the reconciler only sees that the policy is absent).
+    eventually("a BaselineRestored event", || {
+        fake.list_objects("events.k8s.io/v1", "Event")
+            .iter()
+            .any(|e| {
+                e["reason"] == "BaselineRestored"
+                    && e["regarding"]["name"] == "team-a"
+                    && e["note"]
+                        .as_str()
+                        .is_some_and(|n| n.contains("netpol-guard-allow-dns"))
+            })
+    })
+    .await;
     // Label removed: baseline removed; a user's policy stays.
     fake.apply_object(&json!({"apiVersion": NP, "kind": "NetworkPolicy",
         "metadata": {"name": "mine", "namespace": "team-a"},
@@ -427,4 +441,28 @@ async fn losing_the_lease_stops_reconciling_within_the_lease_period() {
         baseline_names(&fake, "team-a") == BOTH
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_unmanage_keep_leaves_the_baseline() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "data": {"config.yaml": "baseline:\n  onUnmanage: keep\n"}}));
+    let _live = start(&fake);
+    eventually("baseline", || baseline_names(&fake, "team-a") == BOTH).await;
+    fake.apply_object(&namespace("team-a", json!({})));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(baseline_names(&fake, "team-a"), BOTH);
+    // Excluding a namespace by name unmanages it too (and keep still applies).
+    fake.apply_object(&namespace(
+        "kube-public",
+        json!({"platform.io/managed": "true"}),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        baseline_names(&fake, "kube-public").is_empty(),
+        "excluded names are never managed"
+    );
 }
