@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod baseline;
+pub mod certs;
 pub mod check;
 pub mod cidr;
 pub mod cluster;

@@ -15,7 +15,7 @@ use netpol_guard::live::LiveView;
 use netpol_guard::manifests;
 use netpol_guard::reload::{self, LogLevelHook};
 use netpol_guard::server::{self, AppState};
-use netpol_guard::tls::CertPair;
+use netpol_guard::tls::{CertPair, CertStore, CertWatch, ReloadOutcome};
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +61,9 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Write a CA, a serving certificate for the webhook Service, its TLS
+    /// Secret and a kustomization that installs them with manifests/.
+    Certs(netpol_guard::certs::CertsArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -80,6 +83,14 @@ struct ServeArgs {
     /// PEM private key (with --tls-cert).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// How often the certificate and key files are re-read: a rotated pair
+    /// (e.g. a renewed Secret) serves new connections without a restart.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    tls_reload_interval: std::time::Duration,
+    /// Also serve /metrics, /healthz and /readyz over plain HTTP here (for
+    /// Prometheus), e.g. 0.0.0.0:9090. Admission stays on --addr only.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
     /// Config file (YAML), re-read when it changes; without it the
     /// `--configmap` (with an API server) or the built-in defaults apply.
     #[arg(long)]
@@ -207,6 +218,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Certs(args) => match netpol_guard::certs::run(&args) {
+            Ok(summary) => {
+                print!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("netpol-guard certs: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Serve(args) => {
             let hook = init_logging(cli.log_format);
             match run_serve(args, hook) {
@@ -219,6 +240,27 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `500ms`, `5s`, `2m`: a number and a unit.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("{s:?}: add a unit (ms, s or m)"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: not a duration like 500ms, 5s, 2m"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s or m)")),
+    };
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be more than zero"));
+    }
+    Ok(d)
 }
 
 fn load_settings(path: Option<&PathBuf>) -> Result<Settings, String> {
@@ -274,11 +316,9 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
         }
         None => ClusterView::new(),
     };
-    let (pair, pem) = match (o.tls_cert, o.tls_key) {
-        (Some(c), Some(k)) => (
-            CertPair::from_files(&c, &k).map_err(|e| e.to_string())?,
-            None,
-        ),
+    let cert_files = o.tls_cert.clone().zip(o.tls_key.clone());
+    let (pair, pem) = match &cert_files {
+        Some((c, k)) => (CertPair::from_files(c, k).map_err(|e| e.to_string())?, None),
         _ => {
             let (pair, pem) = CertPair::self_signed().map_err(|e| e.to_string())?;
             tracing::warn!(
@@ -293,8 +333,10 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
         };
         std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    let tls = pair.server_config().map_err(|e| e.to_string())?;
+    let store = CertStore::new(pair).map_err(|e| e.to_string())?;
+    let tls = store.server_config().map_err(|e| e.to_string())?;
     let app_state = AppState::new(settings, view);
+    app_state.set_cert_store(store.clone());
     let app = server::router(app_state.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -305,6 +347,29 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", o.addr))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some((cert, key)) = cert_files {
+            let state = app_state.clone();
+            CertWatch::new(store, cert, key).spawn(o.tls_reload_interval, move |outcome| {
+                match outcome {
+                    ReloadOutcome::Applied => {
+                        tracing::info!("TLS certificate reloaded: new connections use the new pair");
+                        state.metrics.inc("netpol_guard_tls_reloads_total", &[("result", "applied")]);
+                    }
+                    ReloadOutcome::Rejected(e) => {
+                        tracing::error!(error = %e, "TLS certificate files changed but the new pair is unusable; still serving the previous one");
+                        state.metrics.inc("netpol_guard_tls_reloads_total", &[("result", "invalid")]);
+                    }
+                }
+            });
+        }
+        if let Some(addr) = o.metrics_addr {
+            let plain = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--metrics-addr): {e}"))?;
+            let metrics_local = plain.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(metrics_addr = %metrics_local, "metrics listening (plain HTTP: /metrics, /healthz, /readyz)");
+            tokio::spawn(server::serve_plain(plain, server::ops_router(app_state.clone()), server::shutdown_signal()));
+        }
         match (&o.config, config_text) {
             (Some(path), Some(text)) => {
                 app_state.set_config_ready();

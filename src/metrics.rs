@@ -85,6 +85,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Baseline reconciles of a namespace, by result (ok, error).",
     ),
     (
+        "netpol_guard_tls_reloads_total",
+        "Changes of the certificate files seen, by result (applied, invalid: the previous pair stays).",
+    ),
+    (
         "netpol_guard_baseline_changes_total",
         "Baseline policies written or removed, by action (created, restored, deleted).",
     ),

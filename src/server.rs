@@ -29,6 +29,7 @@ use crate::live::LiveReader;
 use crate::metrics::{Decision, Metrics};
 use crate::mutation;
 use crate::rules::{Action, RuleId};
+use crate::tls::CertStore;
 use base64::Engine as _;
 
 /// How long a client may take to complete the TLS handshake.
@@ -49,6 +50,8 @@ pub struct AppState {
     view_ready: AtomicBool,
     /// Live reads for read-after-write safety (absent with `--state`).
     live: std::sync::OnceLock<LiveReader>,
+    /// The serving certificate, for its expiry metric.
+    certs: std::sync::OnceLock<Arc<CertStore>>,
     /// Bumped on every settings change (the generator re-applies on it).
     settings_generation: tokio::sync::watch::Sender<u64>,
     pub metrics: Metrics,
@@ -62,6 +65,7 @@ impl AppState {
             config_ready: AtomicBool::new(false),
             view_ready: AtomicBool::new(false),
             live: std::sync::OnceLock::new(),
+            certs: std::sync::OnceLock::new(),
             settings_generation: tokio::sync::watch::Sender::new(0),
             metrics: Metrics::new(),
         })
@@ -133,6 +137,10 @@ impl AppState {
     }
 
     /// Enables live re-reads before require-network-policy denials.
+    pub fn set_cert_store(&self, store: Arc<CertStore>) {
+        let _ = self.certs.set(store);
+    }
+
     pub fn set_live_reader(&self, reader: LiveReader) {
         let _ = self.live.set(reader);
     }
@@ -151,6 +159,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The routes of the plain-HTTP `--metrics-addr` listener: no admission.
+pub fn ops_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.ready() {
         (StatusCode::OK, "ready\n").into_response()
@@ -165,7 +182,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let view = state.view();
-    let gauges = [
+    let mut gauges = vec![
         (
             "netpol_guard_ready",
             "1 once config and cluster view are loaded.",
@@ -182,6 +199,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             view.policy_count() as f64,
         ),
     ];
+    if let Some(expiry) = state.certs.get().and_then(|c| c.not_after()) {
+        gauges.push((
+            "netpol_guard_tls_cert_expiry_timestamp_seconds",
+            "When the serving certificate expires (Unix time).",
+            expiry as f64,
+        ));
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(&gauges),
@@ -449,7 +473,21 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
+    serve_on(listener, Some(TlsAcceptor::from(tls)), app, shutdown).await;
+}
+
+/// As `serve`, over plain HTTP (the `--metrics-addr` listener), with the
+/// same header timeout and drain.
+pub async fn serve_plain(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+    serve_on(listener, None, app, shutdown).await;
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -481,20 +519,34 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls_stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
+            let result =
+                match acceptor {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
                     }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
+                    Some(acceptor) => {
+                        let tls_stream =
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                        watcher.watch(conn.into_owned()).await
                     }
                 };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

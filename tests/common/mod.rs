@@ -55,12 +55,25 @@ impl Server {
     /// As `start_with`; `fix_log_level` sets NETPOL_GUARD_LOG=info, which
     /// overrides the config's logLevel.
     pub fn start_with_env(args: &[&str], envs: &[(&str, &Path)], fix_log_level: bool) -> Server {
+        Self::spawn(args, envs, fix_log_level, true)
+    }
+
+    /// Starts `serve` with its own `--tls-cert/--tls-key` in `args`: `ca`
+    /// is then not written and callers bring their own TLS client.
+    pub fn start_with_certs(args: &[&str]) -> Server {
+        Self::spawn(args, &[], true, false)
+    }
+
+    fn spawn(args: &[&str], envs: &[(&str, &Path)], fix_log_level: bool, write_ca: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         let mut child = Command::new(env!("CARGO_BIN_EXE_netpol-guard"))
             .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
-            .arg("--write-ca")
-            .arg(&ca)
+            .args(if write_ca {
+                vec!["--write-ca".as_ref(), ca.as_os_str()]
+            } else {
+                vec![]
+            })
             .args(args)
             .envs(
                 envs.iter()
