@@ -29,7 +29,7 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// A replica that is always the leader (for `--no-leader-election`).
+    /// A replica that is always the leader (tests, and single-writer setups).
     pub fn always() -> Self {
         let (_tx, rx) = watch::channel(true);
         Self {
