@@ -273,6 +273,23 @@ impl ClusterView {
         errors
     }
 
+    /// The part of the view a request in `ns` is judged against: that
+    /// namespace and the cluster-wide policies (the engine reads nothing
+    /// else). Cheap: a few `Arc` clones, not a copy of every namespace, so
+    /// the live re-read before a denial can overlay fresh data on it.
+    pub fn focused(&self, ns: &str) -> ClusterView {
+        ClusterView {
+            namespaces: self
+                .namespaces
+                .get_key_value(ns)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .into_iter()
+                .collect(),
+            clusterwide: self.clusterwide.clone(),
+            clusterwide_objects: self.clusterwide_objects,
+        }
+    }
+
     /// Labels of a namespace, if the view knows it.
     pub fn namespace_labels(&self, ns: &str) -> Option<&Labels> {
         self.namespaces.get(ns).and_then(|n| n.labels.as_ref())

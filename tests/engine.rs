@@ -388,3 +388,31 @@ fn exemptions_by_namespace_user_group_and_workload_labels() {
     );
     assert_eq!(rules_of(&v), [(RuleId::BaselineProtected, Action::Deny)]);
 }
+
+/// The live re-read judges a request against `view.focused(ns)` with fresh
+/// data overlaid: for that to be sound, every fixture must get exactly the
+/// same verdict from the focused view as from the whole one.
+#[test]
+fn a_focused_view_judges_every_fixture_like_the_whole_view() {
+    let whole = view();
+    let settings = Settings::default();
+    let mut judged = 0;
+    for entry in std::fs::read_dir(common::shared("fixtures/admission")).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(req) = admission::parse_review(&std::fs::read(&path).unwrap()) else {
+            continue;
+        };
+        let ns = req.namespace.clone().unwrap_or_default();
+        let full = engine::decide(&req, &whole, &settings).map(|v| format!("{v:?}"));
+        let focused =
+            engine::decide(&req, &whole.focused(&ns), &settings).map(|v| format!("{v:?}"));
+        assert_eq!(
+            full.map_err(|e| e.to_string()),
+            focused.map_err(|e| e.to_string()),
+            "{}",
+            path.display()
+        );
+        judged += 1;
+    }
+    assert!(judged >= 10, "only {judged} fixtures judged");
+}
