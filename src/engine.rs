@@ -293,7 +293,8 @@ fn judge_baseline_change(
         "change"
     };
     verdict.push(
-        Finding::new(
+        // The user and name come from the request: one line within the limit.
+        rules::netpol::finding(
             RuleId::BaselineProtected,
             format!(
                 "baseline-protected: {user} may not {verb} NetworkPolicy {namespace}/{name}: it is netpol-guard's baseline \
@@ -313,3 +314,49 @@ fn judge_baseline_change(
 
 /// The user kube-controller-manager deletes namespaces' contents as.
 pub const NAMESPACE_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::{GroupVersionKind, UserInfo};
+    use serde_json::json;
+
+    /// Found by `cargo fuzz run admission`: a long (or multi-line) user name
+    /// made the baseline-protected warning longer than the API server keeps.
+    #[test]
+    fn baseline_protected_warning_is_one_line_within_the_limit() {
+        let mut view = ClusterView::new();
+        view.add(&json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "pay", "labels": {"platform.io/managed": "true"}}}))
+            .unwrap();
+        let settings = Settings::from_yaml("rules: {baseline-protected: warn}").unwrap();
+        let req = AdmissionRequest {
+            uid: "u".into(),
+            kind: GroupVersionKind {
+                group: "networking.k8s.io".into(),
+                version: "v1".into(),
+                kind: "NetworkPolicy".into(),
+            },
+            sub_resource: None,
+            name: Some("netpol-guard-default-deny".into()),
+            namespace: Some("pay".into()),
+            operation: Operation::Delete,
+            user_info: UserInfo {
+                username: format!("alice\n{}@example.com", "e".repeat(300)),
+                groups: vec![],
+            },
+            object: None,
+            old_object: Some(json!({"metadata": {"name": "netpol-guard-default-deny",
+                "namespace": "pay", "labels": {"app.kubernetes.io/managed-by": "netpol-guard"}}})),
+            dry_run: None,
+        };
+        let verdict = decide(&req, &view, &settings).unwrap();
+        let warnings = verdict.warnings();
+        assert_eq!(verdict.rule_ids(), ["baseline-protected"]);
+        assert_eq!(warnings.len(), 1);
+        let w = &warnings[0];
+        assert!(w.chars().count() <= rules::MAX_WARNING_CHARS, "{w}");
+        assert!(!w.chars().any(char::is_control), "{w:?}");
+        assert!(w.starts_with("baseline-protected: alice "), "{w}");
+    }
+}

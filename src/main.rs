@@ -113,6 +113,19 @@ struct ServeArgs {
     /// baselines are managed elsewhere). Ignored with --state.
     #[arg(long)]
     no_baseline: bool,
+    /// How long a client may take to send a request's headers (from the
+    /// connection's start or its previous response; slowloris guard, also
+    /// closes idle keep-alive connections), and then its body.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// How long a client may take to complete the TLS handshake.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: std::time::Duration,
+    /// Admission requests (/validate, /mutate) judged at once; more get 503
+    /// with Retry-After: 1 (counted in netpol_guard_shed_requests_total).
+    /// /healthz, /readyz and /metrics are never shed.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_in_flight: usize,
 }
 
 #[derive(Subcommand)]
@@ -271,16 +284,46 @@ fn load_settings(path: Option<&PathBuf>) -> Result<Settings, String> {
 }
 
 fn load_state(path: &PathBuf) -> Result<ClusterView, String> {
-    let objects = manifests::load_paths(std::slice::from_ref(path)).map_err(|e| e.to_string())?;
+    // Object by object: the parsed manifests are never all in memory at once.
     let mut view = ClusterView::new();
-    for o in &objects {
+    manifests::for_each_object(std::slice::from_ref(path), |o| {
         view.add(&o.object)
-            .map_err(|e| format!("{}:{}: {e}", o.file.display(), o.line))?;
-    }
+            .map(|_| ())
+            .map_err(|e| manifests::ManifestError::at(&o, e))
+    })
+    .map_err(|e| e.to_string())?;
     Ok(view)
 }
 
+/// Raises the soft limit on open files to the hard limit: every connection
+/// is a descriptor, and the usual soft default of 1024 is few for a webhook
+/// the whole cluster calls.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let shown = |l: Option<u64>| l.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    let before = getrlimit(Resource::Nofile);
+    // An unlimited hard limit is not a valid soft limit for open files.
+    let target = before.maximum.unwrap_or(1 << 20);
+    if before.current.is_some_and(|soft| soft < target) {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: before.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(soft = %shown(before.current), hard = %shown(before.maximum), error = %e, "cannot raise the open files limit (RLIMIT_NOFILE)");
+            return;
+        }
+    }
+    let now = getrlimit(Resource::Nofile);
+    tracing::info!(soft = %shown(now.current), hard = %shown(now.maximum), "open files limit (RLIMIT_NOFILE)");
+}
+
 fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
+    raise_open_files_limit();
+    let limits = server::ConnLimits {
+        handshake_timeout: o.handshake_timeout,
+        header_read_timeout: o.header_read_timeout,
+    };
     // The config file is read once here so a bad file stops start-up.
     let config_text = match &o.config {
         Some(p) => Some(
@@ -337,6 +380,8 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
     let tls = store.server_config().map_err(|e| e.to_string())?;
     let app_state = AppState::new(settings, view);
     app_state.set_cert_store(store.clone());
+    app_state.set_max_in_flight(o.max_in_flight);
+    app_state.set_body_read_timeout(o.header_read_timeout);
     let app = server::router(app_state.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -368,7 +413,7 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr} (--metrics-addr): {e}"))?;
             let metrics_local = plain.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(metrics_addr = %metrics_local, "metrics listening (plain HTTP: /metrics, /healthz, /readyz)");
-            tokio::spawn(server::serve_plain(plain, server::ops_router(app_state.clone()), server::shutdown_signal()));
+            tokio::spawn(server::serve_plain(plain, server::ops_router(app_state.clone()), limits, server::shutdown_signal()));
         }
         match (&o.config, config_text) {
             (Some(path), Some(text)) => {
@@ -402,8 +447,14 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             live.spawn();
             tracing::info!("building the cluster view from the API server; /readyz turns 200 once synced");
         }
+        tracing::info!(
+            handshake_timeout_ms = u64::try_from(limits.handshake_timeout.as_millis()).unwrap_or(u64::MAX),
+            header_read_timeout_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX),
+            max_in_flight = o.max_in_flight,
+            "connection limits"
+        );
         tracing::info!(addr = %local, "netpol-guard listening (HTTPS: /validate, /mutate, /healthz, /readyz, /metrics)");
-        server::serve(listener, tls, app, server::shutdown_signal()).await;
+        server::serve(listener, tls, app, limits, server::shutdown_signal()).await;
         Ok::<(), String>(())
     })?;
     tracing::info!("netpol-guard stopped");

@@ -425,12 +425,20 @@ mod tests {
         }
         // A List whose items is not a list, and a document that is not an
         // object, are clear errors.
-        let e = parse_text(r#"{"kind":"List","apiVersion":"v1","items":{}}"#, Path::new("t.json"))
+        let e = parse_text(
+            r#"{"kind":"List","apiVersion":"v1","items":{}}"#,
+            Path::new("t.json"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("t.json:1: not valid YAML/JSON: invalid type: map, expected a list of Kubernetes objects"), "{e}");
+        let e = parse_text("[1, 2]", Path::new("t.json"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("t.json:1: not valid YAML/JSON: invalid type: map, expected a list of Kubernetes objects"), "{e}");
-        let e = parse_text("[1, 2]", Path::new("t.json")).unwrap_err().to_string();
-        assert_eq!(e, "t.json:1: a manifest must be an object with apiVersion and kind");
+        assert_eq!(
+            e,
+            "t.json:1: a manifest must be an object with apiVersion and kind"
+        );
     }
 
     #[test]

@@ -89,6 +89,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Changes of the certificate files seen, by result (applied, invalid: the previous pair stays).",
     ),
     (
+        "netpol_guard_shed_requests_total",
+        "Admission requests answered 503 because --max-in-flight were already being judged, by endpoint.",
+    ),
+    (
         "netpol_guard_baseline_changes_total",
         "Baseline policies written or removed, by action (created, restored, deleted).",
     ),

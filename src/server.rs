@@ -2,23 +2,26 @@
 //! speaks to webhooks) and HTTP/2 via ALPN, the admission endpoints, health,
 //! readiness and metrics, and graceful shutdown on SIGTERM.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, AdmissionRequest, AdmissionResponse};
@@ -32,13 +35,38 @@ use crate::rules::{Action, RuleId};
 use crate::tls::CertStore;
 use base64::Engine as _;
 
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's headers (slowloris guard);
-/// also closes keep-alive connections idle for that long.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests before exiting anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// At shutdown, how long open HTTP/1.1 connections may still bring requests
+/// (each answered with `Connection: close`) before idle ones are closed.
+/// Closing an idle keep-alive connection races with a client that is just
+/// sending on it; a busy client instead learns from the header to stop.
+const IDLE_GRACE: Duration = Duration::from_secs(1);
+/// Default of `serve --max-in-flight`: admission requests judged at once.
+/// Judging takes microseconds against the cache, so this many in flight
+/// means requests are piling up behind live re-reads of a slow API server;
+/// queueing more would only turn fast answers into webhook timeouts.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// Connection-level bounds of the HTTPS (and plain metrics) listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// How long a client may take to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long a client may take to send a request's headers, from the
+    /// connection's start or the end of the previous response (slowloris
+    /// guard; also closes keep-alive connections idle that long).
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// State shared by every request. The view and settings are swapped whole
 /// (cluster watches, config reload); a request clones the `Arc` it needs and
@@ -54,7 +82,23 @@ pub struct AppState {
     certs: std::sync::OnceLock<Arc<CertStore>>,
     /// Bumped on every settings change (the generator re-applies on it).
     settings_generation: tokio::sync::watch::Sender<u64>,
+    /// Admission requests being judged now, and the most allowed at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// How long a request body may take to arrive once its headers have.
+    body_read_timeout_ms: AtomicU64,
+    /// Unix second of the last "shedding" warning (logged once a second).
+    last_shed_warning: AtomicU64,
     pub metrics: Metrics,
+}
+
+/// One admission request being judged; frees its slot when dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl AppState {
@@ -67,8 +111,37 @@ impl AppState {
             live: std::sync::OnceLock::new(),
             certs: std::sync::OnceLock::new(),
             settings_generation: tokio::sync::watch::Sender::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(DEFAULT_MAX_IN_FLIGHT),
+            body_read_timeout_ms: AtomicU64::new(30_000),
+            last_shed_warning: AtomicU64::new(0),
             metrics: Metrics::new(),
         })
+    }
+
+    /// At most `n` admission requests are judged at once; more get 503.
+    pub fn set_max_in_flight(&self, n: usize) {
+        self.max_in_flight.store(n.max(1), Ordering::SeqCst);
+    }
+
+    /// How long a request body may take to arrive once its headers have
+    /// (HTTP 408 after that).
+    pub fn set_body_read_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.body_read_timeout_ms.store(ms, Ordering::SeqCst);
+    }
+
+    fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.load(Ordering::SeqCst))
+    }
+
+    /// A slot to judge one request, or `None` when `max_in_flight` are taken.
+    fn try_admit(&self) -> Option<InFlight<'_>> {
+        let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let slot = InFlight(&self.in_flight);
+        (before < self.max_in_flight.load(Ordering::SeqCst)).then_some(slot)
     }
 
     pub fn settings(&self) -> Arc<Settings> {
@@ -146,16 +219,24 @@ impl AppState {
     }
 }
 
-/// The HTTP routes. `max_body_bytes` bounds every request body (HTTP 413).
+/// The HTTP routes. `max_body_bytes` (read now; a reload does not change it)
+/// bounds every request body (HTTP 413).
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.settings().config.max_body_bytes;
     Router::new()
-        .route("/validate", post(validate))
-        .route("/mutate", post(mutate))
+        .route(
+            "/validate",
+            post(move |State(state): State<Arc<AppState>>, req: Request| {
+                validate(state, req, limit)
+            }),
+        )
+        .route(
+            "/mutate",
+            post(move |State(state): State<Arc<AppState>>, req: Request| mutate(state, req, limit)),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
@@ -213,51 +294,169 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// A body that is not an AdmissionReview: answered with its status and a
-/// short plain-text reason.
-struct Rejected(StatusCode, String);
+/// A body that is not an AdmissionReview, or that could not be read:
+/// answered with its status and a short plain-text reason. `close` asks an
+/// HTTP/1.1 client not to reuse the connection (the body was left unread).
+struct Rejected {
+    status: StatusCode,
+    message: String,
+    close: bool,
+}
 
 impl IntoResponse for Rejected {
     fn into_response(self) -> Response {
-        (
-            self.0,
+        let mut resp = (
+            self.status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", self.1),
+            format!("{}\n", self.message),
         )
-            .into_response()
+            .into_response();
+        if self.close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 }
 
-/// Reads the body or answers 413 (too large) / 400 with the reason.
-fn body_or_error(
-    state: &AppState,
+/// Reads the body, bounded in size (`limit`, HTTP 413) and in time (HTTP
+/// 408, `body_read_timeout`). A `Content-Length` over the limit is refused
+/// without buffering any of it: up to twice the limit the body is read and
+/// discarded first (a client that writes its whole body before reading
+/// still gets the 413, and keeps its connection); beyond that the 413 goes
+/// out at once and the connection closes, so a client announcing 100 MB is
+/// not waited for.
+async fn read_body(state: &AppState, req: Request, limit: usize) -> Result<Bytes, Rejected> {
+    // Connection-specific headers are not allowed in HTTP/2.
+    let http1 = req.version() < Version::HTTP_2;
+    let timeout = state.body_read_timeout();
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if let Some(len) = announced
+        && len > limit64
+    {
+        let drained = len <= limit64.saturating_mul(2)
+            && tokio::time::timeout(timeout, discard(req.into_body()))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        return Err(Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "body of {len} bytes is over the limit of {limit} bytes (maxBodyBytes)"
+            ),
+            close: http1 && !drained,
+        });
+    }
+    let body = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(timeout, body).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("body is over the limit of {limit} bytes (maxBodyBytes)"),
+            close: http1,
+        }),
+        Ok(Err(e)) => Err(Rejected {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("cannot read the body: {e}"),
+            close: http1,
+        }),
+        Err(_) => Err(Rejected {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "body not received within {} ms of the headers",
+                timeout.as_millis()
+            ),
+            close: http1,
+        }),
+    }
+}
+
+/// Reads a body to its end without keeping it.
+async fn discard(mut body: axum::body::Body) -> Result<(), axum::Error> {
+    while let Some(frame) = body.frame().await {
+        frame?;
+    }
+    Ok(())
+}
+
+/// Reads and parses an admission request once a judging slot is free:
+/// answers 413/408/400 for a body that cannot be read or is not an
+/// AdmissionReview, and 503 (`Retry-After: 1`) when `max_in_flight`
+/// requests are already being judged. The body is read before taking a slot,
+/// so a slow client never holds one.
+async fn admit<'a>(
+    state: &'a AppState,
     endpoint: &'static str,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
+    limit: usize,
     started: Instant,
-) -> Result<AdmissionRequest, Rejected> {
-    let rejected = |status: StatusCode, message: String| {
+) -> Result<(AdmissionRequest, InFlight<'a>), Response> {
+    let rejected = |r: Rejected| {
         state
             .metrics
             .observe(endpoint, "", "", Decision::Rejected, started.elapsed());
-        tracing::warn!(endpoint, status = status.as_u16(), error = %message, "rejected request body");
-        Rejected(status, message)
+        tracing::warn!(endpoint, status = r.status.as_u16(), error = %r.message, "rejected request body");
+        r.into_response()
     };
-    let body = body.map_err(|r| rejected(r.status(), r.body_text()))?;
-    admission::parse_review(&body).map_err(|e| rejected(StatusCode::BAD_REQUEST, e.to_string()))
+    let body = read_body(state, req, limit).await.map_err(rejected)?;
+    let Some(slot) = state.try_admit() else {
+        return Err(shed(state, endpoint));
+    };
+    let req = admission::parse_review(&body).map_err(|e| {
+        rejected(Rejected {
+            status: StatusCode::BAD_REQUEST,
+            message: e.to_string(),
+            close: false,
+        })
+    })?;
+    Ok((req, slot))
+}
+
+/// The answer to a request over `max_in_flight`: 503 with `Retry-After`.
+/// The API server treats it as a webhook failure (its failurePolicy decides).
+fn shed(state: &AppState, endpoint: &'static str) -> Response {
+    let max = state.max_in_flight.load(Ordering::SeqCst);
+    state.metrics.inc(
+        "netpol_guard_shed_requests_total",
+        &[("endpoint", endpoint)],
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if state.last_shed_warning.swap(now, Ordering::SeqCst) != now {
+        tracing::warn!(
+            endpoint,
+            max_in_flight = max,
+            "overloaded: shedding admission requests with 503 (netpol_guard_shed_requests_total counts them)"
+        );
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::RETRY_AFTER, "1"),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
+        format!(
+            "netpol-guard is overloaded: {max} admission requests are already being judged (--max-in-flight); retry in a second\n"
+        ),
+    )
+        .into_response()
 }
 
 fn review_json(response: AdmissionResponse) -> Response {
     axum::Json(response.into_review()).into_response()
 }
 
-async fn validate(
-    State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn validate(state: Arc<AppState>, req: Request, limit: usize) -> Response {
     let started = Instant::now();
-    let req = match body_or_error(&state, "/validate", body, started) {
-        Ok(r) => r,
-        Err(rejected) => return rejected.into_response(),
+    let (req, _slot) = match admit(&state, "/validate", req, limit, started).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     let (response, decision, rules) = match decide(&state, &req).await {
         Ok(verdict) => {
@@ -368,7 +567,8 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
             return Ok(engine::decide(req, &view, &settings)?);
         }
     };
-    let mut overlay = (*view).clone();
+    // Only the namespace being judged is replaced: no copy of the whole view.
+    let mut overlay = view.focused(ns);
     for e in overlay.set_namespace(ns, snapshot.labels, snapshot.policies.iter()) {
         tracing::warn!(namespace = ns, error = %e, "policy ignored: it cannot be compiled");
     }
@@ -386,14 +586,11 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
 /// The namespace mutation (`autoManage`): allowed, with a JSON Patch adding
 /// the managed label when one is due. Never denies: a mutation must not
 /// block namespace creation.
-async fn mutate(
-    State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn mutate(state: Arc<AppState>, req: Request, limit: usize) -> Response {
     let started = Instant::now();
-    let req = match body_or_error(&state, "/mutate", body, started) {
-        Ok(r) => r,
-        Err(rejected) => return rejected.into_response(),
+    let (req, _slot) = match admit(&state, "/mutate", req, limit, started).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
     };
     let mut response = AdmissionResponse::allow(&req.uid);
     let mut decision = Decision::Allowed;
@@ -464,42 +661,85 @@ fn log_decision(req: &AdmissionRequest, decision: Decision, rules: &[&str], took
     );
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes, then stops
-/// accepting, lets in-flight requests finish (at most `DRAIN_TIMEOUT`), and
-/// returns.
+/// Serves `app` over TLS on `listener` until `shutdown` completes, then
+/// drains (see `drain`) and returns. The protocol follows ALPN: HTTP/2 for
+/// `h2`, HTTP/1.1 otherwise, so the header read timeout runs from the first
+/// byte a client owes (a client that completes the handshake and then sends
+/// nothing is closed after `header_read_timeout`).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Router,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_on(listener, Some(TlsAcceptor::from(tls)), app, shutdown).await;
+    serve_on(
+        listener,
+        Some(TlsAcceptor::from(tls)),
+        app,
+        limits,
+        shutdown,
+    )
+    .await;
 }
 
-/// As `serve`, over plain HTTP (the `--metrics-addr` listener), with the
+/// As `serve`, over plain HTTP/1.1 (the `--metrics-addr` listener), with the
 /// same header timeout and drain.
-pub async fn serve_plain(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
-    serve_on(listener, None, app, shutdown).await;
+pub async fn serve_plain(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_on(listener, None, app, limits, shutdown).await;
+}
+
+/// The per-connection service: the router, plus `Connection: close` on
+/// HTTP/1.1 responses once shutdown has begun, so a busy keep-alive client
+/// stops sending on a connection that is about to close.
+fn connection_service(
+    app: Router,
+    draining: watch::Receiver<bool>,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response, Infallible>> + Send + 'static,
+> + Clone {
+    let inner = TowerToHyperService::new(app);
+    hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let http1 = req.version() < Version::HTTP_2;
+        let response = inner.call(req);
+        let draining = draining.clone();
+        async move {
+            let mut response = response.await?;
+            if http1 && *draining.borrow() {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        }
+    })
 }
 
 async fn serve_on(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     app: Router,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let (draining_tx, draining) = watch::channel(false);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
-    let builder = Arc::new(builder);
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new()).max_concurrent_streams(256);
+    let (http1, http2) = (Arc::new(http1), Arc::new(http2));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -515,45 +755,78 @@ async fn serve_on(
             () = &mut shutdown => break,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
-        let builder = builder.clone();
+        let service = connection_service(app.clone(), draining.clone());
+        let (http1, http2) = (http1.clone(), http2.clone());
+        let mut draining = draining.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let result =
-                match acceptor {
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        watcher.watch(conn.into_owned()).await
+            let result = match acceptor {
+                None => {
+                    watcher
+                        .watch(http1.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
+                    let tls_stream = tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        // Shutting down: a connection still in its handshake
+                        // has no request in flight, drop it.
+                        _ = draining.wait_for(|d| *d) => return,
+                    };
+                    if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        watcher
+                            .watch(http2.serve_connection(TokioIo::new(tls_stream), service))
+                            .await
+                    } else {
+                        watcher
+                            .watch(http1.serve_connection(TokioIo::new(tls_stream), service))
+                            .await
                     }
-                    Some(acceptor) => {
-                        let tls_stream =
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        let conn = builder
-                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                        watcher.watch(conn.into_owned()).await
-                    }
-                };
+                }
+            };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    tracing::info!("shutting down: draining in-flight requests");
-    match tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await {
+    drain(graceful, &draining_tx).await;
+}
+
+/// Shutdown, once the listener is closed. Requests already received are
+/// answered. For `IDLE_GRACE`, open connections keep being served and every
+/// HTTP/1.1 response says `Connection: close` (the connection closes after
+/// it), so a client that keeps sending learns to stop instead of being cut;
+/// then connections still idle are closed (HTTP/2 gets GOAWAY) and requests
+/// still being judged finish, all within `DRAIN_TIMEOUT` of the signal.
+/// (Closing an idle keep-alive connection races with a request the client
+/// sends at that very moment, as with any HTTP/1.1 server; the grace period
+/// leaves only connections that sat idle through it.) Connections still in
+/// their TLS handshake are dropped at once.
+async fn drain(graceful: GracefulShutdown, draining: &watch::Sender<bool>) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    draining.send_replace(true);
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: not accepting; draining in-flight requests"
+    );
+    let grace_end = tokio::time::Instant::now() + IDLE_GRACE.min(DRAIN_TIMEOUT);
+    while graceful.count() > 0 && tokio::time::Instant::now() < grace_end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    match tokio::time::timeout_at(deadline, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed"),
         Err(_) => tracing::warn!("drain timed out; exiting with connections still open"),
     }

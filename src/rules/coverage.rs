@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use crate::cluster::{ClusterView, Coverage};
 use crate::config::{Directions, Settings};
+use crate::rules::netpol::one_line;
 use crate::rules::{Finding, RuleId};
 use crate::selector::{self, Labels};
 use crate::workload::{PodShape, WorkloadKind};
@@ -107,7 +108,9 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
          in one kubectl apply -f DIR/, put the policy in a file that sorts first), narrowing the peers to the real callers:\n"
     );
     detail.push_str(&suggested_policy(namespace, name, pods, need));
-    Some(Finding::new(RuleId::RequireNetworkPolicy, message).with_detail(detail))
+    // Names and labels come from the request: keep the warning one line and
+    // within the limit whatever they hold.
+    Some(Finding::new(RuleId::RequireNetworkPolicy, one_line(&message)).with_detail(detail))
 }
 
 /// The warning for an UPDATE to a workload that was already uncovered.
@@ -120,11 +123,11 @@ pub fn existing_violation(subject: &Subject<'_>) -> Finding {
     } = *subject;
     Finding::new(
         RuleId::RequireNetworkPolicy,
-        format!(
+        one_line(&format!(
             "require-network-policy: {} {namespace}/{name} has no NetworkPolicy; this update is allowed because it \
              already had none, but new workloads like it are denied. Add a NetworkPolicy for its pods.",
             kind.as_str()
-        ),
+        )),
     )
     .milder()
 }
@@ -207,8 +210,22 @@ fn write_pod_selector(y: &mut String, labels: &Labels) {
     let _ = writeln!(y, "  podSelector:");
     let _ = writeln!(y, "    matchLabels:");
     for (k, v) in labels {
-        let _ = writeln!(y, "      {k}: {}", quote(v));
+        let _ = writeln!(y, "      {}: {}", yaml_key(k), quote(v));
     }
+}
+
+/// A label key as a YAML mapping key: bare when it reads back as itself in
+/// any YAML parser (kubectl's included), quoted otherwise (leading spaces,
+/// `: `, `#`, or words such as `yes` that YAML 1.1 reads as booleans).
+fn yaml_key(k: &str) -> String {
+    let plain = k.starts_with(|c: char| c.is_ascii_alphabetic())
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+        && !matches!(
+            k.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
+    if plain { k.to_string() } else { quote(k) }
 }
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
@@ -310,6 +327,39 @@ mod tests {
         }
     }
 
+    /// Found by `cargo fuzz run admission`: a pod label key with leading
+    /// spaces (or `: `, `#`, ...) was written bare, so the suggested policy
+    /// selected other labels or was not YAML at all.
+    #[test]
+    fn suggested_policy_quotes_label_keys_that_need_it() {
+        let pods = shape(&[
+            ("    app", "x"),
+            ("a: b", "x"),
+            ("#c", "x"),
+            ("yes", "x"),
+            ("Off", "x"),
+            ("9lives", "x"),
+            ("app.kubernetes.io/name", "x"),
+        ]);
+        let yaml = suggested_policy("pay", "odd", &pods, Directions::Any);
+        assert!(
+            yaml.contains("\n      app.kubernetes.io/name: \"x\"\n"),
+            "plain keys stay bare: {yaml}"
+        );
+        assert!(yaml.contains("\n      \"yes\": \"x\"\n"), "{yaml}");
+        let obj: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        let selected =
+            crate::selector::Selector::from_value(obj.pointer("/spec/podSelector")).unwrap();
+        assert!(selected.matches(&pods.labels), "{yaml}");
+        assert_eq!(
+            obj.pointer("/spec/podSelector/matchLabels")
+                .and_then(|m| m.as_object())
+                .map(|m| m.len()),
+            Some(pods.labels.len()),
+            "{yaml}"
+        );
+    }
+
     #[test]
     fn unlabelled_pods_get_a_hint() {
         let pods = shape(&[]);
@@ -367,5 +417,34 @@ mod tests {
             f.message
         );
         assert!(existing_violation(&s).message.chars().count() <= crate::rules::MAX_WARNING_CHARS);
+    }
+
+    /// Found by `cargo fuzz run admission`: a newline in a pod label (or a
+    /// long name) went into the one-line warning, which kube-apiserver drops
+    /// (control character) or truncates.
+    #[test]
+    fn warnings_stay_one_line_within_the_limit_whatever_the_names() {
+        let long = "n".repeat(253);
+        let pods = shape(&[("ru\nn", "debug\r\t")]);
+        for name in ["debug\nx", long.as_str()] {
+            let s = Subject {
+                kind: WorkloadKind::ReplicationController,
+                namespace: "pay",
+                name,
+                pods: &pods,
+            };
+            for f in [
+                check(&s, &view(), &Settings::default()).unwrap(),
+                existing_violation(&s),
+            ] {
+                assert!(
+                    f.message.chars().count() <= crate::rules::MAX_WARNING_CHARS,
+                    "{}",
+                    f.message
+                );
+                assert!(!f.message.chars().any(char::is_control), "{:?}", f.message);
+                assert!(f.message.starts_with("require-network-policy: "));
+            }
+        }
     }
 }
