@@ -107,6 +107,15 @@ fn bench(c: &mut Criterion) {
         );
     }
     g.finish();
+    // The live re-read before a require-network-policy denial overlays the
+    // namespace's fresh policies on the view. Before: a copy of the whole view
+    // (every namespace entry); after: `focused`, that namespace only.
+    let view = cluster(1_000);
+    let mut g = c.benchmark_group("live-overlay");
+    g.bench_function("clone-whole-view", |b| b.iter(|| black_box(view.clone())));
+    g.bench_function("focused", |b| b.iter(|| black_box(view.focused("hot"))));
+    g.finish();
+
     // The whole request path minus HTTP: parse, decide, serialise.
     let view = cluster(1_000);
     let body = std::fs::read(concat!(
