@@ -228,9 +228,20 @@ fn yaml_key(k: &str) -> String {
     if plain { k.to_string() } else { quote(k) }
 }
 
-/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML, once the
+/// characters JSON leaves raw but YAML does not allow raw, DEL and the C1
+/// controls, are escaped too).
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_control() || matches!(c, '\u{fffe}' | '\u{ffff}') {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -356,6 +367,20 @@ mod tests {
                 .and_then(|m| m.as_object())
                 .map(|m| m.len()),
             Some(pods.labels.len()),
+            "{yaml}"
+        );
+    }
+
+    /// Found by `cargo fuzz run admission`: a DEL in a label value was
+    /// written raw inside the quotes, which is not YAML.
+    #[test]
+    fn suggested_policy_escapes_what_yaml_does_not_allow_raw() {
+        let value = "a\u{7f}b\u{85}c\u{9f}d\0e\nf\u{fffe}g\u{ffff}h\"i\\j";
+        let pods = shape(&[("app", value)]);
+        let yaml = suggested_policy("pay", "odd", &pods, Directions::Any);
+        let obj: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(
+            obj["spec"]["podSelector"]["matchLabels"]["app"], value,
             "{yaml}"
         );
     }
