@@ -97,16 +97,15 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     // rebuilt every object tree twice, the largest cost per request. Only on
     // failure is the body parsed again, to say whether it is not JSON at all
     // or JSON of the wrong shape.
+    // Whatever the first error's category: a shape error may come before a
+    // syntax error further on, and a value of the wrong shape can read as a
+    // syntax error (an empty `{}` where an enum is expected says "expected
+    // value"). Into a `Value`, not `IgnoredAny`, which skips strings without
+    // checking that they are UTF-8.
     let review: AdmissionReviewIn =
-        serde_json::from_slice(body).map_err(|e| match e.classify() {
-            // A shape error may come before a syntax error further on.
-            serde_json::error::Category::Data => {
-                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                    Err(syntax) => ReviewError::Json(syntax),
-                    Ok(_) => ReviewError::Shape(e),
-                }
-            }
-            _ => ReviewError::Json(e),
+        serde_json::from_slice(body).map_err(|e| match serde_json::from_slice::<Value>(body) {
+            Err(syntax) => ReviewError::Json(syntax),
+            Ok(_) => ReviewError::Shape(e),
         })?;
     let api_version = review.api_version.unwrap_or_default();
     let kind = review.kind.unwrap_or_default();
@@ -197,6 +196,17 @@ mod tests {
         assert!(shape(r#"{"request": {"uid": []}}"#));
         // The shape error comes first, but the body is not JSON at all.
         assert!(not_json(r#"{"apiVersion": 5, "kind": }"#));
+        // Found by `cargo fuzz run admission`: serde reports `{}` where an
+        // enum is expected as a syntax error, but the body is valid JSON.
+        assert!(shape(r#"{"request": {"operation": {}}}"#));
+        // ... and a string that is not UTF-8 is not JSON, whatever its place.
+        assert!(matches!(
+            parse_review(b"\"\r\xff\""),
+            Err(ReviewError::Json(_))
+        ));
+        assert!(shape(
+            r#"{"request": {"operation": {"CREATE": 1, "x": 2}}}"#
+        ));
     }
 
     use super::*;

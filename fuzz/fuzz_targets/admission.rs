@@ -13,13 +13,14 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use netpol_guard::admission::{self, AdmissionRequest, AdmissionResponse};
+use netpol_guard::admission::{self, AdmissionRequest, AdmissionResponse, ReviewError};
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::Settings;
 use netpol_guard::engine::{self, Verdict};
 use netpol_guard::rules::{self, Action, MAX_WARNING_CHARS, RuleId, coverage};
 use netpol_guard::workload::{self, WorkloadKind};
 use netpol_guard::{manifests, mutation, server};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The cluster every input is judged against (namespaces managed, unmanaged,
@@ -81,7 +82,9 @@ static SETTINGS: LazyLock<[Settings; 2]> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let req = match admission::parse_review(data) {
+    let parsed = admission::parse_review(data);
+    check_same_as_two_step_parse(data, &parsed);
+    let req = match parsed {
         Ok(req) => req,
         Err(e) => {
             // The webhook answers 400 with this text.
@@ -94,6 +97,47 @@ fuzz_target!(|data: &[u8]| {
         mutate(&req, settings);
     }
 });
+
+/// The review as the previous `parse_review` read it: the body into a JSON
+/// `Value` first, then the `Value` into the typed review.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TwoStepReview {
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<AdmissionRequest>,
+}
+
+/// `parse_review` parses in one pass (no `Value` round trip); it must give
+/// the same request, and the same kind of error, as the two-step parse.
+fn check_same_as_two_step_parse(data: &[u8], parsed: &Result<AdmissionRequest, ReviewError>) {
+    let two_step = match serde_json::from_slice::<Value>(data) {
+        Err(_) => Err("not JSON"),
+        Ok(value) => match TwoStepReview::deserialize(value) {
+            Err(_) => Err("wrong shape"),
+            Ok(r)
+                if r.api_version.as_deref() != Some(admission::API_VERSION)
+                    || r.kind.as_deref() != Some("AdmissionReview") =>
+            {
+                Err("wrong version")
+            }
+            Ok(r) => r.request.ok_or("no request"),
+        },
+    };
+    let one_pass = match parsed {
+        Ok(r) => Ok(r),
+        Err(ReviewError::Json(_)) => Err("not JSON"),
+        Err(ReviewError::Shape(_)) => Err("wrong shape"),
+        Err(ReviewError::Version { .. }) => Err("wrong version"),
+        Err(ReviewError::NoRequest) => Err("no request"),
+    };
+    assert_eq!(
+        one_pass,
+        two_step.as_ref().map_err(|e| *e),
+        "one-pass and two-step parses disagree on {:?}",
+        String::from_utf8_lossy(data)
+    );
+}
 
 /// `/validate` without the I/O: decide, build the response, serialise it.
 fn validate(req: &AdmissionRequest, settings: &Settings) {
