@@ -93,20 +93,28 @@ pub enum ReviewError {
 
 /// Parses a request body into its `request`, rejecting anything else.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
+    // JSON is UTF-8. Checked first, over the whole body: the typed parse
+    // below skips the fields it does not read without looking inside their
+    // strings.
+    let Ok(text) = std::str::from_utf8(body) else {
+        let e = serde_json::from_slice::<Value>(body)
+            .err()
+            .unwrap_or_else(|| serde::de::Error::custom("body is not UTF-8"));
+        return Err(ReviewError::Json(e));
+    };
     // One pass straight into the typed review: going through a `Value` first
     // rebuilt every object tree twice, the largest cost per request. Only on
     // failure is the body parsed again, to say whether it is not JSON at all
-    // or JSON of the wrong shape.
-    // Whatever the first error's category: a shape error may come before a
-    // syntax error further on, and a value of the wrong shape can read as a
-    // syntax error (an empty `{}` where an enum is expected says "expected
-    // value"). Into a `Value`, not `IgnoredAny`, which skips strings without
-    // checking that they are UTF-8.
-    let review: AdmissionReviewIn =
-        serde_json::from_slice(body).map_err(|e| match serde_json::from_slice::<Value>(body) {
+    // or JSON of the wrong shape, whatever the first error's category: a
+    // shape error may come before a syntax error further on, and a value of
+    // the wrong shape can read as a syntax error (an empty `{}` where an enum
+    // is expected says "expected value").
+    let review: AdmissionReviewIn = serde_json::from_str(text).map_err(|e| {
+        match serde_json::from_str::<serde::de::IgnoredAny>(text) {
             Err(syntax) => ReviewError::Json(syntax),
             Ok(_) => ReviewError::Shape(e),
-        })?;
+        }
+    })?;
     let api_version = review.api_version.unwrap_or_default();
     let kind = review.kind.unwrap_or_default();
     if api_version != API_VERSION || kind != "AdmissionReview" {
@@ -190,6 +198,7 @@ mod tests {
     fn a_body_is_either_not_json_or_the_wrong_shape() {
         let not_json = |b: &str| matches!(parse_review(b.as_bytes()), Err(ReviewError::Json(_)));
         let shape = |b: &str| matches!(parse_review(b.as_bytes()), Err(ReviewError::Shape(_)));
+        let not_json_bytes = |b: &[u8]| matches!(parse_review(b), Err(ReviewError::Json(_)));
         assert!(not_json("{\"apiVersion\": "));
         assert!(not_json(&"[".repeat(1000)));
         assert!(shape(r#"{"apiVersion": 5}"#));
@@ -199,11 +208,13 @@ mod tests {
         // Found by `cargo fuzz run admission`: serde reports `{}` where an
         // enum is expected as a syntax error, but the body is valid JSON.
         assert!(shape(r#"{"request": {"operation": {}}}"#));
-        // ... and a string that is not UTF-8 is not JSON, whatever its place.
-        assert!(matches!(
-            parse_review(b"\"\r\xff\""),
-            Err(ReviewError::Json(_))
+        // ... and a string that is not UTF-8 is not JSON, whatever its place,
+        // even in a field that is not read.
+        assert!(not_json_bytes(b"\"\r\xff\""));
+        assert!(not_json_bytes(
+            b"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", \"x\": \"\xc3\"}"
         ));
+        assert!(not_json_bytes(b"\xff"));
         assert!(shape(
             r#"{"request": {"operation": {"CREATE": 1, "x": 2}}}"#
         ));

@@ -2,14 +2,14 @@
 //! of the serving certificate, `serve` with it, CA reuse and rotation, and
 //! `kubectl kustomize` of the generated directory.
 
+mod common;
+
 use std::error::Error;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -209,64 +209,16 @@ fn writes_a_ca_a_serving_certificate_and_manifests() -> TestResult {
     Ok(())
 }
 
-/// A running `netpol-guard serve`; killed on drop.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `serve` with the generated certificate; returns it and its address.
-fn start_serve(dir: &Path) -> (Serve, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_netpol-guard"))
-        .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
-        .arg("--state")
-        .arg(repo("examples/cluster"))
-        .arg("--tls-cert")
-        .arg(dir.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.join("tls.key"))
-        .env("NETPOL_GUARD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start netpol-guard serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let serve = Serve(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    loop {
-        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
-            panic!(
-                "serve did not start listening; its log:\n{}",
-                seen.join("\n")
-            );
-        };
-        if let Ok(v) = serde_json::from_str::<Value>(&line)
-            && v["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("netpol-guard listening"))
-        {
-            let addr = v["addr"]
-                .as_str()
-                .expect("addr field")
-                .parse()
-                .expect("address");
-            return (serve, addr);
-        }
-        seen.push(line);
-    }
+/// Starts `serve` with the generated certificate (the shared harness).
+fn start_serve(dir: &Path) -> common::Server {
+    common::Server::start_with_certs(&[
+        "--state",
+        repo("examples/cluster").to_str().expect("utf-8 path"),
+        "--tls-cert",
+        dir.join("tls.crt").to_str().expect("utf-8 path"),
+        "--tls-key",
+        dir.join("tls.key").to_str().expect("utf-8 path"),
+    ])
 }
 
 async fn healthz(addr: SocketAddr, ca_pem: &str, sni: &str) -> Result<u16, Box<dyn Error>> {
@@ -301,7 +253,8 @@ fn serve_uses_the_generated_certificate() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("out");
     certs_ok(&dir, &[]);
-    let (_serve, addr) = start_serve(&dir);
+    let serve = start_serve(&dir);
+    let addr = serve.addr;
     let ca = read(&dir, "ca.crt");
     let rt = tokio::runtime::Runtime::new()?;
     let status = rt.block_on(healthz(addr, &ca, "netpol-guard.netpol-guard.svc"))?;
