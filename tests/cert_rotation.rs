@@ -133,8 +133,15 @@ async fn review(client: &mut Client, body: &Bytes) -> Result<(), String> {
     Ok(())
 }
 
+/// Replaces a file in one step (write aside, then rename), as the kubelet
+/// swaps a Secret volume's files: each write is exactly one state the
+/// watcher can see, so the reload counters below are exact. A plain
+/// `fs::write` truncates first, and a poll landing between the truncate and
+/// the write would count one more (correctly ignored) invalid state.
 fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
+    let aside = path.with_extension("tmp");
+    std::fs::write(&aside, text).unwrap();
+    std::fs::rename(&aside, path).unwrap();
 }
 
 fn counter(metrics: &str, series: &str) -> u64 {
