@@ -109,12 +109,14 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     // shape error may come before a syntax error further on, and a value of
     // the wrong shape can read as a syntax error (an empty `{}` where an enum
     // is expected says "expected value").
-    let review: AdmissionReviewIn = serde_json::from_str(text).map_err(|e| {
-        match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+    // The second parse goes into a `Value`, not `IgnoredAny`: serde_json
+    // skips ignored values without its recursion limit, so 100k nested `[`
+    // would read as "valid JSON of the wrong shape" (tests/drills.rs drill 4).
+    let review: AdmissionReviewIn =
+        serde_json::from_str(text).map_err(|e| match serde_json::from_str::<Value>(text) {
             Err(syntax) => ReviewError::Json(syntax),
             Ok(_) => ReviewError::Shape(e),
-        }
-    })?;
+        })?;
     let api_version = review.api_version.unwrap_or_default();
     let kind = review.kind.unwrap_or_default();
     if api_version != API_VERSION || kind != "AdmissionReview" {
@@ -192,6 +194,39 @@ pub struct AdmissionReviewOut {
     pub response: AdmissionResponse,
 }
 
+/// The AdmissionRequest the API server would send for creating `obj` as
+/// `user` (a dry run): how `check` and `audit` judge objects that exist.
+pub fn create_request(obj: &Value, user: &str) -> Option<AdmissionRequest> {
+    let api_version = obj.get("apiVersion")?.as_str()?;
+    let kind = obj.get("kind")?.as_str()?;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    Some(AdmissionRequest {
+        uid: String::new(),
+        kind: GroupVersionKind {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+        },
+        sub_resource: None,
+        name: obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(String::from),
+        namespace: obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(String::from),
+        operation: Operation::Create,
+        user_info: UserInfo {
+            username: user.to_string(),
+            groups: vec![],
+        },
+        object: Some(obj.clone()),
+        old_object: None,
+        dry_run: Some(true),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -218,6 +253,18 @@ mod tests {
         assert!(shape(
             r#"{"request": {"operation": {"CREATE": 1, "x": 2}}}"#
         ));
+        // Nesting deeper than serde_json's limit in the object is not JSON
+        // we accept. (In a field nobody reads it is skipped without
+        // recursion, iteratively, so it cannot overflow the stack either.)
+        let deep = format!(
+            r#"{{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {{"object": {}{}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        match parse_review(deep.as_bytes()) {
+            Err(ReviewError::Json(e)) => assert!(e.to_string().starts_with("recursion limit exceeded"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     use super::*;

@@ -9,13 +9,18 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::admission::{AdmissionRequest, GroupVersionKind, Operation, UserInfo};
+use crate::admission;
+use crate::audit::{self, AuditReport, NamespaceAudit};
 use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::engine;
 use crate::manifests::{self, SourcedObject};
 use crate::rules::Action;
+use crate::summary::{Paint, Tone};
 use crate::workload::WorkloadKind;
+
+/// The user `check` judges as (no exemption by user applies to it).
+pub const CHECK_USER: &str = "netpol-guard-check";
 
 /// Exit codes, for CI.
 pub const EXIT_CLEAN: i32 = 0;
@@ -44,6 +49,10 @@ pub struct CheckReport {
     /// Things the reader should know, e.g. a namespace missing from the input.
     pub notes: Vec<String>,
     pub judged: usize,
+    /// Per namespace of the input: policies, covered and uncovered
+    /// workloads, findings by severity (what `audit` reports for a cluster).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<NamespaceAudit>,
 }
 
 impl CheckReport {
@@ -65,10 +74,21 @@ impl CheckReport {
         self.findings.iter().filter(|f| f.action == "warn").count()
     }
 
-    /// Human-readable output.
+    /// Human-readable output, without colour.
     pub fn to_text(&self) -> String {
+        self.to_text_painted(Paint::NEVER)
+    }
+
+    /// Human-readable output: the findings by file and line, the
+    /// per-namespace table, and a summary line.
+    pub fn to_text_painted(&self, paint: Paint) -> String {
         let mut out = String::new();
         for f in &self.findings {
+            let tone = if f.action == "deny" {
+                Tone::Bad
+            } else {
+                Tone::Warn
+            };
             let _ = writeln!(
                 out,
                 "{}:{}: {} {}/{}: {} {}",
@@ -77,7 +97,7 @@ impl CheckReport {
                 f.kind,
                 f.namespace,
                 f.name,
-                f.action.to_uppercase(),
+                paint.apply(&f.action.to_uppercase(), tone),
                 f.rule
             );
             let _ = writeln!(out, "  {}", f.message);
@@ -92,6 +112,17 @@ impl CheckReport {
         }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");
+        }
+        if !self.namespaces.is_empty() {
+            let table = AuditReport {
+                namespaces: self.namespaces.clone(),
+                ..AuditReport::default()
+            };
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&audit::table(&table, paint));
+            out.push('\n');
         }
         let _ = writeln!(
             out,
@@ -136,7 +167,7 @@ pub fn check_objects(
     }
     let mut unknown_namespaces = BTreeSet::new();
     for (o, obj) in objects.iter().zip(&placed) {
-        let Some(req) = as_create_request(obj) else {
+        let Some(req) = admission::create_request(obj, CHECK_USER) else {
             continue;
         };
         report.judged += 1;
@@ -148,7 +179,7 @@ pub fn check_objects(
             unknown_namespaces.insert(namespace.clone());
         }
         let name = req.name.clone().unwrap_or_default();
-        match engine::decide(&req, &view, settings) {
+        match engine::decide_existing(&req, &view, settings) {
             Ok(verdict) => {
                 for (f, action) in verdict.findings {
                     report.findings.push(CheckFinding {
@@ -177,6 +208,8 @@ pub fn check_objects(
             )),
         }
     }
+    // The same objects through `audit`: the per-namespace picture.
+    report.namespaces = audit::audit(&placed, settings).namespaces;
     for ns in unknown_namespaces {
         report.notes.push(format!(
             "namespace {ns} is not among the inputs, so it was treated as unmanaged; add its Namespace manifest to judge its workloads"
@@ -220,36 +253,4 @@ fn with_namespace(obj: &Value, default_namespace: &str) -> Value {
         );
     }
     obj
-}
-
-/// The AdmissionRequest the API server would send for creating `obj`.
-fn as_create_request(obj: &Value) -> Option<AdmissionRequest> {
-    let api_version = obj.get("apiVersion")?.as_str()?;
-    let kind = obj.get("kind")?.as_str()?;
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    Some(AdmissionRequest {
-        uid: String::new(),
-        kind: GroupVersionKind {
-            group: group.to_string(),
-            version: version.to_string(),
-            kind: kind.to_string(),
-        },
-        sub_resource: None,
-        name: obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .map(String::from),
-        namespace: obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .map(String::from),
-        operation: Operation::Create,
-        user_info: UserInfo {
-            username: "netpol-guard-check".into(),
-            groups: vec![],
-        },
-        object: Some(obj.clone()),
-        old_object: None,
-        dry_run: Some(true),
-    })
 }

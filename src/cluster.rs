@@ -128,6 +128,14 @@ impl NamespaceEntry {
     }
 }
 
+/// The policy closest to selecting some pods, and the selector requirements
+/// (`kubectl -l` syntax) they do not meet.
+#[derive(Debug, Clone)]
+pub struct Nearest<'a> {
+    pub policy: &'a PolicyEntry,
+    pub unmet: Vec<String>,
+}
+
 /// What covers a set of pods, per direction.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Coverage<'a> {
@@ -312,6 +320,48 @@ impl ClusterView {
     /// (baseline default-deny, or policies with no rules).
     pub fn isolating_policies(&self, ns: &str) -> usize {
         self.namespaces.get(ns).map_or(0, |n| n.isolating)
+    }
+
+    /// Number of policy objects (every kind, isolating ones included) in `ns`.
+    pub fn policy_objects(&self, ns: &str) -> usize {
+        self.namespaces.get(ns).map_or(0, |n| n.objects)
+    }
+
+    /// For pods no policy covers: the policy of their namespace that comes
+    /// closest to selecting them (fewest unmet selector requirements, then
+    /// most requirements met, then name), with what the pods lack. Only
+    /// policies that grant traffic count: an isolating one would not cover
+    /// them even if it matched. Usually the policy someone meant for them
+    /// with a label that drifted.
+    pub fn nearest_policy(
+        &self,
+        ns: &str,
+        labels: &Labels,
+        pod_sa: Option<&str>,
+    ) -> Option<Nearest<'_>> {
+        let n = self.namespaces.get(ns)?;
+        let kube = n.kube.entries.iter().map(|p| (p, labels.clone()));
+        let cl = (!n.cilium.entries.is_empty())
+            .then(|| cilium_labels(ns, labels, n.labels.as_ref(), pod_sa));
+        let cilium = n
+            .cilium
+            .entries
+            .iter()
+            .filter_map(|p| cl.clone().map(|l| (p, l)));
+        kube.chain(cilium)
+            .filter(|(p, _)| p.grants_ingress || p.grants_egress)
+            .map(|(p, l)| Nearest {
+                policy: p,
+                unmet: p.selector.unmet(&l),
+            })
+            .min_by(|a, b| {
+                let met = |x: &Nearest<'_>| x.policy.selector.requirement_count() - x.unmet.len();
+                a.unmet
+                    .len()
+                    .cmp(&b.unmet.len())
+                    .then(met(b).cmp(&met(a)))
+                    .then(a.policy.name.cmp(&b.policy.name))
+            })
     }
 
     /// Which policies grant traffic to pods with `labels` in namespace `ns`,
@@ -547,6 +597,42 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn nearest_policy_is_the_one_with_fewest_unmet_requirements_among_those_that_grant() {
+        let mut v = ClusterView::new();
+        let ingress = json!([{"from": [{"podSelector": {}}]}]);
+        for (name, selector) in [
+            (
+                "far",
+                json!({"matchLabels": {"app": "web", "tier": "front", "env": "prod"}}),
+            ),
+            (
+                "near",
+                json!({"matchLabels": {"app": "web", "tier": "back"}}),
+            ),
+            ("also-near", json!({"matchLabels": {"app": "web"}})),
+        ] {
+            v.add(&np(
+                name,
+                json!({"podSelector": selector, "ingress": ingress}),
+            ))
+            .unwrap();
+        }
+        // Selects the pods exactly, but only isolates: never the nearest.
+        v.add(&np(
+            "isolate",
+            json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+        ))
+        .unwrap();
+        let pods = l(&[("app", "api"), ("tier", "back")]);
+        let n = v.nearest_policy("ns", &pods, None).unwrap();
+        // "near" and "also-near" both miss app=web; "near" meets tier=back.
+        assert_eq!(n.policy.name, "near");
+        assert_eq!(n.unmet, ["app=web"]);
+        assert!(v.nearest_policy("elsewhere", &pods, None).is_none());
+        assert_eq!(v.policy_objects("ns"), 4);
     }
 
     fn np(name: &str, spec: Value) -> Value {

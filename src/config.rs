@@ -165,6 +165,26 @@ pub struct Config {
     /// Log level (`error`, `warn`, `info`, `debug`, `trace`, or a tracing
     /// filter); the NETPOL_GUARD_LOG environment variable overrides it.
     pub log_level: String,
+    /// The background audit that keeps PolicyReports current.
+    pub policy_reports: PolicyReports,
+}
+
+/// `policyReports`: `serve` (its leader) audits the cluster every
+/// `intervalSeconds` and writes the results as PolicyReports, so dashboards
+/// that read them (Policy Reporter, Kyverno's UI) show netpol-guard's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PolicyReports {
+    /// Seconds between audits; 0 turns the background audit off.
+    pub interval_seconds: u64,
+}
+
+impl Default for PolicyReports {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +250,7 @@ impl Default for Config {
             auto_manage_mode: None,
             live_read_timeout_millis: 1000,
             log_level: "info".into(),
+            policy_reports: PolicyReports::default(),
         }
     }
 }
@@ -367,6 +388,15 @@ impl Settings {
             return Err(ConfigError::Value {
                 key: "logLevel",
                 problem: "must not be empty (e.g. info)".into(),
+            });
+        }
+        let interval = config.policy_reports.interval_seconds;
+        if interval != 0 && !(10..=86_400).contains(&interval) {
+            return Err(ConfigError::Value {
+                key: "policyReports.intervalSeconds",
+                problem: format!(
+                    "{interval} is outside 10..=86400 (or 0 to turn the background audit off): each audit lists every workload of the cluster"
+                ),
             });
         }
         if config.live_read_timeout_millis == 0 || config.live_read_timeout_millis > 10_000 {

@@ -6,6 +6,7 @@
 //! I/O around it.
 
 pub mod admission;
+pub mod audit;
 pub mod baseline;
 pub mod certs;
 pub mod check;
@@ -15,14 +16,19 @@ pub mod config;
 pub mod engine;
 pub mod events;
 pub mod generator;
+pub mod inventory;
 pub mod leader;
 pub mod live;
 pub mod manifests;
 pub mod metrics;
 pub mod mutation;
+pub mod policyreport;
 pub mod reload;
+pub mod reporter;
 pub mod rules;
+pub mod sarif;
 pub mod selector;
 pub mod server;
+pub mod summary;
 pub mod tls;
 pub mod workload;

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use netpol_guard::audit;
 use netpol_guard::check::{self, EXIT_UNREADABLE};
+use netpol_guard::reporter;
+use netpol_guard::summary::{ColorChoice, Paint};
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::{DEFAULT_CONFIG_YAML, Settings};
 use netpol_guard::live::LiveView;
@@ -41,6 +44,8 @@ enum LogFormat {
 enum Output {
     Text,
     Json,
+    /// SARIF 2.1.0, for GitHub code scanning.
+    Sarif,
 }
 
 #[derive(Subcommand)]
@@ -57,10 +62,19 @@ enum Command {
         /// Namespace for objects that do not name one (as kubectl apply).
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// Colour the text output: auto (only on a terminal, not with
+        /// NO_COLOR), always, never.
+        #[arg(long, value_enum, default_value = "auto")]
+        color: ColorChoice,
         /// Files or directories of YAML/JSON manifests.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Audit a live cluster (KUBECONFIG or in-cluster) before enforcing:
+    /// namespaces without NetworkPolicies, workloads no policy covers (what
+    /// require-network-policy would deny if they were created now), and
+    /// every policy a rule flags. Same engine and exit codes as `check`.
+    Audit(AuditArgs),
     /// Write a CA, a serving certificate for the webhook Service, its TLS
     /// Secret and a kustomization that installs them with manifests/.
     Certs(netpol_guard::certs::CertsArgs),
@@ -126,6 +140,44 @@ struct ServeArgs {
     /// /healthz, /readyz and /metrics are never shed.
     #[arg(long, default_value_t = server::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_in_flight: usize,
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// Only this namespace.
+    #[arg(long, short = 'n', conflicts_with = "selector")]
+    namespace: Option<String>,
+    /// Only namespaces whose labels match this selector (kubectl syntax,
+    /// e.g. `team=payments,env!=dev`). Cluster-scoped findings are left out.
+    #[arg(long, short = 'l')]
+    selector: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+    /// Config file (YAML). Without it, the config the webhook uses: the
+    /// `--configmap` ConfigMap in `--config-namespace`, else the defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Namespace of netpol-guard's ConfigMap.
+    #[arg(long, default_value = "netpol-guard")]
+    config_namespace: String,
+    /// Name of netpol-guard's ConfigMap.
+    #[arg(long, default_value = "netpol-guard")]
+    configmap: String,
+    /// Also write the results as PolicyReports (wgpolicyk8s.io/v1alpha2):
+    /// one per audited namespace, and a ClusterPolicyReport for a whole-cluster
+    /// audit.
+    #[arg(long)]
+    write_reports: bool,
+    /// Colour the text output: auto (only on a terminal, not with NO_COLOR),
+    /// always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    color: ColorChoice,
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long)]
+    context: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +257,7 @@ fn main() -> ExitCode {
             config,
             output,
             namespace,
+            color,
             paths,
         } => {
             let settings = match load_settings(config.as_ref()) {
@@ -217,16 +270,52 @@ fn main() -> ExitCode {
             match check::check_paths(&paths, &settings, &namespace) {
                 Ok(report) => {
                     match output {
-                        Output::Text => print!("{}", report.to_text()),
+                        Output::Text => {
+                            print!("{}", report.to_text_painted(Paint::for_stdout(color)))
+                        }
                         Output::Json => match serde_json::to_string_pretty(&report) {
                             Ok(j) => println!("{j}"),
                             Err(e) => eprintln!("cannot render JSON: {e}"),
                         },
+                        Output::Sarif => {
+                            let findings: Vec<netpol_guard::sarif::SarifFinding> =
+                                report.findings.iter().map(Into::into).collect();
+                            let log = netpol_guard::sarif::render(&findings, &report.errors);
+                            match serde_json::to_string_pretty(&log) {
+                                Ok(j) => println!("{j}"),
+                                Err(e) => eprintln!("cannot render SARIF: {e}"),
+                            }
+                            // The log carries findings and errors; notes go to
+                            // stderr so stdout stays one JSON document.
+                            for n in &report.notes {
+                                eprintln!("note: {n}");
+                            }
+                        }
                     }
                     ExitCode::from(report.exit_code() as u8)
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::from(EXIT_UNREADABLE as u8)
+                }
+            }
+        }
+        Command::Audit(args) => {
+            init_cli_logging();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("netpol-guard audit: cannot start the runtime: {e}");
+                    return ExitCode::from(EXIT_UNREADABLE as u8);
+                }
+            };
+            match runtime.block_on(run_audit(args)) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(e) => {
+                    eprintln!("netpol-guard audit: {e}");
                     ExitCode::from(EXIT_UNREADABLE as u8)
                 }
             }
@@ -274,6 +363,146 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{s:?}: must be more than zero"));
     }
     Ok(d)
+}
+
+/// Logging for the one-shot commands: warnings and errors only, as text on
+/// stderr (stdout holds the report), unless NETPOL_GUARD_LOG says otherwise.
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETPOL_GUARD_LOG")
+        // kube-client logs each failed call; the command reports it itself.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,rustls=error,kube_client=off")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// A client from `--kubeconfig`/`--context`, else the usual inference
+/// (KUBECONFIG, ~/.kube/config, in-cluster).
+async fn audit_client(args: &AuditArgs) -> Result<kube::Client, String> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let config = match (&args.kubeconfig, &args.context) {
+        (Some(path), _) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| e.to_string())?,
+        (None, None) => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no usable kubeconfig or in-cluster service account: {e}"))?,
+    };
+    kube::Client::try_from(config).map_err(|e| e.to_string())
+}
+
+/// The config `audit` judges with: `--config`, else the webhook's
+/// ConfigMap, else the built-in defaults (said on stderr, since the
+/// verdicts may then differ from the webhook's).
+async fn audit_settings(args: &AuditArgs, client: &kube::Client) -> Result<Settings, String> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    if let Some(path) = &args.config {
+        return load_settings(Some(path));
+    }
+    let source = format!("ConfigMap {}/{}", args.config_namespace, args.configmap);
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &args.config_namespace);
+    let text = match api.get_opt(&args.configmap).await {
+        Ok(Some(cm)) => cm
+            .data
+            .and_then(|mut d| d.remove(reload::CONFIG_KEY))
+            .ok_or_else(|| format!("{source} has no {} key", reload::CONFIG_KEY))?,
+        Ok(None) => {
+            eprintln!("note: {source} not found: judging with the built-in defaults");
+            return Ok(Settings::default());
+        }
+        Err(e) => {
+            eprintln!(
+                "note: cannot read {source} ({e}): judging with the built-in defaults (pass --config to choose)"
+            );
+            return Ok(Settings::default());
+        }
+    };
+    Settings::from_yaml(&text).map_err(|e| format!("{source}: {e}"))
+}
+
+/// `netpol-guard audit`: read, judge, print, and optionally write reports.
+async fn run_audit(args: AuditArgs) -> Result<i32, String> {
+    use netpol_guard::inventory::{self, Progress};
+    let client = audit_client(&args).await?;
+    let settings = audit_settings(&args, &client).await?;
+    let scope = inventory::Scope {
+        namespace: args.namespace.clone(),
+        selector: args.selector.clone(),
+    };
+    let live = std::io::stderr().is_terminal();
+    let mut progress = |p: Progress| match p {
+        Progress::Reading { resource, count } if live => {
+            eprint!("\r\x1b[Kaudit: reading {resource}... {count}");
+        }
+        Progress::Reading { .. } => {}
+        Progress::Done { resource, count } => {
+            let what = count.map_or("not installed, skipped".to_string(), |n| n.to_string());
+            if live {
+                eprint!("\r\x1b[Kaudit: {resource}: {what}");
+            } else {
+                eprintln!("audit: {resource}: {what}");
+            }
+        }
+    };
+    let objects = inventory::fetch(&client, &scope, &mut progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    if live {
+        eprintln!();
+    }
+    let mut report = audit::audit(&objects, &settings);
+    let scoped = scope.namespace.is_some() || scope.selector.is_some();
+    if scoped {
+        // Cluster-scoped policies cover every namespace: judged in a
+        // whole-cluster audit, not attributed to a part of it.
+        report.cluster_findings.clear();
+    }
+    match args.output {
+        Output::Text => print!("{}", audit::to_text(&report, Paint::for_stdout(args.color))),
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return Err(format!("cannot render JSON: {e}")),
+        },
+        Output::Sarif => {
+            let findings: Vec<netpol_guard::sarif::SarifFinding> =
+                report.findings().map(Into::into).collect();
+            let log = netpol_guard::sarif::render(&findings, &report.errors);
+            match serde_json::to_string_pretty(&log) {
+                Ok(j) => println!("{j}"),
+                Err(e) => return Err(format!("cannot render SARIF: {e}")),
+            }
+        }
+    }
+    if args.write_reports {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        match reporter::write(&client, &report, !scoped, now).await {
+            Ok(outcome) => eprintln!("{}", reporter::describe(&outcome)),
+            Err(e) => {
+                eprintln!("error: cannot write PolicyReports: {e}");
+                return Ok(EXIT_UNREADABLE);
+            }
+        }
+    }
+    Ok(report.exit_code())
 }
 
 fn load_settings(path: Option<&PathBuf>) -> Result<Settings, String> {
@@ -432,16 +661,18 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             if o.config.is_none() {
                 reload::spawn_configmap_watch(client.clone(), o.namespace.clone(), o.configmap.clone(), app_state.clone(), hook.clone());
             }
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+                let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+            let leadership = netpol_guard::leader::spawn(client.clone(), &o.namespace, "netpol-guard", identity);
             if o.no_baseline {
                 tracing::info!("--no-baseline: the baseline generator is off");
             } else {
-                let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-                    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-                    format!("{}-{}", host.trim(), std::process::id())
-                });
-                let leadership = netpol_guard::leader::spawn(client.clone(), &o.namespace, "netpol-guard", identity);
-                netpol_guard::generator::spawn(client.clone(), app_state.clone(), leadership);
+                netpol_guard::generator::spawn(client.clone(), app_state.clone(), leadership.clone());
             }
+            // The background audit keeps PolicyReports current (leader only).
+            reporter::spawn(client.clone(), app_state.clone(), leadership);
             let live = LiveView::new(client, app_state.clone());
             app_state.set_live_reader(live.reader());
             live.spawn();

@@ -89,6 +89,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Changes of the certificate files seen, by result (applied, invalid: the previous pair stays).",
     ),
     (
+        "netpol_guard_policy_report_runs_total",
+        "Background audits (leader only), by result (written, crd_absent: the PolicyReport CRDs are not installed, error).",
+    ),
+    (
         "netpol_guard_shed_requests_total",
         "Admission requests answered 503 because --max-in-flight were already being judged, by endpoint.",
     ),

@@ -146,6 +146,35 @@ impl Selector {
             && self.exprs.iter().all(|r| requirement_matches(r, labels))
     }
 
+    /// Number of requirements (`matchLabels` pairs plus expressions).
+    pub fn requirement_count(&self) -> usize {
+        self.labels.len() + self.exprs.len()
+    }
+
+    /// The requirements `labels` does not meet, in `kubectl -l` syntax
+    /// (`app=web`, `tier in (a,b)`, `!canary`): what a pod lacks to be
+    /// selected. Empty when the selector matches.
+    pub fn unmet(&self, labels: &Labels) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .labels
+            .iter()
+            .filter(|(k, v)| labels.get(k) != Some(v))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.extend(
+            self.exprs
+                .iter()
+                .filter(|r| !requirement_matches(r, labels))
+                .map(|r| match r.operator {
+                    Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
+                    Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+                    Operator::Exists => r.key.clone(),
+                    Operator::DoesNotExist => format!("!{}", r.key),
+                }),
+        );
+        out
+    }
+
     /// Rewrites every key (Cilium strips `k8s:`/`any:` label-source prefixes).
     pub fn map_keys(mut self, f: impl Fn(&str) -> String) -> Self {
         for (k, _) in &mut self.labels {
@@ -216,6 +245,30 @@ mod tests {
 
     fn sel(v: Value) -> Selector {
         Selector::from_value(Some(&v)).unwrap()
+    }
+
+    #[test]
+    fn unmet_lists_what_a_pod_lacks_in_kubectl_syntax() {
+        let s = sel(json!({"matchLabels": {"app": "web", "tier": "front"},
+            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "stage"]},
+                                 {"key": "canary", "operator": "DoesNotExist"}]}));
+        assert_eq!(s.requirement_count(), 4);
+        assert_eq!(
+            s.unmet(&labels(&[
+                ("app", "api"),
+                ("tier", "front"),
+                ("canary", "yes")
+            ])),
+            ["app=web", "env in (prod,stage)", "!canary"]
+        );
+        assert!(
+            s.unmet(&labels(&[
+                ("app", "web"),
+                ("tier", "front"),
+                ("env", "prod")
+            ]))
+            .is_empty()
+        );
     }
 
     #[test]

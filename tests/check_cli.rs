@@ -33,9 +33,23 @@ fn check_examples_finds_the_uncovered_deployment_and_the_open_policy() {
         ),
         "{out}"
     );
+    // The per-namespace summary, as `audit` prints it for a cluster.
     assert!(
-        out.ends_with("9 objects judged: 2 denied, 0 warned, 0 errors\n"),
+        out.ends_with(
+            "\nNAMESPACE  STATUS     MODE     POLICIES  BASELINE  WORKLOADS  COVERED  UNCOVERED  EXEMPT  HIGH  MEDIUM\n\
+             legacy     unmanaged  -               0  -                 0        0          0       0     0       0\n\
+             payments   managed    enforce         4  present           1        0          1       0     2       0\n\
+             \n9 objects judged: 2 denied, 0 warned, 0 errors\n"
+        ),
         "{out}"
+    );
+    // A pipe gets no colour; --color always does.
+    assert!(!out.contains('\x1b'));
+    let (_, coloured, _) = run(&["check", "--color", "always", "examples/"]);
+    assert!(
+        coloured
+            .contains("Deployment payments/ledger: \x1b[1;31mDENY\x1b[0m require-network-policy"),
+        "{coloured}"
     );
 }
 

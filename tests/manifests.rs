@@ -449,7 +449,30 @@ fn rbac_is_least_privilege() {
         verbs_for("ClusterRole", "ciliumnetworkpolicies"),
         ["get", "list", "watch"]
     );
-    assert_eq!(verbs_for("ClusterRole", "pods"), ["list"]);
+    // The impact report and the background audit list every workload kind,
+    // and never need more.
+    for resource in WORKLOAD_RESOURCES {
+        assert_eq!(verbs_for("ClusterRole", resource), ["list"], "{resource}");
+    }
+    // PolicyReports: server-side apply (create, patch), and list + delete
+    // for the stale ones; the ClusterPolicyReport is only ever applied.
+    assert_eq!(
+        verbs_for("ClusterRole", "policyreports"),
+        ["create", "delete", "list", "patch"]
+    );
+    assert_eq!(
+        verbs_for("ClusterRole", "clusterpolicyreports"),
+        ["create", "patch"]
+    );
+    for rule in find(&objects, "ClusterRole", "netpol-guard")["rules"]
+        .as_array()
+        .unwrap()
+    {
+        let resources = strings(&rule["resources"]);
+        if resources.iter().any(|r| r.ends_with("policyreports")) {
+            assert_eq!(strings(&rule["apiGroups"]), ["wgpolicyk8s.io"], "{rule}");
+        }
+    }
     assert!(
         verbs_for("ClusterRole", "configmaps").is_empty(),
         "ConfigMaps only in its own namespace"
@@ -606,5 +629,41 @@ fn the_cert_manager_overlay_issues_the_mounted_secret_and_injects_the_ca() {
                 .starts_with("cert-manager.io/"))
             .count(),
         render("manifests").len()
+    );
+}
+
+#[test]
+fn the_policyreport_crds_are_a_separate_optional_install() {
+    let crds = render("manifests/crds");
+    let mut names: Vec<&str> = crds
+        .iter()
+        .map(|o| {
+            assert_eq!(o["kind"], "CustomResourceDefinition");
+            o["metadata"]["name"].as_str().unwrap()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "clusterpolicyreports.wgpolicyk8s.io",
+            "policyreports.wgpolicyk8s.io"
+        ]
+    );
+    for crd in &crds {
+        let served: Vec<&str> = crd["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["served"] == true)
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert!(served.contains(&"v1alpha2"), "{served:?}");
+    }
+    // Not part of the base: Kyverno or Policy Reporter may own them already.
+    assert!(
+        render("manifests")
+            .iter()
+            .all(|o| o["kind"] != "CustomResourceDefinition")
     );
 }

@@ -116,6 +116,7 @@ static RESOURCES: &[ResourceDef] = &[
     res("", "v1", "events", "Event", true, Gate::Always),
     res("", "v1", "pods", "Pod", true, Gate::Always),
     res("", "v1", "services", "Service", true, Gate::Always),
+    res("", "v1", "replicationcontrollers", "ReplicationController", true, Gate::Always),
     res("events.k8s.io", "v1", "events", "Event", true, Gate::Always),
     res("apps", "v1", "deployments", "Deployment", true, Gate::Always),
     res("apps", "v1", "statefulsets", "StatefulSet", true, Gate::Always),

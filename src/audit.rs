@@ -1,0 +1,725 @@
+//! `netpol-guard audit`: what enforcement would do to a cluster, before it is
+//! enforced. Seeds 000, 002 and 003 all start there: which namespaces have no
+//! NetworkPolicy, which workloads nothing covers, which policies are wide open.
+//!
+//! Pure: objects in (read from the API server by `inventory`, or from
+//! manifests by `check`), a report out. Every finding comes from
+//! `engine::decide_existing`, the call `check` makes, so the two commands
+//! cannot disagree about an object.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::admission;
+use crate::baseline;
+use crate::check::{EXIT_CLEAN, EXIT_DENIED, EXIT_UNREADABLE};
+use crate::cluster::{ClusterView, PolicyKind};
+use crate::config::{Mode, Settings};
+use crate::engine;
+use crate::rules::{Action, Finding, RuleId, coverage};
+use crate::selector::Labels;
+use crate::summary::{self, Cell, Paint, Tone};
+use crate::workload::{self, WorkloadKind};
+
+/// The user `audit` judges as: no exemption by user applies to it.
+pub const AUDIT_USER: &str = "netpol-guard-audit";
+
+/// A reference to an object, as reports need it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+impl ObjectRef {
+    fn of(obj: &Value) -> Self {
+        let text = |p: &str| obj.pointer(p).and_then(Value::as_str).map(String::from);
+        Self {
+            api_version: text("/apiVersion").unwrap_or_default(),
+            kind: text("/kind").unwrap_or_default(),
+            name: workload::display_name(obj, None),
+            uid: text("/metadata/uid"),
+        }
+    }
+}
+
+/// How serious a finding is, whatever the configured action: `high` for
+/// what the rule denies, `medium` for what it only warns about (its milder
+/// variants, and rules that warn by default). In an audit-mode namespace a
+/// `high` finding is only a warning, and its severity says what it will be
+/// under enforcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Medium,
+}
+
+impl Severity {
+    fn of(f: &Finding) -> Self {
+        if f.severity == Action::Deny && f.rule.default_action() == Action::Deny {
+            Severity::High
+        } else {
+            Severity::Medium
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::High => "high",
+            Severity::Medium => "medium",
+        }
+    }
+}
+
+/// One finding of the engine on one object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectFinding {
+    #[serde(flatten)]
+    pub object: ObjectRef,
+    /// Empty for cluster-scoped objects.
+    pub namespace: String,
+    pub rule: String,
+    /// The effective action: `deny` or `warn`.
+    pub action: String,
+    pub severity: Severity,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Whether netpol-guard judges a namespace, and why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceStatus {
+    /// Labels match `managedNamespaces.selector`: workloads need a policy.
+    Managed,
+    /// Policies are judged, workloads are not required to be covered.
+    Unmanaged,
+    /// Listed in `exemptions.namespaces`: nothing there is judged.
+    Exempt,
+    /// Listed in `managedNamespaces.exclude`: never judged, never managed.
+    Excluded,
+    /// Objects name it but no Namespace object was given (offline input).
+    Unknown,
+}
+
+impl NamespaceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Managed => "managed",
+            Self::Unmanaged => "unmanaged",
+            Self::Exempt => "exempt",
+            Self::Excluded => "excluded",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Whether a managed namespace has netpol-guard's baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BaselineState {
+    /// Every baseline policy the namespace's mode calls for exists.
+    Present,
+    /// Some or all are missing (see `missingBaseline`): is the generator
+    /// running?
+    Missing,
+    /// The namespace is not managed, so it has no baseline.
+    NotManaged,
+}
+
+impl BaselineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Present => "present",
+            Self::Missing => "missing",
+            Self::NotManaged => "-",
+        }
+    }
+}
+
+/// What creating an uncovered workload would get now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCreate {
+    /// `require-network-policy` denies it (managed, enforce).
+    Denied,
+    /// Allowed with a warning (managed namespace in audit mode, or the rule
+    /// set to `warn`).
+    Warned,
+    /// Allowed: the namespace is not managed (or the rule is off), but
+    /// default-deny would isolate it once it is.
+    Allowed,
+}
+
+/// The policy closest to selecting an uncovered workload's pods.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NearestPolicy {
+    pub kind: String,
+    pub name: String,
+    /// The selector requirements the pods do not meet (`app=web`).
+    pub unmet: Vec<String>,
+}
+
+/// A workload whose pods no policy covers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UncoveredWorkload {
+    #[serde(flatten)]
+    pub object: ObjectRef,
+    /// Its pods' labels.
+    pub labels: Labels,
+    pub on_create: OnCreate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest_policy: Option<NearestPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WorkloadCounts {
+    /// Workloads no controller owns (a Deployment counts, its ReplicaSets
+    /// and Pods do not).
+    pub total: usize,
+    pub covered: usize,
+    pub uncovered: usize,
+    /// Skipped by `exemptions` (labels or namespace) or an excluded namespace.
+    pub exempt: usize,
+}
+
+/// Everything the audit found in one namespace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceAudit {
+    pub name: String,
+    pub status: NamespaceStatus,
+    /// The mode in force (label or config), for managed namespaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Policy objects of every kind (NetworkPolicy, CiliumNetworkPolicy).
+    pub policies: usize,
+    pub baseline: BaselineState,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_baseline: Vec<String>,
+    pub workloads: WorkloadCounts,
+    pub uncovered: Vec<UncoveredWorkload>,
+    /// Covered workloads (for reports' `pass` results).
+    pub covered: Vec<ObjectRef>,
+    pub findings: Vec<ObjectFinding>,
+}
+
+impl NamespaceAudit {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            status: NamespaceStatus::Unknown,
+            mode: None,
+            policies: 0,
+            baseline: BaselineState::NotManaged,
+            missing_baseline: vec![],
+            workloads: WorkloadCounts::default(),
+            uncovered: vec![],
+            covered: vec![],
+            findings: vec![],
+        }
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
+
+/// The whole audit.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditReport {
+    pub namespaces: Vec<NamespaceAudit>,
+    /// Findings on cluster-scoped objects (CiliumClusterwideNetworkPolicy).
+    pub cluster_findings: Vec<ObjectFinding>,
+    /// Objects that could not be judged (exit code 2).
+    pub errors: Vec<String>,
+}
+
+impl AuditReport {
+    pub fn findings(&self) -> impl Iterator<Item = &ObjectFinding> {
+        self.namespaces
+            .iter()
+            .flat_map(|n| &n.findings)
+            .chain(&self.cluster_findings)
+    }
+
+    /// As for `check`: 2 when something could not be judged, 1 when
+    /// something would be denied, else 0.
+    pub fn exit_code(&self) -> i32 {
+        if !self.errors.is_empty() {
+            EXIT_UNREADABLE
+        } else if self.findings().any(|f| f.action == "deny") {
+            EXIT_DENIED
+        } else {
+            EXIT_CLEAN
+        }
+    }
+
+    /// Namespaces with no policy object at all (excluded ones left out:
+    /// they are never judged).
+    pub fn without_policies(&self) -> impl Iterator<Item = &NamespaceAudit> {
+        self.namespaces
+            .iter()
+            .filter(|n| n.policies == 0 && n.status != NamespaceStatus::Excluded)
+    }
+}
+
+fn namespace_of(obj: &Value) -> Option<&str> {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn is_namespace(obj: &Value) -> bool {
+    obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+}
+
+/// Audits `objects`: Namespaces, policies of every kind, workloads of the
+/// eight kinds (other kinds are judged too, and usually get no finding).
+/// Namespaced objects must carry `metadata.namespace`. Every namespace that
+/// is declared or named by an object gets an entry.
+pub fn audit(objects: &[Value], settings: &Settings) -> AuditReport {
+    let mut report = AuditReport::default();
+    let mut view = ClusterView::new();
+    for obj in objects {
+        if let Err(e) = view.add(obj) {
+            report.errors.push(e.to_string());
+        }
+    }
+    let mut spaces: BTreeMap<String, NamespaceAudit> = BTreeMap::new();
+    let mut declared = BTreeSet::new();
+    let mut network_policies: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for obj in objects {
+        if is_namespace(obj) {
+            let name = workload::display_name(obj, None);
+            declared.insert(name.clone());
+            spaces
+                .entry(name.clone())
+                .or_insert_with(|| NamespaceAudit::new(&name));
+        } else if let Some(ns) = namespace_of(obj) {
+            spaces
+                .entry(ns.to_string())
+                .or_insert_with(|| NamespaceAudit::new(ns));
+            let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+            if PolicyKind::from_type(api_version, kind) == Some(PolicyKind::NetworkPolicy)
+                && let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str)
+            {
+                network_policies.entry(ns).or_default().insert(name);
+            }
+        }
+    }
+    for (name, ns) in &mut spaces {
+        ns.policies = view.policy_objects(name);
+        ns.status = if settings.is_excluded(name) {
+            NamespaceStatus::Excluded
+        } else if settings.config.exemptions.namespaces.contains(name) {
+            NamespaceStatus::Exempt
+        } else if !declared.contains(name) {
+            NamespaceStatus::Unknown
+        } else if engine::is_managed(name, &view, settings) {
+            NamespaceStatus::Managed
+        } else {
+            NamespaceStatus::Unmanaged
+        };
+        // Exempt namespaces can be managed too, and keep their baseline.
+        if engine::is_managed(name, &view, settings) {
+            let mode = engine::mode_for(name, &view, settings);
+            ns.mode = Some(mode);
+            let have = network_policies.get(name.as_str());
+            ns.missing_baseline = baseline::desired(name, settings, mode)
+                .iter()
+                .filter_map(|p| p.pointer("/metadata/name").and_then(Value::as_str))
+                .filter(|p| !have.is_some_and(|h| h.contains(p)))
+                .map(String::from)
+                .collect();
+            ns.baseline = if ns.missing_baseline.is_empty() {
+                BaselineState::Present
+            } else {
+                BaselineState::Missing
+            };
+        }
+    }
+    for obj in objects.iter().filter(|o| !is_namespace(o)) {
+        judge(obj, &view, settings, &mut spaces, &mut report);
+    }
+    for ns in spaces.values_mut() {
+        ns.uncovered.sort_by(|a, b| a.object.cmp(&b.object));
+        ns.covered.sort();
+        ns.findings.sort_by(finding_order);
+    }
+    report.cluster_findings.sort_by(finding_order);
+    report.namespaces = spaces.into_values().collect();
+    report
+}
+
+fn finding_order(a: &ObjectFinding, b: &ObjectFinding) -> std::cmp::Ordering {
+    (&a.object.kind, &a.object.name, &a.rule, &a.message).cmp(&(
+        &b.object.kind,
+        &b.object.name,
+        &b.rule,
+        &b.message,
+    ))
+}
+
+/// Judges one object and records its findings and, for a workload, its
+/// coverage.
+fn judge(
+    obj: &Value,
+    view: &ClusterView,
+    settings: &Settings,
+    spaces: &mut BTreeMap<String, NamespaceAudit>,
+    report: &mut AuditReport,
+) {
+    let Some(req) = admission::create_request(obj, AUDIT_USER) else {
+        return;
+    };
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let object = ObjectRef::of(obj);
+    let verdict = match engine::decide_existing(&req, view, settings) {
+        Ok(v) => v,
+        Err(e) => {
+            report.errors.push(format!(
+                "{} {}/{}: {e}",
+                object.kind, namespace, object.name
+            ));
+            return;
+        }
+    };
+    let findings: Vec<ObjectFinding> = verdict
+        .findings
+        .iter()
+        .map(|(f, action)| ObjectFinding {
+            object: object.clone(),
+            namespace: namespace.clone(),
+            rule: f.rule.as_str().to_string(),
+            action: action.to_string(),
+            severity: Severity::of(f),
+            message: f.message.clone(),
+            detail: f.detail.clone(),
+        })
+        .collect();
+    let Some(ns) = spaces.get_mut(&namespace) else {
+        report.cluster_findings.extend(findings);
+        return;
+    };
+    if let Some(kind) = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
+        && !workload::is_controller_owned(obj)
+    {
+        let rule_finding = verdict
+            .findings
+            .iter()
+            .find(|(f, _)| f.rule == RuleId::RequireNetworkPolicy)
+            .map(|(_, a)| *a);
+        match coverage_of(kind, obj, &object, &namespace, ns.status, view, settings) {
+            Ok(Coverage::Exempt) => ns.workloads.exempt += 1,
+            Ok(Coverage::Covered) => ns.covered.push(object.clone()),
+            Ok(Coverage::Uncovered(labels, nearest)) => ns.uncovered.push(UncoveredWorkload {
+                object: object.clone(),
+                labels,
+                on_create: match rule_finding {
+                    Some(Action::Deny) => OnCreate::Denied,
+                    Some(Action::Warn) => OnCreate::Warned,
+                    _ => OnCreate::Allowed,
+                },
+                nearest_policy: nearest,
+            }),
+            Err(e) => report
+                .errors
+                .push(format!("{} {namespace}/{}: {e}", object.kind, object.name)),
+        }
+        ns.workloads.total += 1;
+        ns.workloads.covered = ns.covered.len();
+        ns.workloads.uncovered = ns.uncovered.len();
+    }
+    ns.findings.extend(findings);
+}
+
+enum Coverage {
+    Exempt,
+    Covered,
+    Uncovered(Labels, Option<NearestPolicy>),
+}
+
+/// Whether a workload's pods are covered, whether or not its namespace is
+/// managed (an unmanaged namespace's uncovered workloads are what
+/// default-deny would isolate once it is).
+fn coverage_of(
+    kind: WorkloadKind,
+    obj: &Value,
+    object: &ObjectRef,
+    namespace: &str,
+    status: NamespaceStatus,
+    view: &ClusterView,
+    settings: &Settings,
+) -> Result<Coverage, workload::WorkloadError> {
+    if matches!(status, NamespaceStatus::Excluded | NamespaceStatus::Exempt) {
+        return Ok(Coverage::Exempt);
+    }
+    let pods = workload::pod_shape(kind, obj)?;
+    if settings
+        .exempt_workloads
+        .iter()
+        .any(|s| s.matches(&pods.labels))
+    {
+        return Ok(Coverage::Exempt);
+    }
+    let subject = coverage::Subject {
+        kind,
+        namespace,
+        name: &object.name,
+        pods: &pods,
+    };
+    if coverage::is_covered(&subject, view, settings) {
+        return Ok(Coverage::Covered);
+    }
+    let nearest = view
+        .nearest_policy(namespace, &pods.labels, pods.service_account.as_deref())
+        .map(|n| NearestPolicy {
+            kind: n.policy.kind.as_str().to_string(),
+            name: n.policy.name.clone(),
+            unmet: n.unmet,
+        });
+    Ok(Coverage::Uncovered(pods.labels, nearest))
+}
+
+/// The per-namespace table (the terminal summary).
+pub fn table(report: &AuditReport, paint: Paint) -> String {
+    let header = [
+        "NAMESPACE",
+        "STATUS",
+        "MODE",
+        "POLICIES",
+        "BASELINE",
+        "WORKLOADS",
+        "COVERED",
+        "UNCOVERED",
+        "EXEMPT",
+        "HIGH",
+        "MEDIUM",
+    ];
+    let rows: Vec<Vec<Cell>> = report
+        .namespaces
+        .iter()
+        .map(|n| {
+            let judged = !matches!(
+                n.status,
+                NamespaceStatus::Excluded | NamespaceStatus::Exempt
+            );
+            let num = |v: usize, bad: Tone| {
+                if !judged {
+                    Cell::plain("-")
+                } else if v > 0 {
+                    Cell::new(v.to_string(), bad)
+                } else {
+                    Cell::plain(v.to_string())
+                }
+            };
+            let managed = n.status == NamespaceStatus::Managed;
+            vec![
+                Cell::plain(n.name.clone()),
+                Cell::new(
+                    n.status.as_str(),
+                    if managed { Tone::Good } else { Tone::Dim },
+                ),
+                Cell::plain(n.mode.map_or("-", Mode::as_str)),
+                if n.policies == 0 && judged {
+                    Cell::new("0", if managed { Tone::Bad } else { Tone::Warn })
+                } else {
+                    Cell::plain(n.policies.to_string())
+                },
+                Cell::new(
+                    n.baseline.as_str(),
+                    match n.baseline {
+                        BaselineState::Missing => Tone::Bad,
+                        BaselineState::Present => Tone::Good,
+                        BaselineState::NotManaged => Tone::Plain,
+                    },
+                ),
+                Cell::plain(n.workloads.total.to_string()),
+                num(n.workloads.covered, Tone::Plain),
+                num(
+                    n.workloads.uncovered,
+                    if managed { Tone::Bad } else { Tone::Warn },
+                ),
+                Cell::plain(n.workloads.exempt.to_string()),
+                num(n.count(Severity::High), Tone::Bad),
+                num(n.count(Severity::Medium), Tone::Warn),
+            ]
+        })
+        .collect();
+    summary::render_table(&header, &rows, paint)
+}
+
+/// The text report: the table, then the details grouped by namespace, then
+/// one summary line.
+pub fn to_text(report: &AuditReport, paint: Paint) -> String {
+    use std::fmt::Write as _;
+    let mut out = table(report, paint);
+    let without: Vec<String> = report
+        .without_policies()
+        .map(|n| format!("{} ({})", n.name, n.status.as_str()))
+        .collect();
+    if !without.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} {}",
+            paint.apply("Namespaces with no NetworkPolicy at all:", Tone::Bold),
+            without.join(", ")
+        );
+    }
+    for n in &report.namespaces {
+        let policy_findings: Vec<&ObjectFinding> = n
+            .findings
+            .iter()
+            .filter(|f| f.rule != RuleId::RequireNetworkPolicy.as_str())
+            .collect();
+        let missing = n.baseline == BaselineState::Missing;
+        if n.uncovered.is_empty() && policy_findings.is_empty() && !missing {
+            continue;
+        }
+        let mut head = format!("\n{} ({}", n.name, n.status.as_str());
+        if let Some(mode) = n.mode {
+            let _ = write!(head, ", {}", mode.as_str());
+        }
+        head.push(')');
+        let _ = writeln!(out, "{}", paint.apply(&head, Tone::Bold));
+        if missing {
+            let _ = writeln!(
+                out,
+                "  {} baseline missing: {} (netpol-guard serve creates it; is it running with a leader?)",
+                paint.apply("!", Tone::Bad),
+                n.missing_baseline.join(", ")
+            );
+        }
+        for w in &n.uncovered {
+            let (what, tone) = match w.on_create {
+                OnCreate::Denied => (
+                    "require-network-policy would deny it if created now",
+                    Tone::Bad,
+                ),
+                OnCreate::Warned => (
+                    "require-network-policy would only warn (audit mode or rule set to warn)",
+                    Tone::Warn,
+                ),
+                OnCreate::Allowed => (
+                    "allowed today (namespace not managed); default-deny would isolate it",
+                    Tone::Warn,
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} {}: no policy covers its pods; {}",
+                paint.apply("uncovered", tone),
+                w.object.kind,
+                w.object.name,
+                what
+            );
+            let _ = writeln!(
+                out,
+                "    pod labels: {}",
+                crate::selector::format_labels(&w.labels)
+            );
+            match &w.nearest_policy {
+                Some(p) => {
+                    let _ = writeln!(
+                        out,
+                        "    nearest policy: {} {} (pods lack {})",
+                        p.kind,
+                        p.name,
+                        if p.unmet.is_empty() {
+                            "nothing: it selects them but grants no traffic in the required direction".to_string()
+                        } else {
+                            p.unmet.join(", ")
+                        }
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "    nearest policy: none in this namespace grants traffic"
+                    );
+                }
+            }
+        }
+        for f in policy_findings {
+            write_finding(&mut out, f, paint);
+        }
+    }
+    if !report.cluster_findings.is_empty() {
+        let _ = writeln!(out, "\n{}", paint.apply("cluster-scoped", Tone::Bold));
+        for f in &report.cluster_findings {
+            write_finding(&mut out, f, paint);
+        }
+    }
+    for e in &report.errors {
+        let _ = writeln!(out, "{} {e}", paint.apply("error:", Tone::Bad));
+    }
+    let count = |a: &str| report.findings().filter(|f| f.action == a).count();
+    let uncovered: usize = report.namespaces.iter().map(|n| n.uncovered.len()).sum();
+    let workloads: usize = report.namespaces.iter().map(|n| n.workloads.total).sum();
+    let _ = writeln!(
+        out,
+        "\n{} namespaces ({} without any policy), {} workloads ({} uncovered): {} denied, {} warned, {} errors",
+        report.namespaces.len(),
+        without.len(),
+        workloads,
+        uncovered,
+        count("deny"),
+        count("warn"),
+        report.errors.len()
+    );
+    out
+}
+
+fn write_finding(out: &mut String, f: &ObjectFinding, paint: Paint) {
+    use std::fmt::Write as _;
+    let tone = if f.action == "deny" {
+        Tone::Bad
+    } else {
+        Tone::Warn
+    };
+    let _ = writeln!(
+        out,
+        "  {} {} {}: {}",
+        paint.apply(&f.action.to_uppercase(), tone),
+        f.object.kind,
+        f.object.name,
+        f.message
+    );
+}
+
+/// An audit finding has no file: SARIF locates it by the object's name.
+impl From<&ObjectFinding> for crate::sarif::SarifFinding {
+    fn from(f: &ObjectFinding) -> Self {
+        Self {
+            rule: f.rule.clone(),
+            action: f.action.clone(),
+            message: f.message.clone(),
+            detail: f.detail.clone(),
+            location: crate::sarif::Location::Object {
+                api_version: f.object.api_version.clone(),
+                kind: f.object.kind.clone(),
+                namespace: f.namespace.clone(),
+                name: f.object.name.clone(),
+            },
+            object: None,
+        }
+    }
+}

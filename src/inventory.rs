@@ -1,0 +1,222 @@
+//! Reads what `audit` judges from the API server: Namespaces, the policy
+//! kinds, and the eight workload kinds. Lists are paged (500 objects a
+//! page), so a large cluster is read in bounded memory on the API server's
+//! side and progress can be shown; the Cilium kinds are skipped when their
+//! CRDs are absent.
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::{Api, Client};
+use serde_json::Value;
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// One namespace only (lists are namespaced: cheaper on a big cluster).
+    pub namespace: Option<String>,
+    /// Only namespaces whose labels match (kubectl syntax, checked by the
+    /// API server).
+    pub selector: Option<String>,
+}
+
+/// Why the cluster could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("cannot list {resource}: {source}")]
+    List {
+        resource: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("namespace {0} does not exist")]
+    NoNamespace(String),
+    #[error("cannot read namespace {namespace}: {source}")]
+    Namespace {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A progress event, for a progress line on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Still reading `resource`: `count` objects so far.
+    Reading {
+        resource: &'static str,
+        count: usize,
+    },
+    /// `resource` read: `count` objects (`None`: its CRD is not installed).
+    Done {
+        resource: &'static str,
+        count: Option<usize>,
+    },
+}
+
+/// (group, version, kind, plural, namespaced) of everything read after the
+/// namespaces.
+const RESOURCES: [(&str, &str, &str, &str, bool); 11] = [
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+    ),
+    (
+        "cilium.io",
+        "v2",
+        "CiliumNetworkPolicy",
+        "ciliumnetworkpolicies",
+        true,
+    ),
+    (
+        "cilium.io",
+        "v2",
+        "CiliumClusterwideNetworkPolicy",
+        "ciliumclusterwidenetworkpolicies",
+        false,
+    ),
+    ("apps", "v1", "Deployment", "deployments", true),
+    ("apps", "v1", "StatefulSet", "statefulsets", true),
+    ("apps", "v1", "DaemonSet", "daemonsets", true),
+    ("apps", "v1", "ReplicaSet", "replicasets", true),
+    (
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        true,
+    ),
+    ("batch", "v1", "Job", "jobs", true),
+    ("batch", "v1", "CronJob", "cronjobs", true),
+    ("", "v1", "Pod", "pods", true),
+];
+
+const PAGE: u32 = 500;
+
+/// Reads the objects of `scope`, each with its `apiVersion` and `kind` set
+/// (list items come without them). Objects in namespaces outside the scope
+/// are dropped; cluster-scoped policies are always read, since they cover
+/// pods everywhere.
+pub async fn fetch(
+    client: &Client,
+    scope: &Scope,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Vec<Value>, InventoryError> {
+    let ns_resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("", "v1", "Namespace"),
+        "namespaces",
+    );
+    let mut objects = Vec::new();
+    let namespaces: Api<DynamicObject> = Api::all_with(client.clone(), &ns_resource);
+    if let Some(name) = &scope.namespace {
+        match namespaces.get_opt(name).await {
+            Ok(Some(ns)) => objects.push(typed(ns, &ns_resource)),
+            Ok(None) => return Err(InventoryError::NoNamespace(name.clone())),
+            Err(source) => {
+                return Err(InventoryError::Namespace {
+                    namespace: name.clone(),
+                    source,
+                });
+            }
+        }
+        progress(Progress::Done {
+            resource: "namespaces",
+            count: Some(1),
+        });
+    } else {
+        let mut params = ListParams::default();
+        if let Some(sel) = &scope.selector {
+            params = params.labels(sel);
+        }
+        let list = list_all(&namespaces, params, "namespaces", &ns_resource, progress)
+            .await?
+            .unwrap_or_default();
+        objects.extend(list);
+    }
+    let selected: std::collections::BTreeSet<String> = objects
+        .iter()
+        .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+        .map(String::from)
+        .collect();
+    for (group, version, kind, plural, namespaced) in RESOURCES {
+        let resource =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = match (&scope.namespace, namespaced) {
+            (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &resource),
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        let Some(list) = list_all(&api, ListParams::default(), plural, &resource, progress).await?
+        else {
+            continue;
+        };
+        objects.extend(list.into_iter().filter(|o| {
+            !namespaced
+                || o.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .is_some_and(|ns| selected.contains(ns))
+        }));
+    }
+    Ok(objects)
+}
+
+/// Every page of a list; `None` when the resource does not exist (a CRD
+/// that is not installed answers 404).
+async fn list_all(
+    api: &Api<DynamicObject>,
+    params: ListParams,
+    name: &'static str,
+    resource: &ApiResource,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Option<Vec<Value>>, InventoryError> {
+    let mut out = Vec::new();
+    let mut params = params.limit(PAGE);
+    loop {
+        let page = match api.list(&params).await {
+            Ok(page) => page,
+            Err(kube::Error::Api(s)) if s.code == 404 && resource.group == "cilium.io" => {
+                progress(Progress::Done {
+                    resource: name,
+                    count: None,
+                });
+                return Ok(None);
+            }
+            Err(source) => {
+                return Err(InventoryError::List {
+                    resource: name,
+                    source,
+                });
+            }
+        };
+        let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+        out.extend(page.items.into_iter().map(|o| typed(o, resource)));
+        match next {
+            Some(token) => {
+                progress(Progress::Reading {
+                    resource: name,
+                    count: out.len(),
+                });
+                params = params.continue_token(&token);
+            }
+            None => break,
+        }
+    }
+    progress(Progress::Done {
+        resource: name,
+        count: Some(out.len()),
+    });
+    Ok(Some(out))
+}
+
+/// The object as JSON, with the `apiVersion` and `kind` list items lack.
+fn typed(obj: DynamicObject, resource: &ApiResource) -> Value {
+    let mut value = serde_json::to_value(&obj).unwrap_or(Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "apiVersion".into(),
+            Value::String(resource.api_version.clone()),
+        );
+        map.insert("kind".into(), Value::String(resource.kind.clone()));
+    }
+    value
+}

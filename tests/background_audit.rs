@@ -1,0 +1,177 @@
+//! The background audit of `serve` (policyReports.intervalSeconds), against
+//! the `FakeApiServer` test double: the leader keeps PolicyReports current,
+//! says once when the CRDs are absent and starts writing when they appear,
+//! and a follower never writes.
+
+mod common;
+mod fake_apiserver;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use fake_apiserver::FakeApiServer;
+use serde_json::{Value, json};
+
+const REPORTS: &str = "wgpolicyk8s.io/v1alpha2";
+
+fn seed(fake: &FakeApiServer) {
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "payments", "labels": {"platform.io/managed": "true"}}}));
+    fake.apply_object(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "worker", "namespace": "payments"},
+        "spec": {"selector": {"matchLabels": {"app": "worker"}},
+            "template": {"metadata": {"labels": {"app": "worker"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}}}));
+}
+
+struct Live {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+/// `serve` against the fake, auditing every 10 s (the shortest allowed).
+fn start(fake: &FakeApiServer) -> Live {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig).unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "policyReports:\n  intervalSeconds: 10\n").unwrap();
+    let server = Server::start_with(
+        &[
+            "--namespace",
+            "netpol-guard",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[("KUBECONFIG", kubeconfig.as_path())],
+    );
+    Live { server, _dir: dir }
+}
+
+async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// (resource name, rule, result) of the PolicyReport of `ns`, if any.
+fn results(fake: &FakeApiServer, ns: &str) -> Option<Vec<(String, String, String)>> {
+    let report = fake
+        .list_objects(REPORTS, "PolicyReport")
+        .into_iter()
+        .find(|r| r["metadata"]["namespace"] == ns)?;
+    Some(
+        report["results"]
+            .as_array()?
+            .iter()
+            .map(|r| {
+                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (
+                    s(&r["resources"][0]["name"]),
+                    s(&r["rule"]),
+                    s(&r["result"]),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn row(name: &str, rule: &str, result: &str) -> (String, String, String) {
+    (name.into(), rule.into(), result.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_keeps_policy_reports_current_once_the_crds_exist() {
+    let fake = FakeApiServer::start().await;
+    seed(&fake);
+    let live = start(&fake);
+    // No CRDs: one log line, counted, nothing written.
+    eventually("the CRD-absent round", Duration::from_secs(15), || {
+        live.server
+            .stderr
+            .try_iter()
+            .any(|l| l.contains("PolicyReport CRDs (wgpolicyk8s.io/v1alpha2) are not installed"))
+    })
+    .await;
+    let metrics = live.server.connect().await.get("/metrics").await.text();
+    assert!(
+        metrics.contains("netpol_guard_policy_report_runs_total{result=\"crd_absent\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(fake.count_requests("PATCH", "policyreports"), 0);
+    // ... and the cluster is not listed for reports nobody can store.
+    assert_eq!(fake.count_requests("GET", "/apis/apps/v1/deployments"), 0);
+
+    // The CRDs are installed and the workload gets a policy: the next round
+    // (within the 10 s interval) writes a report where it passes.
+    fake.set_policy_reports_installed(true);
+    fake.apply_object(
+        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-worker", "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "worker"}},
+            "ingress": [{"from": [{"podSelector": {}}]}]}}),
+    );
+    eventually(
+        "a report where worker passes",
+        Duration::from_secs(15),
+        || {
+            results(&fake, "payments")
+                == Some(vec![row("worker", "require-network-policy", "pass")])
+        },
+    )
+    .await;
+    assert_eq!(
+        fake.list_objects(REPORTS, "ClusterPolicyReport").len(),
+        1,
+        "a whole-cluster audit writes the ClusterPolicyReport too"
+    );
+    let metrics = live.server.connect().await.get("/metrics").await.text();
+    assert!(
+        metrics.contains("netpol_guard_policy_report_runs_total{result=\"written\"} 1"),
+        "{metrics}"
+    );
+    // Said once, not every round.
+    let logs: Vec<String> = live.server.stderr.try_iter().collect();
+    assert!(
+        !logs.iter().any(|l| l.contains("are not installed")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("background audit: PolicyReports written")),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_never_writes_reports() {
+    let fake = FakeApiServer::start().await;
+    seed(&fake);
+    fake.set_policy_reports_installed(true);
+    // Another replica holds the Lease, renewed "now" for a long time.
+    fake.apply_object(
+        &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "spec": {"holderIdentity": "the-other-replica", "leaseDurationSeconds": 3600,
+            "acquireTime": "2099-01-01T00:00:00.000000Z",
+            "renewTime": "2099-01-01T00:00:00.000000Z"}}),
+    );
+    let live = start(&fake);
+    // Ready, and given the time a leader takes to write its first round.
+    let _ = live.server.connect().await.get("/readyz").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(fake.list_objects(REPORTS, "PolicyReport").is_empty());
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.path.contains("policyreports") || r.path.contains("wgpolicyk8s.io"))
+            .count(),
+        0,
+        "a follower does not even look"
+    );
+}
