@@ -262,7 +262,9 @@ mod tests {
             "]".repeat(10_000)
         );
         match parse_review(deep.as_bytes()) {
-            Err(ReviewError::Json(e)) => assert!(e.to_string().starts_with("recursion limit exceeded"), "{e}"),
+            Err(ReviewError::Json(e)) => {
+                assert!(e.to_string().starts_with("recursion limit exceeded"), "{e}")
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -2,11 +2,16 @@
 //! kinds, and the eight workload kinds. Lists are paged (500 objects a
 //! page), so a large cluster is read in bounded memory on the API server's
 //! side and progress can be shown; the Cilium kinds are skipped when their
-//! CRDs are absent.
+//! CRDs are absent. Workloads a controller owns are dropped as they arrive
+//! and the others are cut to what judging reads (`workload::slim`), so the
+//! memory held is proportional to the cluster's top-level workloads, not to
+//! its Pods.
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
 use serde_json::Value;
+
+use crate::workload::{self, WorkloadKind};
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +50,8 @@ pub enum Progress {
         resource: &'static str,
         count: usize,
     },
-    /// `resource` read: `count` objects (`None`: its CRD is not installed).
+    /// `resource` read: `count` objects listed (`None`: its CRD is not
+    /// installed).
     Done {
         resource: &'static str,
         count: Option<usize>,
@@ -170,6 +176,7 @@ async fn list_all(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Option<Vec<Value>>, InventoryError> {
     let mut out = Vec::new();
+    let mut read = 0;
     let mut params = params.limit(PAGE);
     loop {
         let page = match api.list(&params).await {
@@ -189,12 +196,23 @@ async fn list_all(
             }
         };
         let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
-        out.extend(page.items.into_iter().map(|o| typed(o, resource)));
+        let workload = WorkloadKind::from_group_kind(&resource.group, &resource.kind);
+        read += page.items.len();
+        for obj in page.items {
+            let obj = typed(obj, resource);
+            match workload {
+                // Judged and counted at its controller: not kept at all.
+                // Most Pods and ReplicaSets of a cluster are such.
+                Some(_) if workload::is_controller_owned(&obj) => {}
+                Some(kind) => out.push(workload::slim(kind, &obj)),
+                None => out.push(obj),
+            }
+        }
         match next {
             Some(token) => {
                 progress(Progress::Reading {
                     resource: name,
-                    count: out.len(),
+                    count: read,
                 });
                 params = params.continue_token(&token);
             }
@@ -203,7 +221,7 @@ async fn list_all(
     }
     progress(Progress::Done {
         resource: name,
-        count: Some(out.len()),
+        count: Some(read),
     });
     Ok(Some(out))
 }

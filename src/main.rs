@@ -10,14 +10,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use netpol_guard::audit;
 use netpol_guard::check::{self, EXIT_UNREADABLE};
-use netpol_guard::reporter;
-use netpol_guard::summary::{ColorChoice, Paint};
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::{DEFAULT_CONFIG_YAML, Settings};
 use netpol_guard::live::LiveView;
 use netpol_guard::manifests;
 use netpol_guard::reload::{self, LogLevelHook};
+use netpol_guard::reporter;
 use netpol_guard::server::{self, AppState};
+use netpol_guard::summary::{ColorChoice, Paint};
 use netpol_guard::tls::{CertPair, CertStore, CertWatch, ReloadOutcome};
 
 #[derive(Parser)]

@@ -193,10 +193,133 @@ pub fn pod_shape(kind: WorkloadKind, obj: &Value) -> Result<PodShape, WorkloadEr
     })
 }
 
+/// The object cut down to what judging it as a workload reads: apiVersion,
+/// kind, the identifying metadata (name, generateName, namespace, uid,
+/// labels, ownerReferences) and, of its pod template, the labels, the
+/// containers' ports and the service account. A full Pod or Deployment
+/// (status, managedFields, env, volumes) is ten to a hundred times bigger;
+/// the background audit holds every workload of the cluster at once, inside
+/// the webhook's memory limit.
+pub fn slim(kind: WorkloadKind, obj: &Value) -> Value {
+    let pick = |from: Option<&Value>, keys: &[&str]| -> Value {
+        let mut out = serde_json::Map::new();
+        if let Some(map) = from.and_then(Value::as_object) {
+            for k in keys {
+                if let Some(v) = map.get(*k) {
+                    out.insert((*k).to_string(), v.clone());
+                }
+            }
+        }
+        Value::Object(out)
+    };
+    let mut out = pick(Some(obj), &["apiVersion", "kind"]);
+    out["metadata"] = pick(
+        obj.get("metadata"),
+        &[
+            "name",
+            "generateName",
+            "namespace",
+            "uid",
+            "labels",
+            "ownerReferences",
+        ],
+    );
+    let Some(template) = obj.pointer(kind.template_pointer()) else {
+        return out;
+    };
+    let spec = template.get("spec");
+    let mut pod_spec = pick(spec, &["serviceAccountName"]);
+    if let Some(containers) = spec
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+    {
+        pod_spec["containers"] = Value::Array(
+            containers
+                .iter()
+                .map(|c| pick(Some(c), &["name", "ports"]))
+                .collect(),
+        );
+    }
+    if kind == WorkloadKind::Pod {
+        out["spec"] = pod_spec;
+        return out;
+    }
+    let mut slim_template = serde_json::json!({"spec": pod_spec});
+    slim_template["metadata"] = pick(template.get("metadata"), &["labels"]);
+    // Rebuild the path to the template (`/spec/template`,
+    // `/spec/jobTemplate/spec/template`), innermost first.
+    let mut node = slim_template;
+    for key in kind
+        .template_pointer()
+        .rsplit('/')
+        .filter(|k| !k.is_empty())
+    {
+        node = serde_json::json!({ key: node });
+    }
+    if let Some(spec) = node.get("spec") {
+        out["spec"] = spec.clone();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn slim_keeps_everything_judging_reads() {
+        let containers = json!([{"name": "c", "image": "x", "env": [{"name": "A", "value": "b"}],
+            "ports": [{"containerPort": 8080, "protocol": "UDP"}]}]);
+        let template = json!({"metadata": {"labels": {"app": "a"}, "annotations": {"x": "y"}},
+            "spec": {"serviceAccountName": "sa", "containers": containers, "volumes": []}});
+        let meta = json!({"name": "n", "namespace": "ns", "uid": "u", "labels": {"l": "1"},
+            "ownerReferences": [{"controller": true, "kind": "X", "name": "o", "uid": "o", "apiVersion": "v1"}],
+            "managedFields": [{"manager": "kubectl"}], "resourceVersion": "7"});
+        for kind in [
+            WorkloadKind::Deployment,
+            WorkloadKind::StatefulSet,
+            WorkloadKind::DaemonSet,
+            WorkloadKind::ReplicaSet,
+            WorkloadKind::ReplicationController,
+            WorkloadKind::Job,
+            WorkloadKind::CronJob,
+            WorkloadKind::Pod,
+        ] {
+            let obj = match kind {
+                WorkloadKind::Pod => json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "n", "namespace": "ns", "labels": {"app": "a"}},
+                    "spec": template["spec"], "status": {"phase": "Running"}}),
+                WorkloadKind::CronJob => {
+                    json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta,
+                    "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}})
+                }
+                _ => json!({"apiVersion": "apps/v1", "kind": kind.as_str(), "metadata": meta,
+                    "spec": {"replicas": 3, "template": template}, "status": {"replicas": 3}}),
+            };
+            let slim = slim(kind, &obj);
+            assert_eq!(
+                pod_shape(kind, &slim),
+                pod_shape(kind, &obj),
+                "{kind:?}: {slim}"
+            );
+            assert!(pod_shape(kind, &slim).unwrap().ports.len() == 1, "{kind:?}");
+            assert_eq!(is_controller_owned(&slim), is_controller_owned(&obj));
+            assert_eq!(display_name(&slim, None), "n");
+            assert_eq!(slim.pointer("/metadata/namespace"), Some(&json!("ns")));
+            let text = slim.to_string();
+            for gone in [
+                "managedFields",
+                "env",
+                "volumes",
+                "status",
+                "annotations",
+                "image",
+            ] {
+                assert!(!text.contains(gone), "{kind:?} kept {gone}: {text}");
+            }
+        }
+    }
 
     #[test]
     fn template_labels_not_workload_labels() {
