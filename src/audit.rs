@@ -49,11 +49,11 @@ impl ObjectRef {
     }
 }
 
-/// How serious a finding is, whatever the configured action: `high` for
-/// what the rule denies, `medium` for what it only warns about (its milder
-/// variants, and rules that warn by default). In an audit-mode namespace a
-/// `high` finding is only a warning, and its severity says what it will be
-/// under enforcement.
+/// How serious a finding is: `high` for what the configured rules deny
+/// under enforcement, `medium` for what they only warn about (a rule set to
+/// `warn`, or its milder variants). In an audit-mode namespace a `high`
+/// finding is only a warning, and its severity says what it will be once
+/// enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -62,8 +62,8 @@ pub enum Severity {
 }
 
 impl Severity {
-    fn of(f: &Finding) -> Self {
-        if f.severity == Action::Deny && f.rule.default_action() == Action::Deny {
+    fn of(f: &Finding, settings: &Settings) -> Self {
+        if f.effective(settings.action(f.rule)) == Action::Deny {
             Severity::High
         } else {
             Severity::Medium
@@ -185,8 +185,9 @@ pub struct UncoveredWorkload {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WorkloadCounts {
-    /// Workloads no controller owns (a Deployment counts, its ReplicaSets
-    /// and Pods do not).
+    /// Workloads judged on their own (a Deployment counts, its ReplicaSets
+    /// and Pods do not): covered + uncovered + exempt. One that cannot be
+    /// read is in the report's `errors` instead.
     pub total: usize,
     pub covered: usize,
     pub uncovered: usize,
@@ -200,6 +201,10 @@ pub struct WorkloadCounts {
 pub struct NamespaceAudit {
     pub name: String,
     pub status: NamespaceStatus,
+    /// Being deleted (`status.phase: Terminating`): reported, but no
+    /// PolicyReport is written there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
     /// The mode in force (label or config), for managed namespaces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
@@ -220,6 +225,7 @@ impl NamespaceAudit {
         Self {
             name: name.to_string(),
             status: NamespaceStatus::Unknown,
+            terminating: false,
             mode: None,
             policies: 0,
             baseline: BaselineState::NotManaged,
@@ -311,7 +317,9 @@ pub fn audit(objects: &[Value], settings: &Settings) -> AuditReport {
             declared.insert(name.clone());
             spaces
                 .entry(name.clone())
-                .or_insert_with(|| NamespaceAudit::new(&name));
+                .or_insert_with(|| NamespaceAudit::new(&name))
+                .terminating =
+                obj.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating");
         } else if let Some(ns) = namespace_of(obj) {
             spaces
                 .entry(ns.to_string())
@@ -410,7 +418,7 @@ fn judge(
             namespace: namespace.clone(),
             rule: f.rule.as_str().to_string(),
             action: action.to_string(),
-            severity: Severity::of(f),
+            severity: Severity::of(f, settings),
             message: f.message.clone(),
             detail: f.detail.clone(),
         })
@@ -420,7 +428,7 @@ fn judge(
         return;
     };
     if let Some(kind) = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
-        && !workload::is_controller_owned(obj)
+        && !workload::judged_at_owner(kind, obj)
     {
         let rule_finding = verdict
             .findings
@@ -428,23 +436,31 @@ fn judge(
             .find(|(f, _)| f.rule == RuleId::RequireNetworkPolicy)
             .map(|(_, a)| *a);
         match coverage_of(kind, obj, &object, &namespace, ns.status, view, settings) {
-            Ok(Coverage::Exempt) => ns.workloads.exempt += 1,
-            Ok(Coverage::Covered) => ns.covered.push(object.clone()),
-            Ok(Coverage::Uncovered(labels, nearest)) => ns.uncovered.push(UncoveredWorkload {
-                object: object.clone(),
-                labels,
-                on_create: match rule_finding {
-                    Some(Action::Deny) => OnCreate::Denied,
-                    Some(Action::Warn) => OnCreate::Warned,
-                    _ => OnCreate::Allowed,
-                },
-                nearest_policy: nearest,
-            }),
+            Ok(Coverage::Exempt) => {
+                ns.workloads.exempt += 1;
+                ns.workloads.total += 1;
+            }
+            Ok(Coverage::Covered) => {
+                ns.covered.push(object.clone());
+                ns.workloads.total += 1;
+            }
+            Ok(Coverage::Uncovered(labels, nearest)) => {
+                ns.uncovered.push(UncoveredWorkload {
+                    object: object.clone(),
+                    labels,
+                    on_create: match rule_finding {
+                        Some(Action::Deny) => OnCreate::Denied,
+                        Some(Action::Warn) => OnCreate::Warned,
+                        _ => OnCreate::Allowed,
+                    },
+                    nearest_policy: nearest,
+                });
+                ns.workloads.total += 1;
+            }
             Err(e) => report
                 .errors
                 .push(format!("{} {namespace}/{}: {e}", object.kind, object.name)),
         }
-        ns.workloads.total += 1;
         ns.workloads.covered = ns.covered.len();
         ns.workloads.uncovered = ns.uncovered.len();
     }
@@ -598,6 +614,9 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
         if let Some(mode) = n.mode {
             let _ = write!(head, ", {}", mode.as_str());
         }
+        if n.terminating {
+            head.push_str(", terminating");
+        }
         head.push(')');
         let _ = writeln!(out, "{}", paint.apply(&head, Tone::Bold));
         if missing {
@@ -616,6 +635,10 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
                 ),
                 OnCreate::Warned => (
                     "require-network-policy would only warn (audit mode or rule set to warn)",
+                    Tone::Warn,
+                ),
+                OnCreate::Allowed if n.status == NamespaceStatus::Managed => (
+                    "allowed: require-network-policy is off (default-deny isolates it)",
                     Tone::Warn,
                 ),
                 OnCreate::Allowed => (
@@ -676,16 +699,24 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
     let workloads: usize = report.namespaces.iter().map(|n| n.workloads.total).sum();
     let _ = writeln!(
         out,
-        "\n{} namespaces ({} without any policy), {} workloads ({} uncovered): {} denied, {} warned, {} errors",
-        report.namespaces.len(),
+        "\n{} ({} without any policy), {} ({} uncovered): {} denied, {} warned, {} errors",
+        plural(report.namespaces.len(), "namespace"),
         without.len(),
-        workloads,
+        plural(workloads, "workload"),
         uncovered,
         count("deny"),
         count("warn"),
         report.errors.len()
     );
     out
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn write_finding(out: &mut String, f: &ObjectFinding, paint: Paint) {

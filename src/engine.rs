@@ -141,20 +141,18 @@ pub fn decide(
 
 /// Judges an object that exists (or would be created), for `check` and
 /// `audit`: `req` is its CREATE request (`admission::create_request`). The
-/// same as [`decide`], except that a workload a controller owns (a
-/// Deployment's ReplicaSets, a CronJob's Jobs, any controller's Pods) gets
-/// no findings: it was judged at its controller, and reporting it again for
+/// same as [`decide`], except that a workload judged at its owner
+/// (`workload::judged_at_owner`: a Deployment's ReplicaSets, a CronJob's
+/// Jobs, any controller's Pods) gets no findings: reporting it again for
 /// every revision would bury the one finding that matters.
 pub fn decide_existing(
     req: &AdmissionRequest,
     view: &ClusterView,
     settings: &Settings,
 ) -> Result<Verdict, DecideError> {
-    let owned = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind).is_some()
-        && req
-            .object
-            .as_ref()
-            .is_some_and(workload::is_controller_owned);
+    let owned = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
+        .zip(req.object.as_ref())
+        .is_some_and(|(kind, obj)| workload::judged_at_owner(kind, obj));
     if owned {
         return Ok(Verdict::allow());
     }

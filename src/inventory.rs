@@ -203,7 +203,7 @@ async fn list_all(
             match workload {
                 // Judged and counted at its controller: not kept at all.
                 // Most Pods and ReplicaSets of a cluster are such.
-                Some(_) if workload::is_controller_owned(&obj) => {}
+                Some(kind) if workload::judged_at_owner(kind, &obj) => {}
                 Some(kind) => out.push(workload::slim(kind, &obj)),
                 None => out.push(obj),
             }

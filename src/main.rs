@@ -409,8 +409,8 @@ async fn audit_client(args: &AuditArgs) -> Result<kube::Client, String> {
 }
 
 /// The config `audit` judges with: `--config`, else the webhook's
-/// ConfigMap, else the built-in defaults (said on stderr, since the
-/// verdicts may then differ from the webhook's).
+/// ConfigMap, else (the ConfigMap does not exist) the built-in defaults,
+/// said on stderr.
 async fn audit_settings(args: &AuditArgs, client: &kube::Client) -> Result<Settings, String> {
     use k8s_openapi::api::core::v1::ConfigMap;
     if let Some(path) = &args.config {
@@ -427,11 +427,13 @@ async fn audit_settings(args: &AuditArgs, client: &kube::Client) -> Result<Setti
             eprintln!("note: {source} not found: judging with the built-in defaults");
             return Ok(Settings::default());
         }
+        // Forbidden, unreachable, ...: the defaults could judge every
+        // namespace differently from the webhook (and --write-reports would
+        // publish that), so stop and say how to go on.
         Err(e) => {
-            eprintln!(
-                "note: cannot read {source} ({e}): judging with the built-in defaults (pass --config to choose)"
-            );
-            return Ok(Settings::default());
+            return Err(format!(
+                "cannot read {source} ({e}): pass --config FILE (netpol-guard config default prints the defaults)"
+            ));
         }
     };
     Settings::from_yaml(&text).map_err(|e| format!("{source}: {e}"))

@@ -52,6 +52,12 @@ const NAME_KEY: &str = "app.kubernetes.io/name";
 /// under the object size limit.
 pub const MAX_MESSAGE: usize = 1024;
 
+/// Most results in one report (about 600 bytes each with a 1 KiB message
+/// cap, so well under etcd's 1.5 MiB per object).
+pub const MAX_RESULTS: usize = 1000;
+/// Set on a report whose results were cut to `MAX_RESULTS`.
+pub const TRUNCATED_ANNOTATION: &str = "netpol-guard.io/results-left-out";
+
 /// The resource a result is about (an ObjectReference in the report).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -173,6 +179,13 @@ pub fn build(entries: &[ReportEntry], namespaces: &[String], now: i64) -> Vec<Va
 fn report(kind: &str, namespace: Option<&str>, mut entries: Vec<&ReportEntry>, now: i64) -> Value {
     entries.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     let count = |o: Outcome| entries.iter().filter(|e| e.outcome == o).count();
+    let summary = json!({
+        "pass": count(Outcome::Pass),
+        "fail": count(Outcome::Fail),
+        "warn": count(Outcome::Warn),
+        "error": 0,
+        "skip": 0,
+    });
     let mut metadata = json!({
         "name": REPORT_NAME,
         "labels": {MANAGED_BY_KEY: MANAGED_BY_VALUE, NAME_KEY: REPORT_NAME},
@@ -180,17 +193,30 @@ fn report(kind: &str, namespace: Option<&str>, mut entries: Vec<&ReportEntry>, n
     if let Some(ns) = namespace {
         metadata["namespace"] = json!(ns);
     }
+    // An object is at most 1.5 MiB in etcd: past MAX_RESULTS, the passes go
+    // first, then the warnings; the summary still counts everything and an
+    // annotation says what was left out.
+    if entries.len() > MAX_RESULTS {
+        let left_out = entries.len() - MAX_RESULTS;
+        let rank = |o: Outcome| match o {
+            Outcome::Fail => 0,
+            Outcome::Warn => 1,
+            Outcome::Pass => 2,
+        };
+        let mut kept = entries.clone();
+        kept.sort_by_key(|e| rank(e.outcome));
+        kept.truncate(MAX_RESULTS);
+        kept.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+        entries = kept;
+        metadata["annotations"] = json!({TRUNCATED_ANNOTATION: format!(
+            "{left_out} results left out (passes first, then warnings) to stay under the object size limit; the summary counts them all; netpol-guard audit lists everything"
+        )});
+    }
     json!({
         "apiVersion": API_VERSION,
         "kind": kind,
         "metadata": metadata,
-        "summary": {
-            "pass": count(Outcome::Pass),
-            "fail": count(Outcome::Fail),
-            "warn": count(Outcome::Warn),
-            "error": 0,
-            "skip": 0,
-        },
+        "summary": summary,
         // Always present, even empty: applying the report then replaces
         // every earlier result.
         "results": entries.iter().map(|e| result(e, now)).collect::<Vec<_>>(),
@@ -375,9 +401,10 @@ fn classify_404(status: &Status) -> NotFound {
 /// first apply: the CRDs went away in between). If only one of the two CRDs
 /// is installed, the reports of the other kind are skipped with a warning.
 ///
-/// Errors: a refused apply of one report (422 invalid, 413 too large) does
-/// not stop the others, and the first such error is returned at the end;
-/// any other API error (403, 5xx, ...) stops at once. A PolicyReport whose
+/// Errors: a refused apply of one report (invalid, too large, its namespace
+/// being deleted, a 5xx: see `only_this_report`) does not stop the others,
+/// and the first such error is returned at the end; 401, any other 403, and
+/// a failure to reach the API server stop at once. A PolicyReport whose
 /// namespace has been deleted is skipped.
 pub async fn write(client: &Client, reports: &[Value]) -> Result<WriteOutcome, ReportError> {
     write_inner(client, reports, true).await
@@ -483,7 +510,7 @@ async fn write_inner(
             {
                 return Ok(WriteOutcome::CrdAbsent);
             }
-            Err(kube::Error::Api(s)) if matches!(s.code, 413 | 422) => {
+            Err(kube::Error::Api(s)) if only_this_report(&s) => {
                 let e = ReportError::api("apply", t.describe(), kube::Error::Api(s));
                 tracing::warn!(error = %e, "report not written");
                 first_error.get_or_insert(e);
@@ -502,6 +529,24 @@ async fn write_inner(
             namespaced,
             cluster,
         }),
+    }
+}
+
+/// Whether an API error concerns one report only, so the others are still
+/// written: it is invalid or too big (422, 413, or a 500 from the storage
+/// size limit), its namespace is being deleted (403 NamespaceTerminating),
+/// the server had trouble with it (5xx, 409). Authentication and
+/// authorization (401, any other 403) would fail every report: stop.
+fn only_this_report(s: &Status) -> bool {
+    match s.code {
+        401 => false,
+        403 => {
+            s.details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+                || s.message.contains("because it is being terminated")
+        }
+        _ => true,
     }
 }
 
@@ -734,5 +779,87 @@ mod tests {
         let no_details =
             status(json!({"code": 404, "reason": "NotFound", "message": "404 page not found"}));
         assert_eq!(classify_404(&no_details), NotFound::Resource);
+    }
+
+    #[test]
+    fn errors_that_concern_one_report_do_not_stop_the_others() {
+        let status = |v: Value| -> Status { serde_json::from_value(v).unwrap() };
+        // What kube-apiserver answers for a create in a namespace being deleted.
+        let terminating = status(json!({"code": 403, "reason": "Forbidden",
+            "message": "policyreports.wgpolicyk8s.io \"netpol-guard\" is forbidden: unable to create new content in namespace gone because it is being terminated",
+            "details": {"name": "netpol-guard", "group": "wgpolicyk8s.io", "kind": "policyreports",
+                "causes": [{"reason": "NamespaceTerminating", "message": "namespace gone is being terminated", "field": "metadata.namespace"}]}}));
+        assert!(only_this_report(&terminating));
+        let rbac = status(json!({"code": 403, "reason": "Forbidden",
+            "message": "policyreports.wgpolicyk8s.io is forbidden: User \"x\" cannot patch resource"}));
+        assert!(!only_this_report(&rbac));
+        assert!(!only_this_report(&status(
+            json!({"code": 401, "reason": "Unauthorized", "message": "Unauthorized"})
+        )));
+        for code in [409, 413, 422, 500, 503] {
+            assert!(
+                only_this_report(&status(json!({"code": code, "message": "x"}))),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_report_past_max_results_keeps_failures_first_and_says_so() {
+        let mut entries = Vec::new();
+        for i in 0..MAX_RESULTS {
+            entries.push(entry(
+                Some("big"),
+                "Pod",
+                &format!("pass-{i:04}"),
+                "require-network-policy",
+                Outcome::Pass,
+            ));
+        }
+        for i in 0..10 {
+            entries.push(entry(
+                Some("big"),
+                "Pod",
+                &format!("fail-{i}"),
+                "require-network-policy",
+                Outcome::Fail,
+            ));
+            entries.push(entry(
+                Some("big"),
+                "Pod",
+                &format!("warn-{i}"),
+                "require-network-policy",
+                Outcome::Warn,
+            ));
+        }
+        let reports = build(&entries, &["big".to_string()], 1);
+        let big = &reports[0];
+        let results = big["results"].as_array().unwrap();
+        assert_eq!(results.len(), MAX_RESULTS);
+        let count = |r: &str| results.iter().filter(|x| x["result"] == r).count();
+        assert_eq!(
+            (count("fail"), count("warn"), count("pass")),
+            (10, 10, MAX_RESULTS - 20)
+        );
+        // The summary counts everything.
+        assert_eq!(
+            big["summary"],
+            json!({"pass": MAX_RESULTS, "fail": 10, "warn": 10, "error": 0, "skip": 0})
+        );
+        assert_eq!(
+            big["metadata"]["annotations"][TRUNCATED_ANNOTATION],
+            "20 results left out (passes first, then warnings) to stay under the object size limit; the summary counts them all; netpol-guard audit lists everything"
+        );
+        // Still sorted, and a report under the cap has no annotation.
+        let names: Vec<&str> = results
+            .iter()
+            .map(|r| r["resources"][0]["name"].as_str().unwrap())
+            .collect();
+        assert!(names.windows(2).all(|w| w[0] <= w[1]));
+        assert!(
+            build(&entries[..5], &[], 1)[0]["metadata"]
+                .get("annotations")
+                .is_none()
+        );
     }
 }

@@ -83,16 +83,29 @@ pub fn entries(report: &AuditReport) -> Vec<ReportEntry> {
 }
 
 /// The reports of an audit, built at `now` (seconds since the epoch). Every
-/// namespace that is judged gets one (excluded namespaces do not: nothing
-/// there is judged); the ClusterPolicyReport only for a whole-cluster audit.
+/// namespace that is judged gets one; excluded namespaces do not (nothing
+/// there is judged), nor namespaces being deleted (the API server refuses
+/// new objects there). The ClusterPolicyReport only for a whole-cluster
+/// audit.
 pub fn build(report: &AuditReport, whole_cluster: bool, now: i64) -> Vec<serde_json::Value> {
+    let skipped: std::collections::HashSet<&str> = report
+        .namespaces
+        .iter()
+        .filter(|n| n.status == NamespaceStatus::Excluded || n.terminating)
+        .map(|n| n.name.as_str())
+        .collect();
+    let skip = |name: &str| skipped.contains(name);
     let namespaces: Vec<String> = report
         .namespaces
         .iter()
-        .filter(|n| n.status != NamespaceStatus::Excluded)
+        .filter(|n| !skip(&n.name))
         .map(|n| n.name.clone())
         .collect();
-    let mut reports = policyreport::build(&entries(report), &namespaces, now);
+    let entries: Vec<ReportEntry> = entries(report)
+        .into_iter()
+        .filter(|e| !e.resource.namespace.as_deref().is_some_and(skip))
+        .collect();
+    let mut reports = policyreport::build(&entries, &namespaces, now);
     if !whole_cluster {
         reports.retain(|r| {
             r.get("kind").and_then(serde_json::Value::as_str)
@@ -135,19 +148,23 @@ fn now_seconds() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// How long to wait when the background audit is off, before looking at
-/// the config again.
-const OFF_RECHECK: Duration = Duration::from_secs(30);
+/// How often the loop looks at the config between rounds: an interval
+/// change (or turning the audit on) applies within this, without a restart.
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// The background audit of `serve`: while this replica leads, audits the
-/// whole cluster every `policyReports.intervalSeconds` (read at each round,
-/// so a config change applies without a restart) and writes the reports.
-/// Without the CRDs it logs one line and keeps checking each interval, so
-/// installing them later is enough.
+/// whole cluster every `policyReports.intervalSeconds` and writes the
+/// reports. The interval is read again every `RECHECK`, rounds are at least
+/// an interval apart even if leadership flaps, a round stops as soon as
+/// leadership is lost (a follower never writes), and the judging runs on the
+/// blocking pool so admission requests and Lease renewals are never stalled
+/// behind it. Without the CRDs it logs one line and keeps checking (one
+/// discovery request a round), so installing them later is enough.
 pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
     tokio::spawn(async move {
         let mut leading = leadership.changes();
         let mut said_absent = false;
+        let mut last_round: Option<Instant> = None;
         loop {
             if !leadership.is_leader() {
                 if leading.changed().await.is_err() {
@@ -156,57 +173,78 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
                 continue;
             }
             let interval = state.settings().config.policy_reports.interval_seconds;
-            if interval == 0 {
-                tokio::time::sleep(OFF_RECHECK).await;
+            let due = interval != 0
+                && last_round.is_none_or(|t| t.elapsed() >= Duration::from_secs(interval));
+            if !due {
+                let wait = match (interval, last_round) {
+                    (0, _) | (_, None) => RECHECK,
+                    (i, Some(t)) => Duration::from_secs(i)
+                        .saturating_sub(t.elapsed())
+                        .min(RECHECK),
+                };
+                leading.borrow_and_update();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    Ok(()) = leading.changed() => {}
+                }
                 continue;
             }
+            last_round = Some(Instant::now());
             let started = Instant::now();
-            match run_once(&client, &state).await {
-                Ok(WriteOutcome::CrdAbsent) => {
-                    state.metrics.inc(
-                        "netpol_guard_policy_report_runs_total",
-                        &[("result", "crd_absent")],
-                    );
-                    if !said_absent {
-                        tracing::info!(
-                            "PolicyReport CRDs (wgpolicyk8s.io/v1alpha2) are not installed: background audit reports skipped until they are (kubectl apply -k manifests/crds)"
-                        );
-                        said_absent = true;
-                    }
-                }
-                Ok(WriteOutcome::Written {
-                    namespaced,
-                    cluster,
-                }) => {
-                    said_absent = false;
-                    state.metrics.inc(
-                        "netpol_guard_policy_report_runs_total",
-                        &[("result", "written")],
-                    );
-                    tracing::info!(
-                        namespaced,
-                        cluster,
-                        millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        "background audit: PolicyReports written"
-                    );
-                }
-                Err(e) => {
-                    state.metrics.inc(
-                        "netpol_guard_policy_report_runs_total",
-                        &[("result", "error")],
-                    );
-                    tracing::warn!(error = %e, "background audit failed; retrying next interval");
-                }
-            }
-            // Wake early if leadership is lost: a follower must not write.
-            // (A closed channel disables that branch: `Leadership::always`.)
+            // Cancelled (dropped mid-way) when leadership is lost.
             leading.borrow_and_update();
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
-                Ok(()) = leading.changed() => {}
+            let outcome = tokio::select! {
+                outcome = run_once(&client, &state, &leadership) => outcome,
+                Ok(()) = leading.changed() => Ok(None),
+            };
+            match outcome.transpose() {
+                Some(outcome) => record(&state, outcome, started, &mut said_absent),
+                None => tracing::info!("background audit stopped: leadership lost"),
             }
         }
     });
+}
+
+fn record(
+    state: &AppState,
+    outcome: Result<WriteOutcome, RoundError>,
+    started: Instant,
+    said_absent: &mut bool,
+) {
+    let result = match &outcome {
+        Ok(WriteOutcome::CrdAbsent) => "crd_absent",
+        Ok(WriteOutcome::Written { .. }) => "written",
+        Err(_) => "error",
+    };
+    state.metrics.inc(
+        "netpol_guard_policy_report_runs_total",
+        &[("result", result)],
+    );
+    match outcome {
+        Ok(WriteOutcome::CrdAbsent) => {
+            if !*said_absent {
+                tracing::info!(
+                    "PolicyReport CRDs (wgpolicyk8s.io/v1alpha2) are not installed: background audit reports skipped until they are (kubectl apply -k manifests/crds)"
+                );
+                *said_absent = true;
+            }
+        }
+        Ok(WriteOutcome::Written {
+            namespaced,
+            cluster,
+        }) => {
+            *said_absent = false;
+            tracing::info!(
+                namespaced,
+                cluster,
+                millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "background audit: PolicyReports written"
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "background audit failed; retrying next interval");
+        }
+    }
 }
 
 /// Why a background audit round failed.
@@ -216,14 +254,29 @@ pub enum RoundError {
     Inventory(#[from] inventory::InventoryError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("the audit task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
-/// One round: read the cluster, judge it with the current settings, write.
-pub async fn run_once(client: &Client, state: &AppState) -> Result<WriteOutcome, RoundError> {
+/// One round: read the cluster, judge it with the current settings (on the
+/// blocking pool: it is CPU work proportional to the cluster), and write,
+/// unless leadership was lost meanwhile (`None`).
+pub async fn run_once(
+    client: &Client,
+    state: &Arc<AppState>,
+    leadership: &Leadership,
+) -> Result<Option<WriteOutcome>, RoundError> {
     if !policyreport::installed(client).await? {
-        return Ok(WriteOutcome::CrdAbsent);
+        return Ok(Some(WriteOutcome::CrdAbsent));
     }
     let objects = inventory::fetch(client, &Scope::default(), &mut |_| {}).await?;
-    let report = audit::audit(&objects, &state.settings());
-    Ok(write(client, &report, true, now_seconds()).await?)
+    let settings = state.settings();
+    let reports = tokio::task::spawn_blocking(move || {
+        build(&audit::audit(&objects, &settings), true, now_seconds())
+    })
+    .await?;
+    if !leadership.is_leader() {
+        return Ok(None);
+    }
+    Ok(Some(policyreport::write(client, &reports).await?))
 }

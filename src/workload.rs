@@ -99,6 +99,30 @@ pub fn is_controller_owned(obj: &Value) -> bool {
         })
 }
 
+/// True when `check` and `audit` judge the object at its owner instead: a
+/// Pod with any controller (as the webhook skips them, see
+/// `is_controller_owned`), or another workload whose controller is itself
+/// one of the eight kinds (a Deployment's ReplicaSets, a CronJob's Jobs),
+/// whose pod template the owner's judgement already covered. A workload an
+/// operator's custom resource controls (a StatefulSet of a Prometheus, a
+/// ReplicaSet of an Argo Rollout) is judged itself, as the webhook judges it
+/// when the operator creates it.
+pub fn judged_at_owner(kind: WorkloadKind, obj: &Value) -> bool {
+    if kind == WorkloadKind::Pod {
+        return is_controller_owned(obj);
+    }
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+                let group = text("apiVersion").rsplit_once('/').map_or("", |(g, _)| g);
+                r.get("controller").and_then(Value::as_bool) == Some(true)
+                    && WorkloadKind::from_group_kind(group, text("kind")).is_some()
+            })
+        })
+}
+
 /// `metadata.name`, or `generateName` followed by `*` for objects named by the server.
 pub fn display_name(obj: &Value, fallback: Option<&str>) -> String {
     let meta = obj.get("metadata");
@@ -266,6 +290,39 @@ pub fn slim(kind: WorkloadKind, obj: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn judged_at_owner_only_when_the_owner_is_a_workload_or_for_pods() {
+        let owned = |api_version: &str, kind: &str| {
+            json!({"metadata": {"name": "x", "ownerReferences": [
+                {"apiVersion": api_version, "kind": kind, "name": "o", "uid": "u", "controller": true}]}})
+        };
+        let rs = WorkloadKind::ReplicaSet;
+        assert!(judged_at_owner(rs, &owned("apps/v1", "Deployment")));
+        assert!(judged_at_owner(
+            WorkloadKind::Job,
+            &owned("batch/v1", "CronJob")
+        ));
+        // An operator's resource: the workload is judged itself.
+        assert!(!judged_at_owner(
+            rs,
+            &owned("argoproj.io/v1alpha1", "Rollout")
+        ));
+        assert!(!judged_at_owner(
+            WorkloadKind::StatefulSet,
+            &owned("monitoring.coreos.com/v1", "Prometheus")
+        ));
+        // A Pod, whatever its controller (the webhook skips them all).
+        assert!(judged_at_owner(
+            WorkloadKind::Pod,
+            &owned("tekton.dev/v1", "TaskRun")
+        ));
+        // Not a controller reference.
+        let mut not_controller = owned("apps/v1", "Deployment");
+        not_controller["metadata"]["ownerReferences"][0]["controller"] = json!(false);
+        assert!(!judged_at_owner(rs, &not_controller));
+        assert!(!judged_at_owner(rs, &json!({"metadata": {"name": "x"}})));
+    }
 
     #[test]
     fn slim_keeps_everything_judging_reads() {

@@ -94,6 +94,21 @@ fn cluster() -> Vec<Value> {
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "worker-5c",
                     "uid": "u-rs", "controller": true}]},
             "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+        // An operator's StatefulSet: judged itself, as the webhook judges it
+        // when the operator creates it.
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "prometheus-main", "namespace": "payments",
+                "ownerReferences": [{"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                    "name": "main", "uid": "u-prom", "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "prometheus"}}, "serviceName": "prometheus",
+                "template": {"metadata": {"labels": {"app": "prometheus"}},
+                    "spec": {"containers": [{"name": "p", "image": "prometheus",
+                        "ports": [{"containerPort": 9090}]}]}}}}),
+        // leaving: being deleted; audited, but no PolicyReport goes there.
+        json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "leaving", "labels": {"team": "old"}},
+            "status": {"phase": "Terminating"}}),
+        deployment("leaving", "last", json!({"app": "last"})),
         // shop: managed in audit mode; its baseline is missing.
         ns(
             "shop",
@@ -166,6 +181,18 @@ impl Cluster {
         self.dir.path().join(name)
     }
 
+    /// Runs `netpol-guard audit ARGS` against the fake, config from the
+    /// cluster.
+    async fn audit_cluster_config(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = vec![
+            "audit".into(),
+            "--kubeconfig".into(),
+            self.path("kubeconfig").display().to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        run(all).await
+    }
+
     /// Runs `netpol-guard audit ARGS` against the fake, with the test config.
     async fn audit(&self, args: &[&str]) -> Output {
         let kubeconfig = self.path("kubeconfig");
@@ -210,12 +237,18 @@ async fn the_text_audit_of_a_mixed_cluster_is_exact() {
     let text = stdout(&out);
     let expected = r#"NAMESPACE    STATUS     MODE     POLICIES  BASELINE  WORKLOADS  COVERED  UNCOVERED  EXEMPT  HIGH  MEDIUM
 kube-system  excluded   -               0  -                 1        -          -       1     -       -
+leaving      unmanaged  -               0  -                 1        0          1       0     0       0
 legacy       unmanaged  -               0  -                 2        0          2       0     0       0
-payments     managed    enforce         4  present           3        1          1       1     2       0
+payments     managed    enforce         4  present           4        1          2       1     3       0
 sandbox      exempt     enforce         1  missing           1        -          -       1     -       -
 shop         managed    audit           1  missing           2        1          1       0     1       1
 
-Namespaces with no NetworkPolicy at all: legacy (unmanaged)
+Namespaces with no NetworkPolicy at all: leaving (unmanaged), legacy (unmanaged)
+
+leaving (unmanaged, terminating)
+  uncovered Deployment last: no policy covers its pods; allowed today (namespace not managed); default-deny would isolate it
+    pod labels: app=last
+    nearest policy: none in this namespace grants traffic
 
 legacy (unmanaged)
   uncovered Deployment monolith: no policy covers its pods; allowed today (namespace not managed); default-deny would isolate it
@@ -229,6 +262,9 @@ payments (managed, enforce)
   uncovered Deployment worker: no policy covers its pods; require-network-policy would deny it if created now
     pod labels: app=worker, tier=backend
     nearest policy: NetworkPolicy allow-api (pods lack app=api)
+  uncovered StatefulSet prometheus-main: no policy covers its pods; require-network-policy would deny it if created now
+    pod labels: app=prometheus
+    nearest policy: NetworkPolicy open-egress (pods lack app=api)
   DENY NetworkPolicy open-egress: world-cidr: egress rule 0, peer 0: ipBlock 0.0.0.0/0 allows traffic to every IPv4 address (limit /8). Fix: list the exact CIDRs you need, or add them to allowedCidrs.
 
 sandbox (exempt, enforce)
@@ -244,14 +280,14 @@ shop (managed, audit)
 cluster-scoped
   DENY CiliumClusterwideNetworkPolicy world-in: world-entity: ingress rule 0, fromEntities[0]: entity world admits traffic from every address outside the cluster. Fix: use fromCIDRSet with the exact source ranges, or fromEndpoints.
 
-5 namespaces (1 without any policy), 9 workloads (4 uncovered): 3 denied, 2 warned, 0 errors
+6 namespaces (2 without any policy), 11 workloads (6 uncovered): 4 denied, 2 warned, 0 errors
 "#;
     assert_eq!(text, expected);
     // Progress goes to stderr (one line per resource when not a terminal),
     // never into the report.
     let err = stderr(&out);
     for line in [
-        "audit: namespaces: 5",
+        "audit: namespaces: 6",
         "audit: networkpolicies: 6",
         "audit: ciliumclusterwidenetworkpolicies: 1",
         "audit: pods: 1",
@@ -259,6 +295,16 @@ cluster-scoped
         assert!(err.lines().any(|l| l == line), "{line:?} in {err}");
     }
     assert!(!text.contains('\x1b'), "no colour in a pipe");
+}
+
+/// The entry of namespace `name` in a JSON audit.
+fn namespace<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no namespace {name}"))
 }
 
 /// Writes `objects` as one multi-document YAML file per namespace (and one
@@ -305,7 +351,8 @@ async fn the_json_audit_of_a_mixed_cluster_is_exact() {
     assert_eq!(without_details(report.clone()), expected);
     // Every denial or warning of a workload carries the fix: a policy for
     // exactly its pods.
-    let worker = &report["namespaces"][2]["findings"][0];
+    let payments = namespace(&report, "payments");
+    let worker = &payments["findings"][0];
     assert_eq!(worker["name"], "worker");
     let detail = worker["detail"].as_str().unwrap();
     assert!(
@@ -330,7 +377,7 @@ const EXPECTED_JSON: &str = r##"{
       "namespace": "",
       "rule": "world-entity",
       "severity": "high",
-      "uid": "00000000-0000-4000-8000-000000000017"
+      "uid": "00000000-0000-4000-8000-00000000001a"
     }
   ],
   "errors": [],
@@ -354,6 +401,33 @@ const EXPECTED_JSON: &str = r##"{
       "baseline": "notManaged",
       "covered": [],
       "findings": [],
+      "name": "leaving",
+      "policies": 0,
+      "status": "unmanaged",
+      "terminating": true,
+      "uncovered": [
+        {
+          "apiVersion": "apps/v1",
+          "kind": "Deployment",
+          "labels": {
+            "app": "last"
+          },
+          "name": "last",
+          "onCreate": "allowed",
+          "uid": "00000000-0000-4000-8000-00000000000d"
+        }
+      ],
+      "workloads": {
+        "covered": 0,
+        "exempt": 0,
+        "total": 1,
+        "uncovered": 1
+      }
+    },
+    {
+      "baseline": "notManaged",
+      "covered": [],
+      "findings": [],
       "name": "legacy",
       "policies": 0,
       "status": "unmanaged",
@@ -366,7 +440,7 @@ const EXPECTED_JSON: &str = r##"{
           },
           "name": "monolith",
           "onCreate": "allowed",
-          "uid": "00000000-0000-4000-8000-000000000010"
+          "uid": "00000000-0000-4000-8000-000000000013"
         },
         {
           "apiVersion": "v1",
@@ -376,7 +450,7 @@ const EXPECTED_JSON: &str = r##"{
           },
           "name": "old-rc",
           "onCreate": "allowed",
-          "uid": "00000000-0000-4000-8000-000000000011"
+          "uid": "00000000-0000-4000-8000-000000000014"
         }
       ],
       "workloads": {
@@ -418,6 +492,17 @@ const EXPECTED_JSON: &str = r##"{
           "rule": "world-cidr",
           "severity": "high",
           "uid": "00000000-0000-4000-8000-000000000005"
+        },
+        {
+          "action": "deny",
+          "apiVersion": "apps/v1",
+          "kind": "StatefulSet",
+          "message": "require-network-policy: StatefulSet payments/prometheus-main: no NetworkPolicy selects its pods (pod labels: app=prometheus). Apply a NetworkPolicy for them first.",
+          "name": "prometheus-main",
+          "namespace": "payments",
+          "rule": "require-network-policy",
+          "severity": "high",
+          "uid": "00000000-0000-4000-8000-00000000000b"
         }
       ],
       "mode": "enforce",
@@ -442,13 +527,30 @@ const EXPECTED_JSON: &str = r##"{
           },
           "onCreate": "denied",
           "uid": "00000000-0000-4000-8000-000000000007"
+        },
+        {
+          "apiVersion": "apps/v1",
+          "kind": "StatefulSet",
+          "labels": {
+            "app": "prometheus"
+          },
+          "name": "prometheus-main",
+          "nearestPolicy": {
+            "kind": "NetworkPolicy",
+            "name": "open-egress",
+            "unmet": [
+              "app=api"
+            ]
+          },
+          "onCreate": "denied",
+          "uid": "00000000-0000-4000-8000-00000000000b"
         }
       ],
       "workloads": {
         "covered": 1,
         "exempt": 1,
-        "total": 3,
-        "uncovered": 1
+        "total": 4,
+        "uncovered": 2
       }
     },
     {
@@ -478,7 +580,7 @@ const EXPECTED_JSON: &str = r##"{
           "apiVersion": "batch/v1",
           "kind": "CronJob",
           "name": "report",
-          "uid": "00000000-0000-4000-8000-00000000000e"
+          "uid": "00000000-0000-4000-8000-000000000011"
         }
       ],
       "findings": [
@@ -491,7 +593,7 @@ const EXPECTED_JSON: &str = r##"{
           "namespace": "shop",
           "rule": "or-selector-slip",
           "severity": "medium",
-          "uid": "00000000-0000-4000-8000-00000000000d"
+          "uid": "00000000-0000-4000-8000-000000000010"
         },
         {
           "action": "warn",
@@ -502,7 +604,7 @@ const EXPECTED_JSON: &str = r##"{
           "namespace": "shop",
           "rule": "require-network-policy",
           "severity": "high",
-          "uid": "00000000-0000-4000-8000-00000000000c"
+          "uid": "00000000-0000-4000-8000-00000000000f"
         }
       ],
       "missingBaseline": [
@@ -528,7 +630,7 @@ const EXPECTED_JSON: &str = r##"{
             ]
           },
           "onCreate": "warned",
-          "uid": "00000000-0000-4000-8000-00000000000c"
+          "uid": "00000000-0000-4000-8000-00000000000f"
         }
       ],
       "workloads": {
@@ -590,7 +692,7 @@ async fn check_and_audit_give_the_same_findings_for_the_same_objects() {
     let check: Value = serde_json::from_slice(&check.stdout).unwrap();
     let from_check = check["findings"].as_array().unwrap();
     assert_eq!(rows(from_check), rows(&from_audit));
-    assert_eq!(from_check.len(), 5, "{from_check:#?}");
+    assert_eq!(from_check.len(), 6, "{from_check:#?}");
     // The details (the fixes) are the same too.
     let details = |v: &[Value]| {
         let mut d: Vec<String> = v.iter().map(|f| f["detail"].to_string()).collect();
@@ -618,7 +720,7 @@ async fn a_namespace_audit_reads_only_that_namespace() {
     assert_eq!(names, ["payments"]);
     // Cluster-scoped findings belong to a whole-cluster audit.
     assert_eq!(report["clusterFindings"], json!([]));
-    assert_eq!(report["namespaces"][0]["workloads"]["uncovered"], 1);
+    assert_eq!(report["namespaces"][0]["workloads"]["uncovered"], 2);
     // Namespaced lists: a big cluster is not read for one namespace.
     let requests = c.fake.requests();
     let paths: Vec<String> = requests.iter().map(|r| r.path.clone()).collect();
@@ -753,6 +855,11 @@ async fn audit_sarif_validates_and_names_the_objects() {
                 "error",
                 "payments/Deployment/worker"
             ),
+            row(
+                "require-network-policy",
+                "error",
+                "payments/StatefulSet/prometheus-main"
+            ),
             row("require-network-policy", "warning", "shop/StatefulSet/db"),
             row("world-cidr", "error", "payments/NetworkPolicy/open-egress"),
             row(
@@ -790,7 +897,8 @@ async fn write_reports_writes_valid_policy_reports_with_pass_and_fail() {
         assert!(errors.is_empty(), "{errors:#?}\n{r:#}");
         assert_eq!(r["metadata"]["name"], "netpol-guard");
     }
-    // Excluded namespaces get no report: nothing there is judged.
+    // Excluded namespaces get no report (nothing there is judged), nor
+    // namespaces being deleted (the API server would refuse it).
     let mut namespaces: Vec<&str> = reports
         .iter()
         .map(|r| r["metadata"]["namespace"].as_str().unwrap())
@@ -803,7 +911,7 @@ async fn write_reports_writes_valid_policy_reports_with_pass_and_fail() {
         .unwrap();
     assert_eq!(
         payments["summary"],
-        json!({"pass": 1, "fail": 2, "warn": 0, "error": 0, "skip": 0})
+        json!({"pass": 1, "fail": 3, "warn": 0, "error": 0, "skip": 0})
     );
     let results: Vec<(String, String, String, String)> = payments["results"]
         .as_array()
@@ -826,6 +934,7 @@ async fn write_reports_writes_valid_policy_reports_with_pass_and_fail() {
             row("api", "require-network-policy", "pass", "high"),
             row("worker", "require-network-policy", "fail", "high"),
             row("open-egress", "world-cidr", "fail", "high"),
+            row("prometheus-main", "require-network-policy", "fail", "high"),
         ]
     );
     let shop = reports
@@ -885,6 +994,101 @@ async fn an_unreachable_api_server_is_exit_2_with_the_reason() {
     assert!(
         err.starts_with("netpol-guard audit: cannot list namespaces: "),
         "{err}"
+    );
+    assert_eq!(stdout(&out), "");
+}
+
+#[tokio::test]
+async fn a_large_cluster_is_read_in_pages_and_counted_once() {
+    let c = Cluster::start().await;
+    // 1,200 bare Pods (3 pages of 500) and 1,200 Pods a ReplicaSet owns.
+    for i in 0..1200 {
+        c.fake.apply_object(&json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("bare-{i:04}"), "namespace": "legacy", "labels": {"app": "bare"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}));
+        c.fake.apply_object(&json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("owned-{i:04}"), "namespace": "legacy", "labels": {"app": "monolith"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "monolith-1",
+                    "uid": "u", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}));
+    }
+    c.fake.clear_requests();
+    let out = c.audit(&["--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).lines().any(|l| l == "audit: pods: 2401"),
+        "{}",
+        stderr(&out)
+    );
+    let pages: Vec<String> = c
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/pods")
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(pages.len(), 5, "{pages:#?}");
+    assert!(pages.iter().all(|q| q.contains("limit=500")), "{pages:#?}");
+    assert!(
+        pages[4].contains("continue=fake-continue-2000"),
+        "{pages:#?}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let legacy = namespace(&report, "legacy");
+    // Each bare Pod is a workload; the owned ones are their ReplicaSet's.
+    assert_eq!(legacy["workloads"]["total"], 1202);
+    assert_eq!(legacy["workloads"]["uncovered"], 1202);
+}
+
+#[tokio::test]
+async fn without_config_the_webhooks_configmap_is_used() {
+    let c = Cluster::start().await;
+    // No ConfigMap: the defaults, and stderr says so. sandbox is then an
+    // ordinary managed namespace (its exemption came from the test config).
+    let out = c.audit_cluster_config(&["--namespace", "sandbox"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(
+            "note: ConfigMap netpol-guard/netpol-guard not found: judging with the built-in defaults\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("\nsandbox    managed  enforce"),
+        "{}",
+        stdout(&out)
+    );
+    // The webhook's ConfigMap: its exemptions apply.
+    c.fake
+        .apply_object(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "data": {"config.yaml": CONFIG}}));
+    let out = c.audit_cluster_config(&["--namespace", "sandbox"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("note:"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\nsandbox    exempt  enforce"),
+        "{}",
+        stdout(&out)
+    );
+    // Unreadable (here: forbidden): no guessing, exit 2.
+    c.fake.fail_requests(
+        fake_apiserver::RequestMatcher::path("/configmaps/netpol-guard"),
+        403,
+        1,
+    );
+    let out = c.audit_cluster_config(&["--namespace", "sandbox"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .starts_with("netpol-guard audit: cannot read ConfigMap netpol-guard/netpol-guard ("),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out)
+            .ends_with("pass --config FILE (netpol-guard config default prints the defaults)\n")
     );
     assert_eq!(stdout(&out), "");
 }

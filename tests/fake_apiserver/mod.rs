@@ -9,7 +9,8 @@
 //! replay from.
 //!
 //! Supported: discovery (`/version`, `/api`, `/apis`, per group-version
-//! resource lists, aggregated discovery v2), list (label and field selectors),
+//! resource lists, aggregated discovery v2), list (label and field selectors,
+//! `limit`/`continue` pages),
 //! watch (replay from a resourceVersion, bookmarks, `sendInitialEvents`, 410
 //! after [`FakeApiServer::compact`]), get, create (incl. `generateName`,
 //! `dryRun=All`), update (optimistic concurrency), patch (apply, merge,
@@ -18,8 +19,9 @@
 //! while their "CRDs" are toggled on.
 //!
 //! Not supported (on purpose): authentication/authorization, admission,
-//! validation beyond names, pagination (`limit`/`continue` are ignored and
-//! the full list is returned), `deletecollection`, finalizers/graceful
+//! validation beyond names, consistent pagination (`limit`/`continue` page
+//! through the current objects; a write between pages shifts them),
+//! `deletecollection`, finalizers/graceful
 //! deletion (deletes are immediate), garbage collection, managedFields
 //! tracking (server-side apply is a simplified merge, see
 //! [`FakeApiServer`]), namespace existence checks, protobuf and compression.
@@ -1582,11 +1584,37 @@ fn list(
         .filter(|o| filter.matches(o))
         .cloned()
         .collect();
+    // Pagination: `limit` objects from the offset a `continue` token names
+    // (objects are ordered by namespace and name, as etcd returns them).
+    let offset = match query.get("continue").map(String::as_str) {
+        None | Some("") => 0,
+        Some(token) => token
+            .strip_prefix("fake-continue-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("invalid continue token {token:?}")))?,
+    };
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let total = items.len();
+    let end = offset.saturating_add(limit).min(total);
+    let page: Vec<Value> = items
+        .into_iter()
+        .skip(offset)
+        .take(end.saturating_sub(offset))
+        .collect();
+    let mut metadata = json!({"resourceVersion": store.rv.to_string()});
+    if end < total {
+        metadata["continue"] = json!(format!("fake-continue-{end}"));
+        metadata["remainingItemCount"] = json!(total - end);
+    }
     let list = json!({
         "apiVersion": def.api_version(),
         "kind": format!("{}List", def.kind),
-        "metadata": {"resourceVersion": store.rv.to_string()},
-        "items": items,
+        "metadata": metadata,
+        "items": page,
     });
     Ok(json_response(200, &list))
 }
