@@ -99,6 +99,8 @@ const RESOURCES: [(&str, &str, &str, &str, bool); 11] = [
 ];
 
 const PAGE: u32 = 500;
+/// Times a list is started again after its continue token expired.
+const MAX_RESTARTS: u32 = 3;
 
 /// Reads the objects of `scope`, each with its `apiVersion` and `kind` set
 /// (list items come without them). Objects in namespaces outside the scope
@@ -175,12 +177,24 @@ async fn list_all(
     resource: &ApiResource,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Option<Vec<Value>>, InventoryError> {
+    let first = params.limit(PAGE);
+    let mut params = first.clone();
     let mut out = Vec::new();
     let mut read = 0;
-    let mut params = params.limit(PAGE);
+    let mut restarts = 0;
     loop {
         let page = match api.list(&params).await {
             Ok(page) => page,
+            // The continue token expired (the API server compacted past it,
+            // about 5 minutes on a large cluster): start the list again,
+            // a few times, rather than fail the whole audit.
+            Err(kube::Error::Api(s)) if s.code == 410 && restarts < MAX_RESTARTS => {
+                restarts += 1;
+                out.clear();
+                read = 0;
+                params = first.clone();
+                continue;
+            }
             Err(kube::Error::Api(s)) if s.code == 404 && resource.group == "cilium.io" => {
                 progress(Progress::Done {
                     resource: name,

@@ -1033,6 +1033,22 @@ async fn a_large_cluster_is_read_in_pages_and_counted_once() {
         pages[4].contains("continue=fake-continue-2000"),
         "{pages:#?}"
     );
+
+    // A continue token that expired (410 Gone) mid-list: the list starts
+    // again and the audit is the same.
+    c.fake.clear_requests();
+    c.fake
+        .fail_requests(fake_apiserver::RequestMatcher::path("/api/v1/pods"), 410, 1);
+    let again = c.audit(&["--output", "json"]).await;
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert_eq!(again.stdout, out.stdout);
+    let pods = c
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/pods")
+        .count();
+    assert_eq!(pods, 6, "one failed page, then the five pages again");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let legacy = namespace(&report, "legacy");
     // Each bare Pod is a workload; the owned ones are their ReplicaSet's.
