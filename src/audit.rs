@@ -721,15 +721,10 @@ fn plural(n: usize, noun: &str) -> String {
 
 fn write_finding(out: &mut String, f: &ObjectFinding, paint: Paint) {
     use std::fmt::Write as _;
-    let tone = if f.action == "deny" {
-        Tone::Bad
-    } else {
-        Tone::Warn
-    };
     let _ = writeln!(
         out,
         "  {} {} {}: {}",
-        paint.apply(&f.action.to_uppercase(), tone),
+        summary::action_label(paint, &f.action),
         f.object.kind,
         f.object.name,
         f.message

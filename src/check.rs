@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::engine;
 use crate::manifests::{self, SourcedObject};
 use crate::rules::Action;
-use crate::summary::{Paint, Tone};
+use crate::summary::{self, Paint};
 use crate::workload::WorkloadKind;
 
 /// The user `check` judges as (no exemption by user applies to it).
@@ -84,11 +84,6 @@ impl CheckReport {
     pub fn to_text_painted(&self, paint: Paint) -> String {
         let mut out = String::new();
         for f in &self.findings {
-            let tone = if f.action == "deny" {
-                Tone::Bad
-            } else {
-                Tone::Warn
-            };
             let _ = writeln!(
                 out,
                 "{}:{}: {} {}/{}: {} {}",
@@ -97,7 +92,7 @@ impl CheckReport {
                 f.kind,
                 f.namespace,
                 f.name,
-                paint.apply(&f.action.to_uppercase(), tone),
+                summary::action_label(paint, &f.action),
                 f.rule
             );
             let _ = writeln!(out, "  {}", f.message);

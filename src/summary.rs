@@ -66,6 +66,16 @@ impl Paint {
     }
 }
 
+/// A finding's action as a label: `DENY` in red, `WARN` in yellow.
+pub fn action_label(paint: Paint, action: &str) -> String {
+    let tone = if action == "deny" {
+        Tone::Bad
+    } else {
+        Tone::Warn
+    };
+    paint.apply(&action.to_uppercase(), tone)
+}
+
 /// One table cell: its text and what its colour means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
