@@ -253,6 +253,11 @@ mod tests {
         assert!(shape(
             r#"{"request": {"operation": {"CREATE": 1, "x": 2}}}"#
         ));
+        // A field given twice in the typed part is ambiguous: refused, where
+        // a `Value` would keep the last (found by `cargo fuzz run admission`).
+        assert!(shape(
+            r#"{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod", "version": "v2"}, "operation": "CREATE"}}"#
+        ));
         // Nesting deeper than serde_json's limit in the object is not JSON
         // we accept. (In a field nobody reads it is skipped without
         // recursion, iteratively, so it cannot overflow the stack either.)
