@@ -131,6 +131,28 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // The same with a Deployment as kube-apiserver sends it after `kubectl
+    // apply` (7.2 KB: the last-applied-configuration annotation and
+    // managedFields, the API server's defaults; written by
+    // benches/load/gen_reviews.py, the load test's most frequent body).
+    let applied = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/load/review-deployment-applied.json"
+    ))
+    .unwrap();
+    let req = admission::parse_review(&applied).unwrap();
+    assert!(engine::decide(&req, &view, &settings).unwrap().allowed());
+    c.bench_function("parse/kubectl-applied", |b| {
+        b.iter(|| admission::parse_review(black_box(&applied)).unwrap())
+    });
+    c.bench_function("parse-decide-serialise/kubectl-applied", |b| {
+        b.iter(|| {
+            let req = admission::parse_review(black_box(&applied)).unwrap();
+            let v = engine::decide(&req, &view, &settings).unwrap();
+            serde_json::to_vec(&netpol_guard::server::to_response(&req.uid, &v).into_review())
+                .unwrap()
+        })
+    });
 }
 
 /// Per-decision latency percentiles: criterion gives central estimates, the

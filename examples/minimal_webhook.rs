@@ -10,8 +10,9 @@
 //! tokio multi-thread runtime (one worker per core), rustls with the ring
 //! provider, an ephemeral self-signed certificate from rcgen, ALPN `h2` and
 //! `http/1.1`, HTTP/1.1 keep-alive with a 30 s header timeout, no TLS session
-//! resumption, and the body parsed into a `serde_json::Value` (as
-//! netpol-guard's `admission::parse_review` does first).
+//! resumption, the body parsed into a `serde_json::Value`, and the system
+//! allocator (netpol-guard uses mimalloc, see src/server.rs: the comparison
+//! measures the product as shipped against this floor).
 //!
 //! ```sh
 //! cargo run --release --example minimal_webhook -- 127.0.0.1:18444

@@ -1,7 +1,11 @@
 //! The AdmissionReview wire format (`admission.k8s.io/v1`), as kube-apiserver
 //! sends and expects it. Only the fields netpol-guard reads are typed; objects
-//! stay JSON so any kind, including CRDs, passes through unchanged.
+//! stay JSON (less `metadata.managedFields`, see `lean_object`) so any kind,
+//! including CRDs, passes through unchanged.
 
+use serde::de::{
+    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -60,12 +64,168 @@ pub struct AdmissionRequest {
     pub operation: Operation,
     #[serde(default)]
     pub user_info: UserInfo,
-    #[serde(default)]
+    /// The object, without `metadata.managedFields` (see [`lean_object`]).
+    #[serde(default, deserialize_with = "lean_object")]
     pub object: Option<Value>,
-    #[serde(default)]
+    /// As `object`.
+    #[serde(default, deserialize_with = "lean_object")]
     pub old_object: Option<Value>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+}
+
+/// Reads `object` or `oldObject` (`null` is `None`, as for any
+/// `Option<Value>`) into a `Value`, leaving out `metadata.managedFields`: the
+/// API server's record of which client set which field. Nothing in
+/// netpol-guard reads it, and in what kube-apiserver sends it is the largest
+/// part of the object and the most costly to build (a deep tree of small
+/// maps, typically a third of the body). It is still parsed, through the
+/// same deserializer calls, so what the request is refused for is unchanged:
+/// a syntax error, a number out of range or nesting deeper than serde_json's
+/// recursion limit there is reported exactly as before; only no tree is
+/// built. Everything else is kept as sent.
+fn lean_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    struct LeanOption;
+    impl<'de> Visitor<'de> for LeanOption {
+        type Value = Option<Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a Kubernetes object or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(Lean::Object).map(Some)
+        }
+    }
+    d.deserialize_option(LeanOption)
+}
+
+/// Where `lean_object` is in the object: at its top (where `metadata` is
+/// looked for), or in `metadata` (where `managedFields` is left out).
+#[derive(Clone, Copy)]
+enum Lean {
+    Object,
+    Metadata,
+}
+
+impl<'de> DeserializeSeed<'de> for Lean {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Anything but a map is read as `Value` reads it.
+impl<'de> Visitor<'de> for Lean {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Value::deserialize(v.into_deserializer())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Value::deserialize(v.into_deserializer())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Value::deserialize(v.into_deserializer())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Value::deserialize(v.into_deserializer())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Value::deserialize(v.into_deserializer())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Value::deserialize(v.into_deserializer())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        Value::deserialize(de::value::SeqAccessDeserializer::new(seq))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match (self, key.as_str()) {
+                (Lean::Object, "metadata") => {
+                    let metadata = map.next_value_seed(Lean::Metadata)?;
+                    out.insert(key, metadata);
+                }
+                (Lean::Metadata, "managedFields") => {
+                    map.next_value::<Skip>()?;
+                    // A repeated key replaces the earlier value, as in a `Value`.
+                    out.remove("managedFields");
+                }
+                _ => {
+                    let value = map.next_value::<Value>()?;
+                    out.insert(key, value);
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Parses any JSON value and keeps nothing. Unlike `IgnoredAny`, every
+/// level goes through `deserialize_any`, so serde_json's recursion limit
+/// applies as it does to a `Value`.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Skip, D::Error> {
+        d.deserialize_any(Skip)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,6 +448,88 @@ mod tests {
         assert_eq!(r.operation, Operation::Create);
         assert_eq!(r.kind.kind, "Deployment");
         assert_eq!(r.object, Some(serde_json::json!({"a": 1})));
+    }
+
+    #[test]
+    fn objects_are_kept_whole_but_for_managed_fields() {
+        // As kube-apiserver sends it after `kubectl apply` (the load test's
+        // most frequent body): managedFields, last-applied annotation.
+        let body = include_bytes!("../benches/load/review-deployment-applied.json");
+        let mut expected: Value = serde_json::from_slice(body).unwrap();
+        let object = expected["request"]["object"].as_object_mut().unwrap();
+        let metadata = object["metadata"].as_object_mut().unwrap();
+        assert!(metadata.remove("managedFields").is_some());
+        let r = parse_review(body).unwrap();
+        assert_eq!(r.object.as_ref(), Some(&expected["request"]["object"]));
+        assert!(
+            r.object.as_ref().unwrap()["metadata"]["annotations"]
+                .get("kubectl.kubernetes.io/last-applied-configuration")
+                .is_some()
+        );
+
+        let review = |request: &str| {
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"kind":"Pod"}},"operation":"UPDATE",{request}}}}}"#
+            )
+        };
+        let parse = |request: &str| parse_review(review(request).as_bytes());
+        // Absent or null: no object, as for any `Option<Value>`.
+        let r = parse(r#""object":null"#).unwrap();
+        assert_eq!((r.object, r.old_object), (None, None));
+        // Anywhere else, and in oldObject too: as sent, less managedFields
+        // (all of them when the key is repeated).
+        let r = parse(
+            r#""object":{"metadata":{"managedFields":[{"manager":"m"}],"name":"a","managedFields":{}},
+                "spec":{"managedFields":1},"x":[{"metadata":{"managedFields":2}}]},
+               "oldObject":{"metadata":{"managedFields":[],"labels":{"app":"a"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.object,
+            Some(
+                serde_json::json!({"metadata": {"name": "a"}, "spec": {"managedFields": 1},
+                "x": [{"metadata": {"managedFields": 2}}]})
+            )
+        );
+        assert_eq!(
+            r.old_object,
+            Some(serde_json::json!({"metadata": {"labels": {"app": "a"}}}))
+        );
+        // Objects of any shape are kept as they are.
+        for object in [
+            "5",
+            "\"s\"",
+            "[1,{\"metadata\":{}}]",
+            "{\"metadata\":[1]}",
+            "1.5",
+            "true",
+        ] {
+            let r = parse(&format!(r#""object":{object}"#)).unwrap();
+            assert_eq!(
+                r.object,
+                Some(serde_json::from_str::<Value>(object).unwrap()),
+                "{object}"
+            );
+        }
+        // What is left out is still parsed: refused for what a `Value`
+        // refuses, with the same error.
+        for managed_fields in [
+            format!("{}{}", "[".repeat(200), "]".repeat(200)),
+            "[1e999]".to_string(),
+            "[tru]".to_string(),
+            "{\"a\":}".to_string(),
+        ] {
+            let body = review(&format!(
+                r#""object":{{"metadata":{{"managedFields":{managed_fields}}}}}"#
+            ));
+            let before = serde_json::from_str::<Value>(&body)
+                .unwrap_err()
+                .to_string();
+            match parse_review(body.as_bytes()) {
+                Err(ReviewError::Json(e)) => assert_eq!(e.to_string(), before),
+                other => panic!("{managed_fields}: {other:?}"),
+            }
+        }
     }
 
     #[test]

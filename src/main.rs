@@ -205,15 +205,13 @@ fn init_logging(format: Option<LogFormat>) -> Option<LogLevelHook> {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
+    // Standard error, written in batches off the request path (one write(2)
+    // per few milliseconds, not per decision), and flushed at exit.
+    let stderr = server::BufferedStderr::get();
     tracing_subscriber::registry()
         .with(filter)
-        .with(json.then(|| {
-            fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_writer(std::io::stderr)
-        }))
-        .with((!json).then(|| fmt::layer().with_writer(std::io::stderr)))
+        .with(json.then(|| fmt::layer().json().flatten_event(true).with_writer(stderr)))
+        .with((!json).then(|| fmt::layer().with_writer(stderr)))
         .init();
     if fixed {
         return None;

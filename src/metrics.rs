@@ -105,7 +105,8 @@ const COUNTERS: &[(&str, &str)] = &[
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
-    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Labelled counters: name, then the rendered labels (`rule="x",...`).
+    counters: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
     /// Uncovered workloads per managed namespace (generator impact report).
     uncovered: Mutex<BTreeMap<String, u64>>,
     reconcile_count: AtomicU64,
@@ -117,9 +118,41 @@ pub struct Metrics {
 
 /// Escapes a label value for the text exposition format.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let mut out = String::with_capacity(v.len());
+    escape_into(&mut out, v);
+    out
+}
+
+/// Appends `v` to `out`, escaped for the text exposition format.
+fn escape_into(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `k1="v1",k2="v2"`: the labels as rendered, and as counters are keyed.
+fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(
+        labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>(),
+    );
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_into(&mut out, v);
+        out.push('"');
+    }
+    out
 }
 
 fn known(list: &[&'static str], v: &str) -> &'static str {
@@ -174,13 +207,15 @@ impl Metrics {
             COUNTERS.iter().any(|(n, _)| *n == name),
             "{name} is not listed in COUNTERS, so it would never be rendered"
         );
-        let rendered = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect::<Vec<_>>()
-            .join(",");
+        let rendered = render_labels(labels);
         if let Ok(mut m) = self.counters.lock() {
-            *m.entry((name, rendered)).or_default() += 1;
+            let series = m.entry(name).or_default();
+            match series.get_mut(rendered.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    series.insert(rendered, 1);
+                }
+            }
         }
     }
 
@@ -200,15 +235,11 @@ impl Metrics {
 
     /// The current value of a labelled counter (for tests and logs).
     pub fn get(&self, name: &'static str, labels: &[(&str, &str)]) -> u64 {
-        let rendered = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-            .collect::<Vec<_>>()
-            .join(",");
+        let rendered = render_labels(labels);
         self.counters
             .lock()
             .ok()
-            .and_then(|m| m.get(&(name, rendered)).copied())
+            .and_then(|m| m.get(name)?.get(rendered.as_str()).copied())
             .unwrap_or(0)
     }
 
@@ -229,10 +260,7 @@ impl Metrics {
         if let Ok(m) = self.counters.lock() {
             for (name, help) in COUNTERS {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-                for ((_, labels), n) in m
-                    .range((*name, String::new())..)
-                    .take_while(|((n, _), _)| n == name)
-                {
+                for (labels, n) in m.get(name).into_iter().flatten() {
                     let _ = writeln!(out, "{name}{{{labels}}} {n}");
                 }
             }

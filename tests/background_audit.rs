@@ -91,7 +91,7 @@ async fn the_leader_keeps_policy_reports_current_once_the_crds_exist() {
     seed(&fake);
     let live = start(&fake);
     // No CRDs: one log line, counted, nothing written.
-    eventually("the CRD-absent round", Duration::from_secs(15), || {
+    eventually("the CRD-absent round", Duration::from_secs(30), || {
         live.server
             .stderr
             .try_iter()
@@ -118,7 +118,7 @@ async fn the_leader_keeps_policy_reports_current_once_the_crds_exist() {
     );
     eventually(
         "a report where worker passes",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         || {
             results(&fake, "payments")
                 == Some(vec![row("worker", "require-network-policy", "pass")])
