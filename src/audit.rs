@@ -134,6 +134,9 @@ pub enum BaselineState {
     Missing,
     /// The namespace is not managed, so it has no baseline.
     NotManaged,
+    /// Audit mode: no baseline on purpose (any policy that selects pods
+    /// would enforce); switching to enforce creates it.
+    None,
 }
 
 impl BaselineState {
@@ -142,6 +145,7 @@ impl BaselineState {
             Self::Present => "present",
             Self::Missing => "missing",
             Self::NotManaged => "-",
+            Self::None => "none",
         }
     }
 }
@@ -357,10 +361,12 @@ pub fn audit(objects: &[Value], settings: &Settings) -> AuditReport {
                 .filter(|p| !have.is_some_and(|h| h.contains(p)))
                 .map(String::from)
                 .collect();
-            ns.baseline = if ns.missing_baseline.is_empty() {
-                BaselineState::Present
-            } else {
+            ns.baseline = if !ns.missing_baseline.is_empty() {
                 BaselineState::Missing
+            } else if mode == Mode::Audit {
+                BaselineState::None
+            } else {
+                BaselineState::Present
             };
         }
     }
@@ -565,7 +571,7 @@ pub fn table(report: &AuditReport, paint: Paint) -> String {
                     match n.baseline {
                         BaselineState::Missing => Tone::Bad,
                         BaselineState::Present => Tone::Good,
-                        BaselineState::NotManaged => Tone::Plain,
+                        BaselineState::NotManaged | BaselineState::None => Tone::Plain,
                     },
                 ),
                 Cell::plain(n.workloads.total.to_string()),

@@ -14,9 +14,17 @@ pub const ALLOW_DNS: &str = "netpol-guard-allow-dns";
 /// Annotation with the hash of the baseline settings that produced a policy.
 pub const CONFIG_HASH_ANNOTATION: &str = "netpol-guard.io/config-hash";
 
-/// The baseline policies a managed namespace must have. In `audit` mode only
-/// the DNS allow: default-deny would enforce (seed 003: the first policy that
-/// selects a pod flips it to deny-all).
+/// Every baseline policy name, whatever the mode: what the generator removes
+/// when a namespace needs none of them.
+pub const NAMES: [&str; 2] = [DEFAULT_DENY, ALLOW_DNS];
+
+/// The baseline policies a managed namespace must have. In `audit` mode none:
+/// any policy that selects a pod isolates it in that policy's directions on a
+/// CNI that enforces NetworkPolicy (seed 003: the first policy that selects a
+/// pod flips it to deny-all). Even the DNS allow alone, `podSelector: {}`
+/// with `policyTypes: [Egress]`, would cut every pod's egress to DNS only.
+/// Audit mode reports the impact instead (`BaselineImpact`), and switching
+/// the namespace to enforce creates both policies together.
 pub fn desired(namespace: &str, settings: &Settings, mode: Mode) -> Vec<Value> {
     let b = &settings.config.baseline;
     let hash = config_hash(b);
@@ -46,7 +54,7 @@ pub fn desired(namespace: &str, settings: &Settings, mode: Mode) -> Vec<Value> {
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}});
     match mode {
         Mode::Enforce => vec![deny, dns],
-        Mode::Audit => vec![dns],
+        Mode::Audit => vec![],
     }
 }
 
@@ -114,14 +122,41 @@ mod tests {
         }
     }
 
+    /// Audit mode must change no pod's connectivity. A pod is isolated in a
+    /// direction as soon as one policy with that policyType selects it, so
+    /// no generated policy may select any pod: not one without labels, not
+    /// one with the most common labels, not one with the DNS pods' labels.
     #[test]
-    fn audit_gets_only_the_dns_allow() {
-        let p = desired("payments", &Settings::default(), Mode::Audit);
-        let names: Vec<_> = p
+    fn audit_mode_generates_nothing_that_selects_a_pod() {
+        let settings =
+            Settings::from_yaml("baseline:\n  nodeLocalDnsCidr: 169.254.20.10/32\n").unwrap();
+        let pods: [&[(&str, &str)]; 3] = [
+            &[],
+            &[("app", "ledger"), ("tier", "backend")],
+            &[("k8s-app", "kube-dns")],
+        ];
+        for p in desired("payments", &settings, Mode::Audit) {
+            let sel =
+                crate::selector::Selector::from_value(p.pointer("/spec/podSelector")).unwrap();
+            for labels in pods {
+                let labels: crate::selector::Labels = labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                assert!(
+                    !sel.matches(&labels),
+                    "audit mode generated {} selecting pods {labels:?}",
+                    p["metadata"]["name"]
+                );
+            }
+        }
+        assert!(desired("payments", &settings, Mode::Audit).is_empty());
+        // Enforce creates both together.
+        let names: Vec<_> = desired("payments", &settings, Mode::Enforce)
             .iter()
-            .map(|x| x["metadata"]["name"].as_str().unwrap())
+            .map(|x| x["metadata"]["name"].as_str().unwrap().to_string())
             .collect();
-        assert_eq!(names, [ALLOW_DNS]);
+        assert_eq!(names, NAMES);
     }
 
     #[test]

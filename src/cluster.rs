@@ -102,9 +102,31 @@ impl PolicyIndex {
     }
 }
 
+/// What the view keeps of a Namespace object: its labels, and whether it is
+/// being deleted (the namespace controller then removes the baseline too,
+/// and `baseline-protected` must let it).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NamespaceMeta {
+    pub labels: Labels,
+    pub terminating: bool,
+}
+
+impl NamespaceMeta {
+    /// From a Namespace object (or its metadata) as JSON.
+    pub fn of(obj: &Value) -> Self {
+        Self {
+            labels: labels_of(obj),
+            terminating: obj
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null()),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct NamespaceEntry {
     labels: Option<Labels>,
+    terminating: bool,
     kube: PolicyIndex,
     cilium: PolicyIndex,
     /// Policies that select pods but cannot cover them (baseline, no rules).
@@ -198,7 +220,10 @@ impl ClusterView {
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
         if (api_version, kind) == ("v1", "Namespace") {
             let name = name_of(obj, "Namespace")?;
-            Arc::make_mut(self.namespaces.entry(name).or_default()).labels = Some(labels_of(obj));
+            let meta = NamespaceMeta::of(obj);
+            let entry = Arc::make_mut(self.namespaces.entry(name).or_default());
+            entry.labels = Some(meta.labels);
+            entry.terminating = meta.terminating;
             return Ok(true);
         }
         let Some(kind) = PolicyKind::from_type(api_version, kind) else {
@@ -219,18 +244,20 @@ impl ClusterView {
         Ok(true)
     }
 
-    /// Replaces what the view knows of one namespace: its labels (`None`
+    /// Replaces what the view knows of one namespace: its metadata (`None`
     /// when the Namespace object is not known) and all its policies (objects
     /// of the namespaced policy kinds, `apiVersion`/`kind` set). Policies that
     /// cannot be compiled are skipped and returned as errors.
     pub fn set_namespace<'a>(
         &mut self,
         ns: &str,
-        labels: Option<Labels>,
+        meta: Option<NamespaceMeta>,
         policies: impl IntoIterator<Item = &'a Value>,
     ) -> Vec<ViewError> {
+        let terminating = meta.as_ref().is_some_and(|m| m.terminating);
         let mut entry = NamespaceEntry {
-            labels,
+            labels: meta.map(|m| m.labels),
+            terminating,
             ..NamespaceEntry::default()
         };
         let mut errors = Vec::new();
@@ -298,9 +325,25 @@ impl ClusterView {
         }
     }
 
+    /// Replaces only a namespace's metadata, keeping its compiled policies
+    /// (a live read of the Namespace alone, overlaid on a focused view).
+    pub fn set_namespace_meta(&mut self, ns: &str, meta: Option<NamespaceMeta>) {
+        let entry = Arc::make_mut(self.namespaces.entry(ns.to_string()).or_default());
+        entry.terminating = meta.as_ref().is_some_and(|m| m.terminating);
+        entry.labels = meta.map(|m| m.labels);
+        if entry.labels.is_none() && entry.objects == 0 {
+            self.namespaces.remove(ns);
+        }
+    }
+
     /// Labels of a namespace, if the view knows it.
     pub fn namespace_labels(&self, ns: &str) -> Option<&Labels> {
         self.namespaces.get(ns).and_then(|n| n.labels.as_ref())
+    }
+
+    /// Whether the view knows `ns` to be terminating (deletionTimestamp set).
+    pub fn is_terminating(&self, ns: &str) -> bool {
+        self.namespaces.get(ns).is_some_and(|n| n.terminating)
     }
 
     /// Number of namespaces with known labels.
@@ -867,10 +910,13 @@ mod live_update_tests {
         let before = v.clone();
         let labels: Labels = [("team".to_string(), "t".to_string())].into();
         let new = [np("a", "p3", "z")];
-        assert!(
-            v.set_namespace("a", Some(labels.clone()), new.iter())
-                .is_empty()
-        );
+        let meta = NamespaceMeta {
+            labels: labels.clone(),
+            terminating: true,
+        };
+        assert!(v.set_namespace("a", Some(meta), new.iter()).is_empty());
+        assert!(v.is_terminating("a"));
+        assert!(!v.is_terminating("b"));
         assert!(!covers(&v, "a", "x"), "old policy gone");
         assert!(covers(&v, "a", "z"));
         assert!(covers(&v, "b", "y"), "other namespaces untouched");
@@ -878,6 +924,10 @@ mod live_update_tests {
         assert_eq!(v.policy_count(), 2);
         // The clone taken before is unaffected (copy on write).
         assert!(covers(&before, "a", "x"));
+        // Metadata alone can be replaced, keeping the policies.
+        v.set_namespace_meta("a", Some(NamespaceMeta::default()));
+        assert!(!v.is_terminating("a"));
+        assert!(covers(&v, "a", "z"));
         // A namespace with no labels and no policies disappears.
         v.set_namespace("a", None, std::iter::empty());
         assert_eq!(v.namespace_labels("a"), None);

@@ -284,8 +284,14 @@ fn judge_workload(
 }
 
 /// `baseline-protected`: the generated baseline may only be changed by
-/// netpol-guard itself, or by the namespace controller deleting the namespace
-/// (so namespace deletion never hangs).
+/// netpol-guard itself. A DELETE is also allowed while its namespace is
+/// terminating, whoever sends it: kube-controller-manager's namespace
+/// controller deletes the namespace's contents as its own service account
+/// with `--use-service-account-credentials`, but as the controller
+/// manager's user (whatever a distribution calls it) without, and a denial
+/// would leave the namespace in Terminating forever. The known controller
+/// identities are allowed too, for when the view has not seen the
+/// deletionTimestamp yet.
 fn judge_baseline_change(
     req: &AdmissionRequest,
     namespace: &str,
@@ -303,7 +309,10 @@ fn judge_baseline_change(
         return;
     }
     let user = req.user_info.username.as_str();
-    if user == settings.config.service_account || user == NAMESPACE_CONTROLLER {
+    if user == settings.config.service_account || CONTROLLER_IDENTITIES.contains(&user) {
+        return;
+    }
+    if req.operation == Operation::Delete && view.is_terminating(namespace) {
         return;
     }
     let name = workload::display_name(old, req.name.as_deref());
@@ -332,8 +341,14 @@ fn judge_baseline_change(
     );
 }
 
-/// The user kube-controller-manager deletes namespaces' contents as.
-pub const NAMESPACE_CONTROLLER: &str = "system:serviceaccount:kube-system:namespace-controller";
+/// The users kube-controller-manager deletes namespaces' contents as: the
+/// namespace controller's own service account
+/// (`--use-service-account-credentials=true`, the kubeadm default), and the
+/// controller manager's user in kubeadm-style clusters without it.
+pub const CONTROLLER_IDENTITIES: [&str; 2] = [
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:kube-controller-manager",
+];
 
 #[cfg(test)]
 mod tests {

@@ -26,7 +26,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::baseline::{self, ALLOW_DNS, DEFAULT_DENY};
+use crate::baseline;
 use crate::cluster::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::config::{MODE_LABEL, Mode, OnUnmanage};
 use crate::leader::Leadership;
@@ -45,7 +45,7 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("API error on {what}: {source}")]
+    #[error("{what}: {}", crate::apierror::describe(.source))]
     Api { what: String, source: kube::Error },
 }
 
@@ -209,17 +209,22 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
                 action: "Apply".into(),
                 secondary: None,
             };
-            if let Err(e) = crate::events::record(&ctx.client, &event, &ns.object_ref(&())).await {
-                tracing::warn!(namespace = %name, error = %e, "cannot record the baseline event");
-            }
+            crate::events::record(&ctx.client, &ctx.state.metrics, &event, &ns.object_ref(&()))
+                .await;
         }
-        if mode == Mode::Audit {
-            // Audit mode must not enforce: no default-deny.
-            delete_ours(ctx, &api, &name, DEFAULT_DENY).await?;
+        // What this mode does not want goes: in audit mode, everything
+        // (a policy that selects pods would enforce).
+        for policy in baseline::NAMES {
+            let wanted = desired
+                .iter()
+                .any(|d| d.pointer("/metadata/name").and_then(Value::as_str) == Some(policy));
+            if !wanted {
+                delete_ours(ctx, &api, &name, policy).await?;
+            }
         }
         report_impact(ctx, ns, mode).await?;
     } else if settings.config.baseline.on_unmanage == OnUnmanage::Delete {
-        for policy in [DEFAULT_DENY, ALLOW_DNS] {
+        for policy in baseline::NAMES {
             delete_ours(ctx, &api, &name, policy).await?;
         }
     }
@@ -265,13 +270,24 @@ async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, 
             namespace,
             &ApiResource::from_gvk_with_plural(&gvk, plural),
         );
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| GenerateError::Api {
-                what: format!("list {plural} in {namespace}"),
-                source,
-            })?;
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            // An old server, a missing API or an RBAC gap: report the rest.
+            Err(e) if matches!(crate::apierror::status_code(&e), Some(403 | 404)) => {
+                ctx.state
+                    .metrics
+                    .inc("netpol_guard_list_skipped_total", &[("resource", plural)]);
+                tracing::warn!(namespace, resource = plural, error = %crate::apierror::describe(&e),
+                    "cannot list this kind; the impact report leaves it out");
+                continue;
+            }
+            Err(source) => {
+                return Err(GenerateError::Api {
+                    what: format!("list {plural} in {namespace}"),
+                    source,
+                });
+            }
+        };
         for obj in list.items {
             let Ok(value) = serde_json::to_value(&obj) else {
                 continue;
@@ -334,9 +350,7 @@ async fn report_impact(ctx: &Ctx, ns: &Namespace, mode: Mode) -> Result<(), Gene
         .into(),
         secondary: None,
     };
-    if let Err(e) = crate::events::record(&ctx.client, &event, &ns.object_ref(&())).await {
-        tracing::warn!(namespace = %name, error = %e, "cannot record the BaselineImpact event");
-    }
+    crate::events::record(&ctx.client, &ctx.state.metrics, &event, &ns.object_ref(&())).await;
     Ok(())
 }
 

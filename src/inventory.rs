@@ -6,6 +6,11 @@
 //! and the others are cut to what judging reads (`workload::slim`), so the
 //! memory held is proportional to the cluster's top-level workloads, not to
 //! its Pods.
+//!
+//! A kind the API server refuses to list (404 on an old server or a missing
+//! aggregated API, 403 for an RBAC gap) is skipped with its reason, and the
+//! rest is read: one gap must not hide every other finding. NetworkPolicies
+//! are the exception: without them every workload would look uncovered.
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::{Api, Client};
@@ -26,7 +31,7 @@ pub struct Scope {
 /// Why the cluster could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("cannot list {resource}: {source}")]
+    #[error("cannot list {resource}: {}", crate::apierror::describe(.source))]
     List {
         resource: &'static str,
         #[source]
@@ -34,7 +39,7 @@ pub enum InventoryError {
     },
     #[error("namespace {0} does not exist")]
     NoNamespace(String),
-    #[error("cannot read namespace {namespace}: {source}")]
+    #[error("cannot read namespace {namespace}: {}", crate::apierror::describe(.source))]
     Namespace {
         namespace: String,
         #[source]
@@ -43,7 +48,7 @@ pub enum InventoryError {
 }
 
 /// A progress event, for a progress line on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// Still reading `resource`: `count` objects so far.
     Reading {
@@ -56,7 +61,32 @@ pub enum Progress {
         resource: &'static str,
         count: Option<usize>,
     },
+    /// `resource` could not be listed and is left out (`reason`: HTTP
+    /// status, reason and the API's message).
+    Skipped {
+        resource: &'static str,
+        reason: String,
+    },
 }
+
+/// A kind left out of the inventory, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub resource: &'static str,
+    pub reason: String,
+}
+
+/// What was read.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Every object, with `apiVersion` and `kind` set.
+    pub objects: Vec<Value>,
+    /// Kinds that could not be listed.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The one kind an audit cannot do without.
+const REQUIRED: &str = "networkpolicies";
 
 /// (group, version, kind, plural, namespaced) of everything read after the
 /// namespaces.
@@ -110,12 +140,13 @@ pub async fn fetch(
     client: &Client,
     scope: &Scope,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<Vec<Value>, InventoryError> {
+) -> Result<Inventory, InventoryError> {
     let ns_resource = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("", "v1", "Namespace"),
         "namespaces",
     );
     let mut objects = Vec::new();
+    let mut skipped = Vec::new();
     let namespaces: Api<DynamicObject> = Api::all_with(client.clone(), &ns_resource);
     if let Some(name) = &scope.namespace {
         match namespaces.get_opt(name).await {
@@ -154,9 +185,22 @@ pub async fn fetch(
             (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &resource),
             _ => Api::all_with(client.clone(), &resource),
         };
-        let Some(list) = list_all(&api, ListParams::default(), plural, &resource, progress).await?
-        else {
-            continue;
+        let list = match list_all(&api, ListParams::default(), plural, &resource, progress).await {
+            Ok(Some(list)) => list,
+            Ok(None) => continue,
+            Err(InventoryError::List { resource, source })
+                if resource != REQUIRED
+                    && matches!(crate::apierror::status_code(&source), Some(403 | 404)) =>
+            {
+                let reason = crate::apierror::describe(&source);
+                progress(Progress::Skipped {
+                    resource,
+                    reason: reason.clone(),
+                });
+                skipped.push(Skipped { resource, reason });
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         objects.extend(list.into_iter().filter(|o| {
             !namespaced
@@ -165,7 +209,7 @@ pub async fn fetch(
                     .is_some_and(|ns| selected.contains(ns))
         }));
     }
-    Ok(objects)
+    Ok(Inventory { objects, skipped })
 }
 
 /// Every page of a list; `None` when the resource does not exist (a CRD

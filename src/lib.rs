@@ -6,6 +6,7 @@
 //! I/O around it.
 
 pub mod admission;
+pub mod apierror;
 pub mod audit;
 pub mod baseline;
 pub mod certs;

@@ -21,8 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use crate::cluster::{ClusterView, PolicyKind};
-use crate::selector::Labels;
+use crate::cluster::{ClusterView, NamespaceMeta, PolicyKind};
 use crate::server::AppState;
 
 /// The resources the view watches.
@@ -86,7 +85,7 @@ enum Change<T> {
 /// What the watches have seen, and the view built from it.
 #[derive(Default)]
 struct Model {
-    namespaces: HashMap<String, Labels>,
+    namespaces: HashMap<String, NamespaceMeta>,
     /// Namespaced policies: namespace -> (kind, name) -> object.
     policies: HashMap<String, BTreeMap<PolicyKey, Value>>,
     clusterwide: BTreeMap<String, Value>,
@@ -96,10 +95,10 @@ struct Model {
 
 impl Model {
     fn rebuild_namespace(&mut self, ns: &str) {
-        let labels = self.namespaces.get(ns).cloned();
+        let meta = self.namespaces.get(ns).cloned();
         let empty = BTreeMap::new();
         let policies = self.policies.get(ns).unwrap_or(&empty);
-        for e in self.view.set_namespace(ns, labels, policies.values()) {
+        for e in self.view.set_namespace(ns, meta, policies.values()) {
             tracing::warn!(namespace = ns, error = %e, "policy ignored: it cannot be compiled");
         }
     }
@@ -173,7 +172,7 @@ impl Model {
         }
     }
 
-    fn replace_namespaces(&mut self, all: HashMap<String, Labels>) {
+    fn replace_namespaces(&mut self, all: HashMap<String, NamespaceMeta>) {
         let old: HashSet<String> = self.namespaces.keys().cloned().collect();
         self.namespaces = all;
         let dirty: HashSet<String> = old
@@ -271,7 +270,7 @@ impl LiveView {
             "netpol_guard_watch_restarts_total",
             &[("resource", resource.as_str())],
         );
-        tracing::warn!(resource = resource.as_str(), error = %e, "watch failed; retrying with backoff");
+        tracing::warn!(resource = resource.as_str(), error = %crate::apierror::describe_watch(e), "watch failed; retrying with backoff");
     }
 
     /// Follows one watch stream: buffers a (re)list between `Init` and
@@ -316,14 +315,12 @@ impl LiveView {
     }
 
     async fn watch_namespaces(self: Arc<Self>) {
-        // Metadata only: labels are all the view needs.
+        // Metadata only: labels and deletionTimestamp are all the view needs.
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        let convert = |ns: PartialObjectMeta<Namespace>| {
-            Some((ns.metadata.name?, ns.metadata.labels.unwrap_or_default()))
-        };
+        let convert = namespace_meta;
         self.follow(
             Resource::Namespaces,
             stream,
@@ -333,8 +330,8 @@ impl LiveView {
                     m.replace_namespaces(all.into_iter().collect());
                     Some(Resource::Namespaces)
                 }
-                Change::Apply((name, labels)) => {
-                    m.namespaces.insert(name.clone(), labels);
+                Change::Apply((name, meta)) => {
+                    m.namespaces.insert(name.clone(), meta);
                     m.rebuild_namespace(&name);
                     None
                 }
@@ -394,7 +391,7 @@ impl LiveView {
                     tokio::time::sleep(CRD_RECHECK).await;
                 }
                 Err(e) => {
-                    tracing::warn!(kind = kind.as_str(), error = %e, "cannot tell whether the CRD exists; retrying");
+                    tracing::warn!(kind = kind.as_str(), error = %crate::apierror::describe(&e), "cannot tell whether the CRD exists; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
@@ -417,18 +414,33 @@ pub struct LiveReader {
 
 /// What the API server says about a namespace right now.
 pub struct NamespaceSnapshot {
-    pub labels: Option<Labels>,
+    pub meta: Option<NamespaceMeta>,
     pub policies: Vec<Value>,
 }
 
+/// The name and what the view keeps of a Namespace's metadata.
+fn namespace_meta(ns: PartialObjectMeta<Namespace>) -> Option<(String, NamespaceMeta)> {
+    let meta = NamespaceMeta {
+        labels: ns.metadata.labels.unwrap_or_default(),
+        terminating: ns.metadata.deletion_timestamp.is_some(),
+    };
+    Some((ns.metadata.name?, meta))
+}
+
 impl LiveReader {
-    /// Reads the namespace's labels and every policy in it.
-    pub async fn namespace(&self, ns: &str) -> Result<NamespaceSnapshot, kube::Error> {
+    /// Reads a Namespace's metadata alone (`None`: it does not exist).
+    pub async fn namespace_meta(&self, ns: &str) -> Result<Option<NamespaceMeta>, kube::Error> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let labels = namespaces
+        Ok(namespaces
             .get_metadata_opt(ns)
             .await?
-            .map(|n| n.metadata.labels.unwrap_or_default());
+            .and_then(namespace_meta)
+            .map(|(_, meta)| meta))
+    }
+
+    /// Reads the namespace's metadata and every policy in it.
+    pub async fn namespace(&self, ns: &str) -> Result<NamespaceSnapshot, kube::Error> {
+        let meta = self.namespace_meta(ns).await?;
         let mut kinds = vec![PolicyKind::NetworkPolicy];
         if self.cilium.load(Ordering::SeqCst) {
             kinds.push(PolicyKind::CiliumNetworkPolicy);
@@ -440,6 +452,6 @@ impl LiveReader {
             let list = api.list(&ListParams::default()).await?;
             policies.extend(list.items.iter().filter_map(|o| to_json(o, kind)));
         }
-        Ok(NamespaceSnapshot { labels, policies })
+        Ok(NamespaceSnapshot { meta, policies })
     }
 }

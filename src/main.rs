@@ -430,7 +430,8 @@ async fn audit_settings(args: &AuditArgs, client: &kube::Client) -> Result<Setti
         // publish that), so stop and say how to go on.
         Err(e) => {
             return Err(format!(
-                "cannot read {source} ({e}): pass --config FILE (netpol-guard config default prints the defaults)"
+                "cannot read {source} ({}): pass --config FILE (netpol-guard config default prints the defaults)",
+                netpol_guard::apierror::describe(&e)
             ));
         }
     };
@@ -460,13 +461,27 @@ async fn run_audit(args: AuditArgs) -> Result<i32, String> {
                 eprintln!("audit: {resource}: {what}");
             }
         }
+        // Its own line even on a terminal: it must not be overwritten.
+        Progress::Skipped { resource, reason } => {
+            let lead = if live { "\r\x1b[K" } else { "" };
+            eprintln!("{lead}audit: {resource}: cannot be listed, skipped ({reason})");
+        }
     };
-    let objects = inventory::fetch(&client, &scope, &mut progress)
+    let inventory = inventory::fetch(&client, &scope, &mut progress)
         .await
         .map_err(|e| e.to_string())?;
     if live {
         eprintln!();
     }
+    if !inventory.skipped.is_empty() {
+        let kinds: Vec<&str> = inventory.skipped.iter().map(|s| s.resource).collect();
+        eprintln!(
+            "warning: {} kind(s) could not be listed and were not judged: {}",
+            kinds.len(),
+            kinds.join(", ")
+        );
+    }
+    let objects = inventory.objects;
     let mut report = audit::audit(&objects, &settings);
     let scoped = scope.namespace.is_some() || scope.selector.is_some();
     if scoped {
@@ -665,7 +680,14 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
                 let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
                 format!("{}-{}", host.trim(), std::process::id())
             });
-            let leadership = netpol_guard::leader::spawn(client.clone(), &o.namespace, "netpol-guard", identity);
+            let election = netpol_guard::leader::spawn(client.clone(), &o.namespace, "netpol-guard", identity);
+            let leadership = election.leadership();
+            // On SIGTERM the Lease is given up at once, while admission
+            // drains, so another replica leads within a second or two.
+            tokio::spawn(async move {
+                server::shutdown_signal().await;
+                election.release().await;
+            });
             if o.no_baseline {
                 tracing::info!("--no-baseline: the baseline generator is off");
             } else {

@@ -100,6 +100,14 @@ const COUNTERS: &[(&str, &str)] = &[
         "netpol_guard_baseline_changes_total",
         "Baseline policies written or removed, by action (created, restored, deleted).",
     ),
+    (
+        "netpol_guard_event_failures_total",
+        "Events the API server did not accept, by Event reason (BaselineCreated, BaselineRestored, BaselineImpact, InvalidConfig).",
+    ),
+    (
+        "netpol_guard_list_skipped_total",
+        "Workload or policy kinds skipped because the API server refused to list them (404, 403), by resource.",
+    ),
 ];
 
 #[derive(Default)]

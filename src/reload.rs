@@ -110,7 +110,7 @@ pub fn spawn_configmap_watch(
                         "netpol_guard_watch_restarts_total",
                         &[("resource", "configmaps")],
                     );
-                    tracing::warn!(source, error = %e, "config watch failed; retrying with backoff");
+                    tracing::warn!(source, error = %crate::apierror::describe_watch(&e), "config watch failed; retrying with backoff");
                     continue;
                 }
                 Ok(watcher::Event::Init) => {
@@ -165,11 +165,8 @@ pub fn spawn_configmap_watch(
                         action: "Reload".into(),
                         secondary: None,
                     };
-                    if let Err(e) =
-                        crate::events::record(&client, &event, &cm.object_ref(&())).await
-                    {
-                        tracing::warn!(source, error = %e, "cannot record the InvalidConfig event");
-                    }
+                    crate::events::record(&client, &state.metrics, &event, &cm.object_ref(&()))
+                        .await;
                 }
             }
         }

@@ -269,7 +269,16 @@ pub async fn run_once(
     if !policyreport::installed(client).await? {
         return Ok(Some(WriteOutcome::CrdAbsent));
     }
-    let objects = inventory::fetch(client, &Scope::default(), &mut |_| {}).await?;
+    let inventory = inventory::fetch(client, &Scope::default(), &mut |_| {}).await?;
+    for skipped in &inventory.skipped {
+        state.metrics.inc(
+            "netpol_guard_list_skipped_total",
+            &[("resource", skipped.resource)],
+        );
+        tracing::warn!(resource = skipped.resource, error = %skipped.reason,
+            "background audit: cannot list this kind; it is left out of the reports");
+    }
+    let objects = inventory.objects;
     let settings = state.settings();
     let reports = tokio::task::spawn_blocking(move || {
         build(&audit::audit(&objects, &settings), true, now_seconds())

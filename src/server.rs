@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{self, AdmissionRequest, AdmissionResponse};
+use crate::admission::{self, AdmissionRequest, AdmissionResponse, Operation};
 use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::engine::{self, Verdict};
@@ -569,22 +569,26 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
     let ns = req.namespace.as_deref().unwrap_or("");
     let cache_miss =
         !ns.is_empty() && !settings.is_excluded(ns) && view.namespace_labels(ns).is_none();
+    let timeout = Duration::from_millis(settings.config.live_read_timeout_millis);
     if !cache_miss {
         let verdict = engine::decide(req, &view, &settings)?;
-        let uncovered = verdict
-            .findings
-            .iter()
-            .any(|(f, a)| f.rule == RuleId::RequireNetworkPolicy && *a == Action::Deny);
-        if !uncovered {
+        if denies(&verdict, RuleId::BaselineProtected)
+            && req.operation == Operation::Delete
+            && !view.is_terminating(ns)
+        {
+            // The namespace controller may be deleting the namespace's
+            // contents before the watch shows its deletionTimestamp.
+            return Ok(terminating_reread(state, reader, req, &view, verdict, timeout).await);
+        }
+        if !denies(&verdict, RuleId::RequireNetworkPolicy) {
             return Ok(verdict);
         }
     }
-    let timeout = Duration::from_millis(settings.config.live_read_timeout_millis);
     let snapshot = match tokio::time::timeout(timeout, reader.namespace(ns)).await {
         Ok(Ok(s)) => s,
         failed => {
             let reason = match failed {
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => crate::apierror::describe(&e),
                 _ => format!("no answer within {} ms", timeout.as_millis()),
             };
             state
@@ -604,7 +608,7 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
     };
     // Only the namespace being judged is replaced: no copy of the whole view.
     let mut overlay = view.focused(ns);
-    for e in overlay.set_namespace(ns, snapshot.labels, snapshot.policies.iter()) {
+    for e in overlay.set_namespace(ns, snapshot.meta, snapshot.policies.iter()) {
         tracing::warn!(namespace = ns, error = %e, "policy ignored: it cannot be compiled");
     }
     let verdict = engine::decide(req, &overlay, &settings)?;
@@ -616,6 +620,61 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
             .inc("netpol_guard_live_rereads_total", &[("result", result)]);
     }
     Ok(verdict)
+}
+
+fn denies(verdict: &Verdict, rule: RuleId) -> bool {
+    verdict
+        .findings
+        .iter()
+        .any(|(f, a)| f.rule == rule && *a == Action::Deny)
+}
+
+/// Before denying a baseline DELETE: reads the Namespace live, and judges
+/// again if it is in fact terminating (see `engine::judge_baseline_change`).
+/// A failed read leaves the denial in place; the namespace controller retries.
+async fn terminating_reread(
+    state: &AppState,
+    reader: &LiveReader,
+    req: &AdmissionRequest,
+    view: &ClusterView,
+    verdict: Verdict,
+    timeout: Duration,
+) -> Verdict {
+    let ns = req.namespace.as_deref().unwrap_or("");
+    let meta = match tokio::time::timeout(timeout, reader.namespace_meta(ns)).await {
+        Ok(Ok(meta)) => meta,
+        failed => {
+            let reason = match failed {
+                Ok(Err(e)) => crate::apierror::describe(&e),
+                _ => format!("no answer within {} ms", timeout.as_millis()),
+            };
+            state
+                .metrics
+                .inc("netpol_guard_live_rereads_total", &[("result", "error")]);
+            tracing::warn!(namespace = ns, error = %reason, "live re-read of the namespace failed");
+            return verdict;
+        }
+    };
+    if !meta.as_ref().is_some_and(|m| m.terminating) {
+        state.metrics.inc(
+            "netpol_guard_live_rereads_total",
+            &[("result", "confirmed")],
+        );
+        return verdict;
+    }
+    let mut overlay = view.focused(ns);
+    overlay.set_namespace_meta(ns, meta);
+    let settings = state.settings();
+    match engine::decide(req, &overlay, &settings) {
+        Ok(fresh) => {
+            state.metrics.inc(
+                "netpol_guard_live_rereads_total",
+                &[("result", "overturned")],
+            );
+            fresh
+        }
+        Err(_) => verdict,
+    }
 }
 
 /// The namespace mutation (`autoManage`): allowed, with a JSON Patch adding

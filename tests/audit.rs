@@ -241,7 +241,7 @@ leaving      unmanaged  -               0  -                 1        0         
 legacy       unmanaged  -               0  -                 2        0          2       0     0       0
 payments     managed    enforce         4  present           4        1          2       1     3       0
 sandbox      exempt     enforce         1  missing           1        -          -       1     -       -
-shop         managed    audit           1  missing           2        1          1       0     1       1
+shop         managed    audit           1  none              2        1          1       0     1       1
 
 Namespaces with no NetworkPolicy at all: leaving (unmanaged), legacy (unmanaged)
 
@@ -271,7 +271,6 @@ sandbox (exempt, enforce)
   ! baseline missing: netpol-guard-default-deny, netpol-guard-allow-dns (netpol-guard serve creates it; is it running with a leader?)
 
 shop (managed, audit)
-  ! baseline missing: netpol-guard-allow-dns (netpol-guard serve creates it; is it running with a leader?)
   uncovered StatefulSet db: no policy covers its pods; require-network-policy would only warn (audit mode or rule set to warn)
     pod labels: app=db
     nearest policy: NetworkPolicy web-or-slip (pods lack app=web)
@@ -574,7 +573,7 @@ const EXPECTED_JSON: &str = r##"{
       }
     },
     {
-      "baseline": "missing",
+      "baseline": "none",
       "covered": [
         {
           "apiVersion": "batch/v1",
@@ -606,9 +605,6 @@ const EXPECTED_JSON: &str = r##"{
           "severity": "high",
           "uid": "00000000-0000-4000-8000-00000000000f"
         }
-      ],
-      "missingBaseline": [
-        "netpol-guard-allow-dns"
       ],
       "mode": "audit",
       "name": "shop",
@@ -763,7 +759,7 @@ async fn a_selector_audit_covers_the_matching_namespaces() {
         [
             "NAMESPACE  STATUS     MODE   POLICIES  BASELINE  WORKLOADS  COVERED  UNCOVERED  EXEMPT  HIGH  MEDIUM",
             "legacy     unmanaged  -             0  -                 2        0          2       0     0       0",
-            "shop       managed    audit         1  missing           2        1          1       0     1       1",
+            "shop       managed    audit         1  none              2        1          1       0     1       1",
         ]
     );
     assert!(!text.contains("cluster-scoped"), "{text}");

@@ -224,6 +224,42 @@ fn a_cilium_policy_covers_a_workload() {
     );
 }
 
+/// Found on a real API server: with `--use-service-account-credentials=false`
+/// the namespace controller deletes a namespace's contents under the
+/// controller manager's own user, whatever a distribution names it. Denying
+/// it left the namespace in Terminating forever. While the namespace is
+/// terminating a baseline DELETE goes through, whoever sends it; an UPDATE
+/// does not.
+#[test]
+fn baseline_delete_is_allowed_in_a_terminating_namespace_whoever_sends_it() {
+    let mut req = request("networkpolicy-delete-baseline");
+    req.user_info.username = "e2e:controller-manager".into();
+    let mut v = view();
+    assert!(!v.is_terminating("payments"));
+    assert_eq!(
+        rules_of(&engine::decide(&req, &v, &Settings::default()).unwrap()),
+        [(RuleId::BaselineProtected, Action::Deny)],
+        "a live namespace keeps its baseline"
+    );
+    v.add(&json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "payments", "labels": {"platform.io/managed": "true"},
+            "deletionTimestamp": "2026-12-01T10:00:00Z"}}))
+        .unwrap();
+    assert!(v.is_terminating("payments"));
+    assert_eq!(
+        engine::decide(&req, &v, &Settings::default()).unwrap(),
+        Verdict::allow()
+    );
+    let mut update = req.clone();
+    update.operation = Operation::Update;
+    update.object = update.old_object.clone();
+    assert_eq!(
+        rules_of(&engine::decide(&update, &v, &Settings::default()).unwrap()),
+        [(RuleId::BaselineProtected, Action::Deny)],
+        "only deletes are let through a terminating namespace"
+    );
+}
+
 #[test]
 fn baseline_protection_lets_netpol_guard_and_the_namespace_controller_through() {
     let req = request("networkpolicy-delete-baseline");
@@ -234,6 +270,8 @@ fn baseline_protection_lets_netpol_guard_and_the_namespace_controller_through() 
     for user in [
         "system:serviceaccount:netpol-guard:netpol-guard",
         "system:serviceaccount:kube-system:namespace-controller",
+        // kube-controller-manager --use-service-account-credentials=false
+        "system:kube-controller-manager",
     ] {
         let mut r = req.clone();
         r.user_info.username = user.into();

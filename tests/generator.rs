@@ -169,28 +169,35 @@ async fn a_managed_namespace_gets_and_keeps_its_baseline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_never_duplicates_and_audit_mode_creates_only_the_dns_allow() {
+async fn a_restart_never_duplicates_and_audit_mode_creates_nothing() {
     let fake = FakeApiServer::start().await;
     fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
     fake.apply_object(&namespace(
         "team-b",
         json!({"platform.io/managed": "true", "netpol-guard.io/mode": "audit"}),
     ));
+    // What an earlier version generated in audit mode: a DNS allow that
+    // selects every pod, so it limited their egress to DNS. It goes.
+    fake.apply_object(&json!({"apiVersion": NP, "kind": "NetworkPolicy",
+        "metadata": {"name": "netpol-guard-allow-dns", "namespace": "team-b",
+            "labels": {"app.kubernetes.io/managed-by": "netpol-guard"}},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"ports": [{"protocol": "UDP", "port": 53}]}]}}));
     let first = start(&fake);
     eventually("team-a baseline", || {
         baseline_names(&fake, "team-a") == BOTH
     })
     .await;
-    eventually("team-b DNS allow", || {
-        baseline_names(&fake, "team-b") == ["netpol-guard-allow-dns"]
+    eventually("team-b without any policy that selects pods", || {
+        baseline_names(&fake, "team-b").is_empty()
     })
     .await;
     drop(first);
     let _second = start(&fake);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(baseline_names(&fake, "team-a"), BOTH);
-    assert_eq!(baseline_names(&fake, "team-b"), ["netpol-guard-allow-dns"]);
-    // Switching team-b to enforce adds the default-deny.
+    assert!(baseline_names(&fake, "team-b").is_empty());
+    // Switching team-b to enforce creates both together.
     fake.apply_object(&namespace(
         "team-b",
         json!({"platform.io/managed": "true", "netpol-guard.io/mode": "enforce"}),
@@ -370,10 +377,7 @@ async fn the_impact_report_names_the_workloads_default_deny_isolates() {
         events[0],
         "audit mode: once default-deny is enforced, these workloads would be isolated (no NetworkPolicy lets their traffic through): Deployment ledger, CronJob nightly"
     );
-    assert_eq!(
-        baseline_names(&fake, "team-b"),
-        ["api", "netpol-guard-allow-dns"]
-    );
+    assert_eq!(baseline_names(&fake, "team-b"), ["api"]);
     let m = live.server.connect().await.get("/metrics").await.text();
     assert!(
         m.contains("netpol_guard_uncovered_workloads{namespace=\"team-b\"} 2"),

@@ -1,0 +1,230 @@
+//! What a developer sees in a managed namespace.
+
+use std::time::Duration;
+
+use netpol_guard::baseline::{self, ALLOW_DNS, DEFAULT_DENY};
+use netpol_guard::config::{Mode, Settings};
+use serde_json::json;
+
+use super::offline_denial;
+use crate::apply::{
+    self, apply_as_developer, cronjob, deployment, egress_policy, pod, policy, warnings,
+};
+use crate::cluster::{eventually, stderr};
+use crate::install::Env;
+
+pub fn managed_namespace_gets_its_baseline(env: &Env) {
+    env.namespace("dev-a", true, None);
+    env.wait_baseline("dev-a", &[ALLOW_DNS, DEFAULT_DENY], Duration::from_secs(15));
+    let desired = baseline::desired("dev-a", &Settings::default(), Mode::Enforce);
+    for want in &desired {
+        let name = want["metadata"]["name"].as_str().expect("a name");
+        let got = env
+            .cluster
+            .get(&[
+                "networkpolicy",
+                "-n",
+                "dev-a",
+                name,
+                "--show-managed-fields",
+            ])
+            .expect("the baseline policy");
+        assert_eq!(got["spec"], want["spec"], "{name}: the exact spec");
+        assert_eq!(
+            got["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "netpol-guard"
+        );
+        assert_eq!(
+            got["metadata"]["annotations"]["netpol-guard.io/config-hash"],
+            want["metadata"]["annotations"]["netpol-guard.io/config-hash"]
+        );
+        let managers: Vec<&str> = got["metadata"]["managedFields"]
+            .as_array()
+            .expect("managedFields")
+            .iter()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert_eq!(
+            managers,
+            ["netpol-guard"],
+            "{name}: written by server-side apply only"
+        );
+    }
+}
+
+/// The exact text kubectl prints for a webhook denial of a create (the
+/// message's own last newline is not printed twice).
+fn denied_create(webhook: &str, message: &str) -> String {
+    format!(
+        "Error from server (Forbidden): error when creating \"STDIN\": admission webhook \"{webhook}\" denied the request: {}\n",
+        message.trim_end()
+    )
+}
+
+pub fn uncovered_workloads_are_rejected_with_the_whole_message(env: &Env) {
+    env.namespace("dev-a", true, None);
+    env.wait_baseline("dev-a", &[ALLOW_DNS, DEFAULT_DENY], Duration::from_secs(15));
+    for obj in [
+        deployment("dev-a", "ledger", "ledger"),
+        cronjob("dev-a", "nightly", "nightly"),
+        pod("dev-a", "debug", "debug"),
+    ] {
+        let kind = obj["kind"].as_str().expect("kind").to_string();
+        let message = offline_denial(env, &obj);
+        assert!(
+            message.starts_with(&format!(
+                "netpol-guard: require-network-policy: {kind} dev-a/{}: no NetworkPolicy selects its pods (pod labels: app=",
+                obj["metadata"]["name"].as_str().expect("name")
+            )),
+            "{message}"
+        );
+        assert!(message.contains("\nFix: "), "{message}");
+        let out = apply_as_developer(env, &[], std::slice::from_ref(&obj));
+        assert!(!out.status.success(), "{kind} must be rejected");
+        assert_eq!(
+            stderr(&out),
+            denied_create("workloads.netpol-guard.io", &message),
+            "{kind}: the whole message as kubectl prints it"
+        );
+        let plural = format!("{}s", kind.to_lowercase());
+        assert!(
+            env.cluster.names(&[&plural, "-n", "dev-a"]).is_empty(),
+            "no {kind} was stored"
+        );
+    }
+}
+
+pub fn policy_and_deployment_in_one_apply_are_accepted(env: &Env) {
+    for (ns, server_side) in [("dev-b", false), ("dev-c", true)] {
+        env.namespace(ns, true, None);
+        env.wait_baseline(ns, &[ALLOW_DNS, DEFAULT_DENY], Duration::from_secs(15));
+        // As `kubectl apply -f dir/`: the policy's file sorts first, and the
+        // Deployment follows within milliseconds, before any watch event.
+        let dir = env.cluster.dir.join(format!("apply-{ns}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let p = policy(ns, "ledger", "ledger");
+        let d = deployment(ns, "ledger", "ledger");
+        std::fs::write(dir.join("00-policy.json"), p.to_string()).expect("write");
+        std::fs::write(dir.join("10-deployment.json"), d.to_string()).expect("write");
+        let dir = dir.to_str().expect("utf-8").to_string();
+        let mut args = vec![
+            "--as",
+            crate::install::DEVELOPER,
+            "--as-group",
+            "system:authenticated",
+            "apply",
+            "-f",
+            &dir,
+        ];
+        if server_side {
+            args.push("--server-side");
+        }
+        let out = env.cluster.kubectl(&args);
+        assert!(
+            out.status.success(),
+            "{ns}: policy + Deployment in one apply (server-side {server_side}): {}",
+            stderr(&out)
+        );
+        assert!(warnings(&out).is_empty(), "{:?}", warnings(&out));
+        assert_eq!(env.cluster.names(&["deployments", "-n", ns]), ["ledger"]);
+        // Applying the same directory again changes nothing and is allowed.
+        let again = env.cluster.kubectl(&args);
+        assert!(again.status.success(), "{}", stderr(&again));
+    }
+}
+
+pub fn controller_owned_pods_never_reach_the_webhook(env: &Env) {
+    // The Deployment of the previous journey, or a fresh one.
+    env.namespace("dev-b", true, None);
+    let out = apply::apply(
+        env,
+        &[],
+        &[
+            policy("dev-b", "ledger", "ledger"),
+            deployment("dev-b", "ledger", "ledger"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The deployment controller creates a ReplicaSet (judged: a workload),
+    // the ReplicaSet controller a Pod (skipped by matchConditions).
+    let pods = eventually(
+        Duration::from_secs(30),
+        "the controller-created Pod",
+        || {
+            let pods = env
+                .cluster
+                .names(&["pods", "-n", "dev-b", "-l", "app=ledger"]);
+            (!pods.is_empty()).then_some(pods)
+        },
+    );
+    let decisions: Vec<serde_json::Value> = env
+        .replicas
+        .iter()
+        .flat_map(|r| r.logged(0, "admission decision"))
+        .filter(|l| l["namespace"] == "dev-b")
+        .collect();
+    assert!(
+        decisions.iter().any(|l| l["kind"] == "ReplicaSet"),
+        "the ReplicaSet the deployment controller wrote was judged"
+    );
+    let pod_decisions: Vec<_> = decisions.iter().filter(|l| l["kind"] == "Pod").collect();
+    assert!(
+        pod_decisions.is_empty(),
+        "controller-owned Pods {pods:?} reached the webhook: {pod_decisions:?}"
+    );
+}
+
+pub fn dangerous_policies_are_denied_and_warnings_are_printed(env: &Env) {
+    env.namespace("dev-a", true, None);
+    let cases = [
+        (
+            "any-namespace",
+            json!({"to": [{"namespaceSelector": {}}]}),
+            "any-namespace-peer",
+        ),
+        (
+            "world",
+            json!({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}),
+            "world-cidr",
+        ),
+    ];
+    for (name, rule, rule_id) in cases {
+        let obj = egress_policy("dev-a", name, rule);
+        let out = apply_as_developer(env, &[], std::slice::from_ref(&obj));
+        assert!(!out.status.success(), "{name} must be denied");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(
+                "Error from server (Forbidden): error when creating \"STDIN\": admission webhook \"policies.netpol-guard.io\" denied the request: netpol-guard: "
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("{rule_id}: egress rule 0, peer 0: ")),
+            "{err}"
+        );
+    }
+    // A warning is a `Warning:` line, and the policy is stored; both apply modes.
+    for (name, extra) in [
+        ("dns-udp", &[][..]),
+        ("dns-udp-ssa", &["--server-side"][..]),
+    ] {
+        let obj = egress_policy(
+            "dev-a",
+            name,
+            json!({"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                "ports": [{"protocol": "UDP", "port": 53}]}),
+        );
+        let out = apply_as_developer(env, extra, std::slice::from_ref(&obj));
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let w = warnings(&out);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("dns-single-protocol: "), "{w:?}");
+        assert!(
+            env.cluster
+                .get(&["networkpolicy", "-n", "dev-a", name])
+                .is_some()
+        );
+    }
+}
