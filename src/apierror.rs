@@ -20,7 +20,21 @@ pub fn describe(e: &kube::Error) -> String {
             };
             format!("HTTP {}{reason}: {message}", status.code)
         }
-        other => other.to_string(),
+        // Not an answer (connection, TLS, timeout): kube's own text says
+        // only "client error (Connect)"; the causes say what failed.
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let part = cause.to_string();
+                if !text.contains(&part) {
+                    text.push_str(": ");
+                    text.push_str(&part);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

@@ -74,7 +74,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "netpol_guard_live_rereads_total",
-        "Live re-reads of a namespace before a require-network-policy denial, by result (confirmed, overturned, error).",
+        "Live re-reads of a namespace before a require-network-policy denial or a baseline-protected denial of a DELETE, by result (confirmed, overturned, error).",
     ),
     (
         "netpol_guard_config_reloads_total",

@@ -470,3 +470,57 @@ async fn on_unmanage_keep_leaves_the_baseline() {
         "excluded names are never managed"
     );
 }
+
+/// Found on a real API server (v1.20): every Event about a Namespace was
+/// refused, and only a WARN line said so. A refused Event is now counted,
+/// and the reconcile still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_is_counted_and_the_baseline_still_written() {
+    let fake = FakeApiServer::start().await;
+    fake.fail_requests(RequestMatcher::method_path("POST", "/events"), 422, 100);
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    let live = start(&fake);
+    eventually("team-a baseline", || {
+        baseline_names(&fake, "team-a") == BOTH
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let m = live.server.connect().await.get("/metrics").await.text();
+        if m.contains("netpol_guard_event_failures_total{reason=\"BaselineCreated\"} 2") {
+            assert!(
+                m.contains("netpol_guard_reconcile_total{result=\"ok\"}"),
+                "{m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One kind the API server will not list (an RBAC gap, a missing API) no
+/// longer stops the impact report: the kind is skipped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlistable_kind_is_skipped_by_the_impact_report() {
+    let fake = FakeApiServer::start().await;
+    fake.fail_requests(RequestMatcher::method_path("GET", "/cronjobs"), 403, 1000);
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    fake.apply_object(&deployment("team-a", "ledger", "ledger"));
+    let live = start(&fake);
+    eventually("an impact report", || {
+        !impact_events(&fake, "team-a").is_empty()
+    })
+    .await;
+    assert_eq!(
+        impact_events(&fake, "team-a"),
+        [
+            "netpol-guard default-deny now isolates these workloads (no NetworkPolicy lets their traffic through): Deployment ledger"
+        ]
+    );
+    let m = live.server.connect().await.get("/metrics").await.text();
+    assert!(
+        m.contains("netpol_guard_list_skipped_total{resource=\"cronjobs\"}"),
+        "{m}"
+    );
+}
