@@ -6,17 +6,71 @@
 
 use serde_json::{Value, json};
 
-use crate::cluster::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::config::{Baseline, Mode, Settings};
 
 pub const DEFAULT_DENY: &str = "netpol-guard-default-deny";
 pub const ALLOW_DNS: &str = "netpol-guard-allow-dns";
 /// Annotation with the hash of the baseline settings that produced a policy.
 pub const CONFIG_HASH_ANNOTATION: &str = "netpol-guard.io/config-hash";
+/// Label that marks the policies netpol-guard generates itself. It proves
+/// nothing by itself (anyone who may write a policy may set it): see
+/// [`is_ours`].
+pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "netpol-guard";
+/// Field manager of every write netpol-guard makes.
+pub const FIELD_MANAGER: &str = "netpol-guard";
 
-/// Every baseline policy name, whatever the mode: what the generator removes
-/// when a namespace needs none of them.
+/// The built-in baseline policy names, whatever the mode: what the
+/// generator removes when a namespace needs none of them.
 pub const NAMES: [&str; 2] = [DEFAULT_DENY, ALLOW_DNS];
+
+/// The names reserved for netpol-guard's baseline in every managed
+/// namespace, in audit mode too: the one list the webhook
+/// (`baseline-protected`) and the generator use.
+pub fn reserved_names(_settings: &Settings) -> Vec<&'static str> {
+    NAMES.to_vec()
+}
+
+/// Whether `obj` is a baseline policy netpol-guard wrote: a baseline name,
+/// the managed-by label, and proof. An object from the API server always
+/// carries `metadata.managedFields`; there the config-hash annotation must
+/// be present, and every field manager that owns part of the spec must be
+/// netpol-guard. A developer's policy with the name and label (created
+/// while the namespace was unmanaged, or by copying the label) is not ours:
+/// it is deletable and judged for coverage like any other. Offline
+/// manifests without managedFields are their author's word: name and label
+/// suffice.
+pub fn is_ours(obj: &Value) -> bool {
+    let meta = obj.get("metadata");
+    let name_ok = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| NAMES.contains(&n));
+    let label_ok = meta
+        .and_then(|m| m.pointer("/labels"))
+        .and_then(|l| l.get(MANAGED_BY_KEY))
+        .and_then(Value::as_str)
+        == Some(MANAGED_BY_VALUE);
+    if !(name_ok && label_ok) {
+        return false;
+    }
+    let Some(managed) = meta
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+    else {
+        return true;
+    };
+    let hashed = meta
+        .and_then(|m| m.pointer("/annotations"))
+        .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+        .is_some_and(Value::is_string);
+    let spec_owners: Vec<&str> = managed
+        .iter()
+        .filter(|e| e.pointer("/fieldsV1/f:spec").is_some())
+        .map(|e| e.get("manager").and_then(Value::as_str).unwrap_or(""))
+        .collect();
+    hashed && !spec_owners.is_empty() && spec_owners.iter().all(|m| *m == FIELD_MANAGER)
+}
 
 /// The baseline policies a managed namespace must have. In `audit` mode none:
 /// any policy that selects a pod isolates it in that policy's directions on a
@@ -70,22 +124,32 @@ pub fn config_hash(b: &Baseline) -> String {
     format!("{h:016x}")
 }
 
-/// Whether a stored policy's spec differs from the desired one (someone
-/// edited it, or the config changed).
-pub fn drifted(stored: &Value, desired: &Value) -> bool {
-    stored.get("spec") != desired.get("spec")
-        || stored
-            .pointer("/metadata/labels")
-            .and_then(|l| l.get(MANAGED_BY_KEY))
-            != desired
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(MANAGED_BY_KEY))
-        || stored
-            .pointer("/metadata/annotations")
+/// Whether a policy carries netpol-guard's label and config-hash annotation
+/// (it was written by netpol-guard, and may have been edited since). Proves
+/// nothing (see [`is_ours`]); it only tells an edit from a squat in reports.
+pub fn carries_our_marks(obj: &Value) -> bool {
+    let meta = obj.get("metadata");
+    meta.and_then(|m| m.pointer("/labels"))
+        .and_then(|l| l.get(MANAGED_BY_KEY))
+        .and_then(Value::as_str)
+        == Some(MANAGED_BY_VALUE)
+        && meta
+            .and_then(|m| m.pointer("/annotations"))
             .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
-            != desired
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+            .is_some_and(Value::is_string)
+}
+
+/// Whether a stored policy is exactly what the generator would write: the
+/// same spec, the same labels and annotations (no more, no fewer), and
+/// written by netpol-guard ([`is_ours`]). Anything else is taken over whole:
+/// an edit that only adds fields (an `ingress: [{}]` next to ours), a
+/// squatter's object with the right name, or a config change.
+pub fn exactly_as_desired(stored: &Value, desired: &Value) -> bool {
+    let map = |v: &Value, p: &str| v.pointer(p).cloned().unwrap_or_else(|| json!({}));
+    stored.get("spec") == desired.get("spec")
+        && map(stored, "/metadata/labels") == map(desired, "/metadata/labels")
+        && map(stored, "/metadata/annotations") == map(desired, "/metadata/annotations")
+        && is_ours(stored)
 }
 
 #[cfg(test)]
@@ -206,16 +270,83 @@ mod tests {
         }
     }
 
+    /// managedFields as the API server writes them after netpol-guard's
+    /// server-side apply, plus any other managers' entries.
+    fn managed_by(obj: &mut Value, managers: &[(&str, Value)]) {
+        obj["metadata"]["managedFields"] = managers
+            .iter()
+            .map(|(m, fields)| {
+                json!({"manager": m, "operation": "Apply",
+                "apiVersion": "networking.k8s.io/v1", "fieldsType": "FieldsV1", "fieldsV1": fields})
+            })
+            .collect();
+    }
+
+    fn ours_fields() -> Value {
+        json!({"f:metadata": {"f:labels": {}}, "f:spec": {"f:podSelector": {}, "f:policyTypes": {}}})
+    }
+
     #[test]
-    fn drift_is_an_edited_spec_label_or_hash() {
+    fn exact_means_same_spec_labels_annotations_and_written_by_netpol_guard() {
         let d = &desired("a", &Settings::default(), Mode::Enforce)[1];
         let mut stored = d.clone();
         stored["metadata"]["resourceVersion"] = json!("7");
-        assert!(!drifted(&stored, d), "server-set fields are not drift");
-        stored["spec"]["egress"][0]["ports"] = json!([{"protocol": "UDP", "port": 53}]);
-        assert!(drifted(&stored, d));
-        let mut relabelled = d.clone();
-        relabelled["metadata"]["labels"] = json!({});
-        assert!(drifted(&relabelled, d));
+        stored["metadata"]["uid"] = json!("u");
+        managed_by(&mut stored, &[(FIELD_MANAGER, ours_fields())]);
+        assert!(
+            exactly_as_desired(&stored, d),
+            "server-set fields are not drift"
+        );
+        // An edit that only adds a field.
+        let mut added = stored.clone();
+        added["spec"]["ingress"] = json!([{}]);
+        assert!(!exactly_as_desired(&added, d));
+        let mut edited = stored.clone();
+        edited["spec"]["egress"][0]["ports"] = json!([{"protocol": "UDP", "port": 53}]);
+        assert!(!exactly_as_desired(&edited, d));
+        let mut relabelled = stored.clone();
+        relabelled["metadata"]["labels"]["team"] = json!("x");
+        assert!(!exactly_as_desired(&relabelled, d));
+        let mut unhashed = stored.clone();
+        unhashed["metadata"]["annotations"] = json!({});
+        assert!(!exactly_as_desired(&unhashed, d));
+        // The same content, but another manager owns part of the spec.
+        let mut shared = stored.clone();
+        managed_by(
+            &mut shared,
+            &[
+                (FIELD_MANAGER, ours_fields()),
+                (
+                    "kubectl-client-side-apply",
+                    json!({"f:spec": {"f:podSelector": {}}}),
+                ),
+            ],
+        );
+        assert!(!exactly_as_desired(&shared, d));
+    }
+
+    #[test]
+    fn the_label_alone_proves_nothing() {
+        let d = &desired("a", &Settings::default(), Mode::Enforce)[0];
+        let mut ours = d.clone();
+        managed_by(&mut ours, &[(FIELD_MANAGER, ours_fields())]);
+        assert!(is_ours(&ours));
+        // Offline manifests (no managedFields): name and label.
+        assert!(is_ours(d));
+        // A squatter: the name and the label, written by kubectl.
+        let mut squatter = d.clone();
+        managed_by(
+            &mut squatter,
+            &[("kubectl-client-side-apply", ours_fields())],
+        );
+        assert!(!is_ours(&squatter));
+        // Another name with the label: never a baseline.
+        let mut impostor = ours.clone();
+        impostor["metadata"]["name"] = json!("allow-everything");
+        assert!(!is_ours(&impostor));
+        // Released (label removed): an ordinary policy.
+        let mut released = ours.clone();
+        released["metadata"]["labels"] = json!({});
+        assert!(!is_ours(&released));
     }
 }

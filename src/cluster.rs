@@ -13,10 +13,6 @@ use serde_json::Value;
 use crate::config::Directions;
 use crate::selector::{Labels, Selector, SelectorError};
 
-/// Label that marks the policies netpol-guard generates itself.
-pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY_VALUE: &str = "netpol-guard";
-
 /// Which API kind a covering policy came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PolicyKind {
@@ -549,7 +545,9 @@ fn compile(obj: &Value, kind: PolicyKind) -> Result<Compiled, ViewError> {
         }
     }
     // The baseline and rule-less policies only isolate: they never cover.
-    let isolating = is_baseline(obj)
+    // Ownership is proven here, as the object arrives: the view keeps only
+    // compiled selectors, not managedFields or annotations.
+    let isolating = (kind == PolicyKind::NetworkPolicy && crate::baseline::is_ours(obj))
         || entries
             .iter()
             .all(|e| !(e.grants_ingress || e.grants_egress));
@@ -589,14 +587,6 @@ pub fn effective_policy_types(spec: Option<&Value>) -> (bool, bool) {
             (true, egress)
         }
     }
-}
-
-/// Whether a policy is one netpol-guard generated (its baseline).
-pub fn is_baseline(obj: &Value) -> bool {
-    obj.pointer("/metadata/labels")
-        .and_then(|l| l.get(MANAGED_BY_KEY))
-        .and_then(Value::as_str)
-        == Some(MANAGED_BY_VALUE)
 }
 
 fn name_of(obj: &Value, kind: &'static str) -> Result<String, ViewError> {
@@ -702,7 +692,7 @@ mod tests {
         ))
         .unwrap();
         let mut base = np(
-            "dns",
+            "netpol-guard-allow-dns",
             json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}),
         );
@@ -711,6 +701,23 @@ mod tests {
         assert_eq!(covered_by(&v, &l(&[("app", "x")]), Directions::Any), None);
         assert_eq!(v.isolating_policies("ns"), 2);
         assert_eq!(v.policy_count(), 2);
+        // The label alone proves nothing: under another name, or written
+        // by someone else (managedFields), it is an ordinary policy.
+        let mut impostor = base.clone();
+        impostor["metadata"]["name"] = json!("allow-egress");
+        let mut squatter = base.clone();
+        squatter["metadata"]["annotations"] = json!({"netpol-guard.io/config-hash": "0"});
+        squatter["metadata"]["managedFields"] = json!([{"manager": "kubectl-client-side-apply",
+            "operation": "Update", "fieldsV1": {"f:spec": {"f:egress": {}}}}]);
+        for (what, obj) in [("impostor", impostor), ("squatter", squatter)] {
+            let mut v = ClusterView::new();
+            v.add(&obj).unwrap();
+            assert_eq!(
+                covered_by(&v, &l(&[("app", "x")]), Directions::Any).as_deref(),
+                obj["metadata"]["name"].as_str(),
+                "{what}"
+            );
+        }
     }
 
     #[test]

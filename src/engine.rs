@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 use crate::admission::{AdmissionRequest, Operation};
-use crate::cluster::{self, ClusterView};
+use crate::baseline;
+use crate::cluster::ClusterView;
 use crate::config::{MODE_LABEL, Mode, Settings};
 use crate::rules::{self, Action, Finding, RuleId, coverage};
 use crate::workload::{self, WorkloadKind};
@@ -53,10 +54,12 @@ impl Verdict {
         self.findings.iter().map(|(f, _)| f.rule.as_str()).collect()
     }
 
-    /// Audit mode: every denial becomes a warning that says so.
+    /// Audit mode: every denial becomes a warning that says so, except
+    /// `baseline-protected`: the baseline's names are reserved in audit mode
+    /// too, or a developer could squat one before the namespace is enforced.
     fn apply_audit_mode(&mut self) {
         for (f, action) in &mut self.findings {
-            if *action == Action::Deny {
+            if *action == Action::Deny && f.rule != RuleId::BaselineProtected {
                 *action = Action::Warn;
                 self.audit_would_deny.push(f.rule);
                 f.message = truncate_chars(
@@ -144,7 +147,8 @@ pub fn decide(
 /// same as [`decide`], except that a workload judged at its owner
 /// (`workload::judged_at_owner`: a Deployment's ReplicaSets, a CronJob's
 /// Jobs, any controller's Pods) gets no findings: reporting it again for
-/// every revision would bury the one finding that matters.
+/// every revision would bury the one finding that matters. Nor does
+/// netpol-guard's own baseline (`baseline::is_ours`).
 pub fn decide_existing(
     req: &AdmissionRequest,
     view: &ClusterView,
@@ -153,7 +157,13 @@ pub fn decide_existing(
     let owned = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
         .zip(req.object.as_ref())
         .is_some_and(|(kind, obj)| workload::judged_at_owner(kind, obj));
-    if owned {
+    // netpol-guard's own baseline, found in the cluster or in an export of
+    // it: not a developer creating a policy with a reserved name. A squatter
+    // (same name, not written by netpol-guard) is reported.
+    let baseline = (req.kind.group.as_str(), req.kind.kind.as_str())
+        == ("networking.k8s.io", "NetworkPolicy")
+        && req.object.as_ref().is_some_and(baseline::is_ours);
+    if owned || baseline {
         return Ok(Verdict::allow());
     }
     decide(req, view, settings)
@@ -283,15 +293,21 @@ fn judge_workload(
     Ok(())
 }
 
-/// `baseline-protected`: the generated baseline may only be changed by
-/// netpol-guard itself. A DELETE is also allowed while its namespace is
-/// terminating, whoever sends it: kube-controller-manager's namespace
-/// controller deletes the namespace's contents as its own service account
-/// with `--use-service-account-credentials`, but as the controller
-/// manager's user (whatever a distribution calls it) without, and a denial
-/// would leave the namespace in Terminating forever. The known controller
-/// identities are allowed too, for when the view has not seen the
-/// deletionTimestamp yet.
+/// `baseline-protected`: in a managed namespace, the names of the baseline
+/// (`baseline::reserved_names`) are netpol-guard's alone, by name, whatever
+/// the object says: only netpol-guard's own identity may CREATE, UPDATE or
+/// DELETE a policy with such a name there. Anywhere, only it may set the
+/// managed-by label. Audit mode does not soften this rule (see
+/// `Verdict::apply_audit_mode`): a squatted name would become the
+/// "baseline" the moment the namespace is enforced.
+///
+/// A DELETE is also allowed while its namespace is terminating, whoever
+/// sends it: kube-controller-manager's namespace controller deletes the
+/// namespace's contents as its own service account with
+/// `--use-service-account-credentials`, but as the controller manager's
+/// user (whatever a distribution calls it) without, and a denial would leave
+/// the namespace in Terminating forever. The known controller identities
+/// are allowed too, for when the view has not seen the deletionTimestamp yet.
 fn judge_baseline_change(
     req: &AdmissionRequest,
     namespace: &str,
@@ -299,46 +315,95 @@ fn judge_baseline_change(
     settings: &Settings,
     verdict: &mut Verdict,
 ) {
-    if !matches!(req.operation, Operation::Update | Operation::Delete) {
+    let user = req.user_info.username.as_str();
+    if user == settings.config.service_account {
         return;
     }
-    let Some(old) = req.old_object.as_ref() else {
+    let Some(obj) = req
+        .object
+        .as_ref()
+        .filter(|o| !o.is_null())
+        .or(req.old_object.as_ref())
+    else {
         return;
     };
-    if !cluster::is_baseline(old) || !is_managed(namespace, view, settings) {
-        return;
-    }
-    let user = req.user_info.username.as_str();
-    if user == settings.config.service_account || CONTROLLER_IDENTITIES.contains(&user) {
-        return;
-    }
-    if req.operation == Operation::Delete && view.is_terminating(namespace) {
-        return;
-    }
-    let name = workload::display_name(old, req.name.as_deref());
-    let verb = if req.operation == Operation::Delete {
-        "delete"
-    } else {
-        "change"
+    let name = workload::display_name(obj, req.name.as_deref());
+    let reserved = is_managed(namespace, view, settings)
+        && baseline::reserved_names(settings).contains(&name.as_str());
+    let describe_selector =
+        || crate::selector::describe(&settings.config.managed_namespaces.selector);
+    let (message, detail) = match req.operation {
+        Operation::Create | Operation::Update if reserved => {
+            let verb = if req.operation == Operation::Create {
+                "create"
+            } else {
+                "change"
+            };
+            (
+                format!(
+                    "baseline-protected: {user} may not {verb} NetworkPolicy {namespace}/{name}: the name is reserved for netpol-guard's baseline \
+                     in managed namespace {namespace}. Give your policy another name."
+                ),
+                format!(
+                    "Why: netpol-guard keeps its baseline (default-deny plus DNS allow) under these names in every managed namespace, in \
+                     audit mode too; a policy of yours with the name would pass for the baseline, or be replaced by it.\nFix: name your \
+                     policy differently (policies add up, so yours and the baseline both apply). The baseline itself is configured by \
+                     cluster admins in netpol-guard's config; to stop managing the namespace, remove its managed label ({}).",
+                    describe_selector()
+                ),
+            )
+        }
+        Operation::Create | Operation::Update if sets_managed_by(req) => (
+            format!(
+                "baseline-protected: {user} may not label NetworkPolicy {namespace}/{name} {}={}: only netpol-guard labels its own \
+                 policies. Remove the label.",
+                baseline::MANAGED_BY_KEY,
+                baseline::MANAGED_BY_VALUE
+            ),
+            format!(
+                "Why: the label marks the policies netpol-guard generates and keeps; a policy that carried it could pass for \
+                 netpol-guard's.\nFix: remove the {} label, or give it another value.",
+                baseline::MANAGED_BY_KEY
+            ),
+        ),
+        Operation::Delete
+            if reserved
+                && !CONTROLLER_IDENTITIES.contains(&user)
+                && !view.is_terminating(namespace) =>
+        {
+            (
+                format!(
+                    "baseline-protected: {user} may not delete NetworkPolicy {namespace}/{name}: it is netpol-guard's baseline \
+                     for managed namespace {namespace}. Add your own NetworkPolicy instead."
+                ),
+                format!(
+                    "Why: the baseline (default-deny plus DNS allow) keeps every pod of a managed namespace isolated unless a \
+                     policy allows its traffic; removing or loosening it silently opens the namespace.\nFix: leave it as it is \
+                     and add NetworkPolicies that allow the traffic you need (they add to the baseline). To stop managing the \
+                     namespace, a cluster admin removes its managed label ({}); netpol-guard then removes the baseline itself.",
+                    describe_selector()
+                ),
+            )
+        }
+        _ => return,
     };
     verdict.push(
         // The user and name come from the request: one line within the limit.
-        rules::netpol::finding(
-            RuleId::BaselineProtected,
-            format!(
-                "baseline-protected: {user} may not {verb} NetworkPolicy {namespace}/{name}: it is netpol-guard's baseline \
-                 for managed namespace {namespace}. Add your own NetworkPolicy instead."
-            ),
-        )
-        .with_detail(format!(
-            "Why: the baseline (default-deny plus DNS allow) keeps every pod of a managed namespace isolated unless a \
-             policy allows its traffic; removing or loosening it silently opens the namespace.\nFix: leave it as it is \
-             and add NetworkPolicies that allow the traffic you need (they add to the baseline). To stop managing the \
-             namespace, a cluster admin removes its managed label ({}); netpol-guard then removes the baseline itself.",
-            crate::selector::describe(&settings.config.managed_namespaces.selector)
-        )),
+        rules::netpol::finding(RuleId::BaselineProtected, message).with_detail(detail),
         settings,
     );
+}
+
+/// Whether the request puts netpol-guard's managed-by label on a policy
+/// that did not carry it.
+fn sets_managed_by(req: &AdmissionRequest) -> bool {
+    let labelled = |o: Option<&Value>| {
+        o.and_then(|o| o.pointer("/metadata/labels"))
+            .and_then(|l| l.get(baseline::MANAGED_BY_KEY))
+            .and_then(Value::as_str)
+            == Some(baseline::MANAGED_BY_VALUE)
+    };
+    labelled(req.object.as_ref()) && !labelled(req.old_object.as_ref())
 }
 
 /// The users kube-controller-manager deletes namespaces' contents as: the

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
 };
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
@@ -26,16 +27,13 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::baseline;
-use crate::cluster::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::baseline::{self, MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::config::{MODE_LABEL, Mode, OnUnmanage};
 use crate::leader::Leadership;
 use crate::rules::coverage;
 use crate::server::AppState;
 use crate::workload::{self, WorkloadKind};
 
-/// Field manager of every write.
-pub const FIELD_MANAGER: &str = "netpol-guard";
 /// Every namespace is reconciled again this often, whatever happens.
 const RESYNC: Duration = Duration::from_secs(300);
 /// A failed reconcile is retried after this long.
@@ -47,6 +45,12 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 pub enum GenerateError {
     #[error("{what}: {}", crate::apierror::describe(.source))]
     Api { what: String, source: kube::Error },
+    #[error("cannot build NetworkPolicy {what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error(
+        "NetworkPolicy {what} is still not exactly the baseline after it was replaced (another writer?)"
+    )]
+    NotTakenOver { what: String },
 }
 
 struct Ctx {
@@ -56,8 +60,10 @@ struct Ctx {
     /// The last impact report sent per namespace, so a resync does not
     /// repeat an unchanged Event.
     reported: Mutex<HashMap<String, String>>,
-    /// Consecutive failures per namespace, for the retry backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    /// Consecutive failures per namespace, and when it may be tried again
+    /// (its own writes trigger watch events; without this gate a failing
+    /// reconcile would run again at once, in a hot loop).
+    failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
 }
 
 /// Runs the reconciler until the process ends. It writes only while this
@@ -107,37 +113,113 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
     });
 }
 
+/// Consecutive failures after which a namespace's reconcile is reported
+/// loudly: a Warning Event, an ERROR line, the failing-namespaces gauge.
+const LOUD_AFTER: u32 = 3;
+
 /// Retries a failed namespace with exponential backoff (1 s, 2 s, 4 s, ...
-/// up to a minute), reset by its next success.
+/// up to a minute), reset by its next success. A reconcile that keeps
+/// failing is loud: from the third failure in a row it logs at ERROR, counts
+/// the namespace in `netpol_guard_reconcile_failing_namespaces`, and records
+/// a `BaselineReconcileFailed` Warning Event on the namespace (again every
+/// tenth failure), since a namespace without its baseline is open.
 fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action {
     ctx.state
         .metrics
         .inc("netpol_guard_reconcile_total", &[("result", "error")]);
-    let failures = match ctx.failures.lock() {
+    let name = ns.name_any();
+    let (failures, failing, delay) = match ctx.failures.lock() {
         Ok(mut m) => {
-            let n = m.entry(ns.name_any()).or_insert(0);
-            *n += 1;
-            *n
+            let entry = m
+                .entry(name.clone())
+                .or_insert((0, std::time::Instant::now()));
+            entry.0 += 1;
+            let n = entry.0;
+            let delay = RETRY
+                .saturating_mul(1 << n.saturating_sub(1).min(6))
+                .min(RETRY_MAX);
+            entry.1 = std::time::Instant::now() + delay;
+            (n, m.values().filter(|f| f.0 >= LOUD_AFTER).count(), delay)
         }
-        Err(_) => 1,
+        Err(_) => (1, 0, RETRY),
     };
-    let delay = RETRY
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(RETRY_MAX);
-    tracing::warn!(namespace = %ns.name_any(), error = %e, retry_in = ?delay, "baseline reconcile failed");
+    ctx.state.metrics.set_reconcile_failing(failing);
+    if failures < LOUD_AFTER {
+        tracing::warn!(namespace = %name, error = %e, retry_in = ?delay, failures, "baseline reconcile failed");
+        return Action::requeue(delay);
+    }
+    tracing::error!(namespace = %name, error = %e, retry_in = ?delay, failures,
+        "baseline reconcile keeps failing: this namespace may be missing its baseline");
+    if failures == LOUD_AFTER || failures % 10 == 0 {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "BaselineReconcileFailed".into(),
+            note: Some(truncate(
+                &format!(
+                    "netpol-guard failed {failures} times in a row to keep this namespace's baseline; it may be missing or not as configured. Last error: {e}"
+                ),
+                1000,
+            )),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let client = ctx.client.clone();
+        let reference = ns.object_ref(&());
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            crate::events::record(&client, &ctx.state.metrics, &event, &reference).await;
+        });
+    }
     Action::requeue(delay)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, GenerateError> {
     let started = std::time::Instant::now();
+    // A failing namespace waits out its backoff, whatever triggered this.
+    let wait = ctx.failures.lock().ok().and_then(|m| {
+        m.get(&ns.name_any())
+            .map(|f| f.1.saturating_duration_since(started))
+            .filter(|d| !d.is_zero())
+    });
+    if let Some(wait) = wait {
+        return Ok(Action::requeue(wait));
+    }
     let result = reconcile_namespace(&ns, &ctx).await;
     if result.is_ok()
         && let Ok(mut m) = ctx.failures.lock()
     {
         m.remove(&ns.name_any());
+        let failing = m.values().filter(|f| f.0 >= LOUD_AFTER).count();
+        ctx.state.metrics.set_reconcile_failing(failing);
     }
     ctx.state.metrics.reconcile_took(started.elapsed());
     result
+}
+
+/// What a write of a baseline policy was, for metrics, logs and Events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// It did not exist.
+    Created,
+    /// Ours, but changed (an edit, or a config change).
+    Restored,
+    /// An object with the reserved name that netpol-guard did not write (a
+    /// squatter, e.g. created while the namespace was unmanaged).
+    TakenOver,
+}
+
+impl Write {
+    fn as_str(self) -> &'static str {
+        match self {
+            Write::Created => "created",
+            Write::Restored => "restored",
+            Write::TakenOver => "taken_over",
+        }
+    }
 }
 
 async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, GenerateError> {
@@ -165,47 +247,51 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let stored = get(&api, policy).await?;
-            let action = match &stored {
-                None => "created",
-                Some(s) if baseline::drifted(s, want) => "restored",
-                Some(_) => continue,
+            let write = match &stored {
+                None => Write::Created,
+                Some(s) if baseline::exactly_as_desired(s, want) => continue,
+                // Written by netpol-guard, then edited (another manager now
+                // owns part of it): restored. Otherwise: a squatter's.
+                Some(s) if baseline::carries_our_marks(s) => Write::Restored,
+                Some(_) => Write::TakenOver,
             };
             if !ctx.leadership.is_leader() {
                 return Ok(Action::requeue(RESYNC));
             }
-            api.patch(
-                policy,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(want),
-            )
-            .await
-            .map_err(|source| GenerateError::Api {
-                what: format!("apply {name}/{policy}"),
-                source,
-            })?;
-            ctx.state
-                .metrics
-                .inc("netpol_guard_baseline_changes_total", &[("action", action)]);
-            tracing::info!(namespace = %name, policy, action, mode = mode.as_str(), "baseline policy written");
-            let event = Event {
-                type_: if action == "restored" {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: if action == "restored" {
-                    "BaselineRestored"
-                } else {
-                    "BaselineCreated"
-                }
-                .into(),
-                note: Some(if action == "restored" {
+            match &stored {
+                None => apply(&api, &name, policy, want).await?,
+                Some(s) => take_over(&api, &name, policy, s, want).await?,
+            }
+            ctx.state.metrics.inc(
+                "netpol_guard_baseline_changes_total",
+                &[("action", write.as_str())],
+            );
+            tracing::info!(namespace = %name, policy, action = write.as_str(), mode = mode.as_str(), "baseline policy written");
+            let (type_, reason, note) = match write {
+                Write::Created => (
+                    EventType::Normal,
+                    "BaselineCreated",
+                    format!("netpol-guard created NetworkPolicy {policy}"),
+                ),
+                Write::Restored => (
+                    EventType::Warning,
+                    "BaselineRestored",
                     format!(
                         "NetworkPolicy {policy} was changed or removed; netpol-guard restored it (it is managed by netpol-guard)"
-                    )
-                } else {
-                    format!("netpol-guard created NetworkPolicy {policy}")
-                }),
+                    ),
+                ),
+                Write::TakenOver => (
+                    EventType::Warning,
+                    "BaselineTakenOver",
+                    format!(
+                        "NetworkPolicy {policy} existed but netpol-guard had not written it (the name is reserved for the baseline of a managed namespace); netpol-guard replaced it with the baseline"
+                    ),
+                ),
+            };
+            let event = Event {
+                type_,
+                reason: reason.into(),
+                note: Some(note),
                 action: "Apply".into(),
                 secondary: None,
             };
@@ -223,15 +309,94 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
             }
         }
         report_impact(ctx, ns, mode).await?;
-    } else if settings.config.baseline.on_unmanage == OnUnmanage::Delete {
+    } else {
         for policy in baseline::NAMES {
-            delete_ours(ctx, &api, &name, policy).await?;
+            match settings.config.baseline.on_unmanage {
+                OnUnmanage::Delete => delete_ours(ctx, &api, &name, policy).await?,
+                OnUnmanage::Keep => release_ours(ctx, &api, &name, policy).await?,
+            }
         }
     }
     ctx.state
         .metrics
         .inc("netpol_guard_reconcile_total", &[("result", "ok")]);
     Ok(Action::requeue(RESYNC))
+}
+
+/// Creates (or keeps) a baseline policy by server-side apply, forced:
+/// netpol-guard owns every field it sets.
+async fn apply(
+    api: &Api<NetworkPolicy>,
+    ns: &str,
+    policy: &str,
+    want: &Value,
+) -> Result<(), GenerateError> {
+    api.patch(
+        policy,
+        &PatchParams::apply(baseline::FIELD_MANAGER).force(),
+        &Patch::Apply(want),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| GenerateError::Api {
+        what: format!("apply {ns}/{policy}"),
+        source,
+    })
+}
+
+/// Makes `stored` exactly `want`, whoever owned its fields. Server-side
+/// apply alone cannot: it keeps fields another manager owns (a squatter's
+/// `ingress: [{}]` would survive beside ours). So first an update (PUT)
+/// conditioned on the resourceVersion just read, with the whole desired
+/// object and netpol-guard as the only field manager, which removes every
+/// foreign field and owner; then the forced apply, so netpol-guard owns
+/// every field it sets; then a read back to verify. The policy is never deleted and re-created: in
+/// between, an enforced namespace would have no default-deny.
+async fn take_over(
+    api: &Api<NetworkPolicy>,
+    ns: &str,
+    policy: &str,
+    stored: &Value,
+    want: &Value,
+) -> Result<(), GenerateError> {
+    let mut body = want.clone();
+    body["metadata"]["resourceVersion"] = stored
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(Value::Null);
+    // managedFields sent with an update replace the stored ones: netpol-guard
+    // alone, so no other manager keeps a share of any field. (A reset with
+    // `[{}]` would not do: the next apply then records every existing field
+    // under a synthetic "before-first-apply" manager.)
+    body["metadata"]["managedFields"] = serde_json::json!([{
+        "manager": baseline::FIELD_MANAGER,
+        "operation": "Apply",
+        "apiVersion": "networking.k8s.io/v1",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:labels": {}}, "f:spec": {}},
+    }]);
+    let object: NetworkPolicy =
+        serde_json::from_value(body).map_err(|e| GenerateError::Invalid {
+            what: format!("{ns}/{policy}"),
+            reason: e.to_string(),
+        })?;
+    let params = PostParams {
+        field_manager: Some(baseline::FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    api.replace(policy, &params, &object)
+        .await
+        .map_err(|source| GenerateError::Api {
+            what: format!("replace {ns}/{policy}"),
+            source,
+        })?;
+    apply(api, ns, policy, want).await?;
+    match get(api, policy).await? {
+        Some(back) if baseline::exactly_as_desired(&back, want) => Ok(()),
+        _ => Err(GenerateError::NotTakenOver {
+            what: format!("{ns}/{policy}"),
+        }),
+    }
 }
 
 async fn get(api: &Api<NetworkPolicy>, name: &str) -> Result<Option<Value>, GenerateError> {
@@ -374,8 +539,9 @@ fn impact_note(mode: Mode, uncovered: &[String]) -> String {
     note
 }
 
-/// Deletes a baseline policy if it exists and carries netpol-guard's label
-/// (a user's policy that happens to have the name is left alone).
+/// Deletes a baseline policy if it exists and netpol-guard wrote it
+/// (`baseline::is_ours`: a user's policy that happens to have the name, or
+/// the label, is left alone).
 async fn delete_ours(
     ctx: &Ctx,
     api: &Api<NetworkPolicy>,
@@ -388,7 +554,7 @@ async fn delete_ours(
     if !ctx.leadership.is_leader() {
         return Ok(());
     }
-    if !crate::cluster::is_baseline(&stored) {
+    if !baseline::is_ours(&stored) {
         return Ok(());
     }
     match api.delete(name, &DeleteParams::default()).await {
@@ -406,5 +572,49 @@ async fn delete_ours(
         &[("action", "deleted")],
     );
     tracing::info!(namespace = ns, policy = name, "baseline policy deleted");
+    Ok(())
+}
+
+/// `onUnmanage: keep`: the kept policy becomes an ordinary one. Its
+/// managed-by label and config-hash annotation go, so nothing treats it as
+/// netpol-guard's any more (it is deletable, and judged for coverage).
+async fn release_ours(
+    ctx: &Ctx,
+    api: &Api<NetworkPolicy>,
+    ns: &str,
+    name: &str,
+) -> Result<(), GenerateError> {
+    let Some(stored) = get(api, name).await? else {
+        return Ok(());
+    };
+    if !ctx.leadership.is_leader() || !baseline::is_ours(&stored) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"metadata": {
+        "labels": {MANAGED_BY_KEY: null},
+        "annotations": {baseline::CONFIG_HASH_ANNOTATION: null}}});
+    let params = PatchParams {
+        field_manager: Some(baseline::FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    match api.patch(name, &params, &Patch::Merge(&patch)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(source) => {
+            return Err(GenerateError::Api {
+                what: format!("release {ns}/{name}"),
+                source,
+            });
+        }
+    }
+    ctx.state.metrics.inc(
+        "netpol_guard_baseline_changes_total",
+        &[("action", "released")],
+    );
+    tracing::info!(
+        namespace = ns,
+        policy = name,
+        "baseline policy released (onUnmanage: keep): it is an ordinary policy now"
+    );
     Ok(())
 }

@@ -140,6 +140,19 @@ struct ServeArgs {
     /// /healthz, /readyz and /metrics are never shed.
     #[arg(long, default_value_t = server::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_in_flight: usize,
+    /// Open connections at once (TLS handshakes included); more are closed
+    /// as they arrive (counted in netpol_guard_refused_connections_total).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+    /// Bytes of request bodies buffered at once, over all connections; a
+    /// request whose body does not fit gets 503 before any of it is read.
+    /// Bounds memory against many large, slow bodies.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BUFFER, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_body_buffer: usize,
+    /// Also offer HTTP/2 (ALPN h2). kube-apiserver calls webhooks over
+    /// HTTP/1.1, so it is off unless a client needs it.
+    #[arg(long)]
+    http2: bool,
 }
 
 #[derive(clap::Args)]
@@ -567,6 +580,7 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
     let limits = server::ConnLimits {
         handshake_timeout: o.handshake_timeout,
         header_read_timeout: o.header_read_timeout,
+        max_connections: o.max_connections,
     };
     // The config file is read once here so a bad file stops start-up.
     let config_text = match &o.config {
@@ -621,10 +635,11 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
         std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let store = CertStore::new(pair).map_err(|e| e.to_string())?;
-    let tls = store.server_config().map_err(|e| e.to_string())?;
+    let tls = store.server_config(o.http2).map_err(|e| e.to_string())?;
     let app_state = AppState::new(settings, view);
     app_state.set_cert_store(store.clone());
     app_state.set_max_in_flight(o.max_in_flight);
+    app_state.set_max_body_buffer(o.max_body_buffer);
     app_state.set_body_read_timeout(o.header_read_timeout);
     let app = server::router(app_state.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -704,6 +719,9 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             handshake_timeout_ms = u64::try_from(limits.handshake_timeout.as_millis()).unwrap_or(u64::MAX),
             header_read_timeout_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX),
             max_in_flight = o.max_in_flight,
+            max_connections = o.max_connections,
+            max_body_buffer = o.max_body_buffer,
+            http2 = o.http2,
             "connection limits"
         );
         tracing::info!(addr = %local, "netpol-guard listening (HTTPS: /validate, /mutate, /healthz, /readyz, /metrics)");

@@ -31,6 +31,10 @@ const KINDS: &[&str] = &[
 ];
 const OPERATIONS: &[&str] = &["CREATE", "UPDATE", "DELETE", "CONNECT"];
 
+/// Connections closed at once because `--max-connections` were open (one
+/// listener per process, so one process-wide count).
+pub static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
 /// The decision a request got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Decision {
@@ -98,7 +102,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "netpol_guard_baseline_changes_total",
-        "Baseline policies written or removed, by action (created, restored, deleted).",
+        "Baseline policies written or removed, by action (created, restored, taken_over, deleted, released).",
     ),
     (
         "netpol_guard_event_failures_total",
@@ -117,6 +121,8 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
     /// Uncovered workloads per managed namespace (generator impact report).
     uncovered: Mutex<BTreeMap<String, u64>>,
+    /// Namespaces whose baseline reconcile failed several times in a row.
+    reconcile_failing: AtomicU64,
     reconcile_count: AtomicU64,
     reconcile_nanos: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
@@ -234,6 +240,12 @@ impl Metrics {
         }
     }
 
+    /// Sets how many namespaces' baseline reconciles keep failing.
+    pub fn set_reconcile_failing(&self, n: usize) {
+        self.reconcile_failing
+            .store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     /// Records the duration of one baseline reconcile.
     pub fn reconcile_took(&self, took: Duration) {
         self.reconcile_count.fetch_add(1, Ordering::Relaxed);
@@ -301,6 +313,11 @@ impl Metrics {
             self.reconcile_nanos.load(Ordering::Relaxed) as f64 / 1e9,
             self.reconcile_count.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP netpol_guard_reconcile_failing_namespaces Managed namespaces whose baseline reconcile failed 3 or more times in a row (each may be missing its baseline).\n# TYPE netpol_guard_reconcile_failing_namespaces gauge\nnetpol_guard_reconcile_failing_namespaces {}",
+            self.reconcile_failing.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP netpol_guard_uncovered_workloads Existing workloads in a managed namespace that no policy covers (what default-deny isolates).\n");
         out.push_str("# TYPE netpol_guard_uncovered_workloads gauge\n");
         if let Ok(m) = self.uncovered.lock() {
@@ -312,6 +329,11 @@ impl Metrics {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP netpol_guard_refused_connections_total Connections closed as they were accepted because --max-connections were open.\n# TYPE netpol_guard_refused_connections_total counter\nnetpol_guard_refused_connections_total {}",
+            REFUSED_CONNECTIONS.load(Ordering::Relaxed)
+        );
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,

@@ -26,8 +26,7 @@ use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cluster::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
-use crate::generator::FIELD_MANAGER;
+use crate::baseline::{FIELD_MANAGER, MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
 /// The API group of the reports.
 pub const GROUP: &str = "wgpolicyk8s.io";

@@ -69,6 +69,8 @@ pub struct ConnLimits {
     /// connection's start or the end of the previous response (slowloris
     /// guard; also closes keep-alive connections idle that long).
     pub header_read_timeout: Duration,
+    /// Connections open at once; more are closed as they are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ConnLimits {
@@ -76,9 +78,17 @@ impl Default for ConnLimits {
         Self {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
+
+/// Default of `serve --max-connections`: far above what two API servers
+/// keep open, far below what exhausts memory (a connection costs tens of KB).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default of `serve --max-body-buffer`: 16 bodies of the 4 MiB
+/// `maxBodyBytes`, well inside the Deployment's 256Mi limit.
+pub const DEFAULT_MAX_BODY_BUFFER: usize = 64 << 20;
 
 /// State shared by every request. The view and settings are swapped whole
 /// (cluster watches, config reload); a request clones the `Arc` it needs and
@@ -101,7 +111,139 @@ pub struct AppState {
     body_read_timeout_ms: AtomicU64,
     /// Unix second of the last "shedding" warning (logged once a second).
     last_shed_warning: AtomicU64,
+    /// Request bodies being buffered now, within `--max-body-buffer`.
+    bodies: BodyBudget,
     pub metrics: Metrics,
+}
+
+/// The global budget for buffered request bodies. A body reserves room for
+/// its announced length before a byte is read. When the budget is full, the
+/// reads that have been going on longest (at least `EVICT_AFTER`) are cut to
+/// make room: the API server sends a body in one go, so a read that is
+/// still waiting for bytes after that long is a slow or malicious client,
+/// and it must not keep well-formed requests out.
+struct BodyBudget {
+    max: AtomicUsize,
+    state: std::sync::Mutex<BodyReads>,
+    /// Signalled whenever room is given back.
+    freed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct BodyReads {
+    used: usize,
+    next_id: u64,
+    /// Reads in progress, oldest first: when each started, its size, and
+    /// how to cut it (taken once it was told to stop).
+    reads:
+        std::collections::BTreeMap<u64, (Instant, usize, Option<tokio::sync::oneshot::Sender<()>>)>,
+}
+
+/// A read younger than this is never cut to make room.
+const EVICT_AFTER: Duration = Duration::from_millis(500);
+/// How long a request waits for room beyond `EVICT_AFTER` (the reads it
+/// cut must end and give their room back).
+const ROOM_WAIT: Duration = Duration::from_millis(500);
+
+/// Room for one request body in the budget; given back when dropped (after
+/// the body is parsed).
+struct BodyReservation<'a> {
+    budget: &'a BodyBudget,
+    id: u64,
+}
+
+impl Drop for BodyReservation<'_> {
+    fn drop(&mut self) {
+        let mut s = lock_ignoring_poison(&self.budget.state);
+        if let Some((_, bytes, _)) = s.reads.remove(&self.id) {
+            s.used -= bytes;
+        }
+        drop(s);
+        self.budget.freed.notify_waiters();
+    }
+}
+
+impl BodyBudget {
+    fn new(max: usize) -> Self {
+        Self {
+            max: AtomicUsize::new(max),
+            state: std::sync::Mutex::new(BodyReads::default()),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Room for `bytes`, cutting reads older than `EVICT_AFTER` if needed;
+    /// `None` when there is none to be had. The receiver fires if this read
+    /// is cut later.
+    async fn reserve(
+        &self,
+        bytes: usize,
+    ) -> Option<(BodyReservation<'_>, tokio::sync::oneshot::Receiver<()>)> {
+        let deadline = tokio::time::Instant::now() + EVICT_AFTER + ROOM_WAIT;
+        loop {
+            let freed = self.freed.notified();
+            // When to look again if nothing can be cut yet (`None`: reads
+            // were cut, wait for their room).
+            let ripe = {
+                let mut s = lock_ignoring_poison(&self.state);
+                let max = self.max.load(Ordering::SeqCst);
+                if s.used + bytes <= max {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let id = s.next_id;
+                    s.next_id += 1;
+                    s.used += bytes;
+                    s.reads.insert(id, (Instant::now(), bytes, Some(tx)));
+                    return Some((BodyReservation { budget: self, id }, rx));
+                }
+                if bytes > max {
+                    return None;
+                }
+                // Cut the oldest reads (the map is in start order) until
+                // enough room is on its way; reads already cut count too.
+                let free = max.saturating_sub(s.used);
+                let mut coming = 0;
+                let now = Instant::now();
+                for (started, size, cancel) in s.reads.values_mut() {
+                    match cancel {
+                        None => coming += *size,
+                        Some(_) if free + coming >= bytes => {}
+                        Some(_) if now.duration_since(*started) < EVICT_AFTER => break,
+                        Some(_) => {
+                            if let Some(c) = cancel.take() {
+                                let _ = c.send(());
+                            }
+                            coming += *size;
+                        }
+                    }
+                }
+                if free + coming < bytes {
+                    // Nothing old enough to cut yet: wait until the oldest
+                    // is (or room is given back), within the deadline.
+                    let oldest = s.reads.values().find(|(_, _, c)| c.is_some()).map(|r| r.0);
+                    match oldest {
+                        Some(t) => Some(tokio::time::Instant::from_std(t + EVICT_AFTER)),
+                        None => return None,
+                    }
+                } else {
+                    None
+                }
+            };
+            match ripe {
+                Some(ripe) if ripe >= deadline => return None,
+                Some(ripe) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(ripe) => {}
+                        () = freed => {}
+                    }
+                }
+                None => {
+                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One admission request being judged; frees its slot when dropped.
@@ -127,6 +269,7 @@ impl AppState {
             max_in_flight: AtomicUsize::new(DEFAULT_MAX_IN_FLIGHT),
             body_read_timeout_ms: AtomicU64::new(30_000),
             last_shed_warning: AtomicU64::new(0),
+            bodies: BodyBudget::new(DEFAULT_MAX_BODY_BUFFER),
             metrics: Metrics::new(),
         })
     }
@@ -134,6 +277,11 @@ impl AppState {
     /// At most `n` admission requests are judged at once; more get 503.
     pub fn set_max_in_flight(&self, n: usize) {
         self.max_in_flight.store(n.max(1), Ordering::SeqCst);
+    }
+
+    /// At most `bytes` of request bodies are buffered at once.
+    pub fn set_max_body_buffer(&self, bytes: usize) {
+        self.bodies.max.store(bytes.max(1), Ordering::SeqCst);
     }
 
     /// How long a request body may take to arrive once its headers have
@@ -338,7 +486,11 @@ impl IntoResponse for Rejected {
 /// still gets the 413, and keeps its connection); beyond that the 413 goes
 /// out at once and the connection closes, so a client announcing 100 MB is
 /// not waited for.
-async fn read_body(state: &AppState, req: Request, limit: usize) -> Result<Bytes, Rejected> {
+async fn read_body(
+    state: &AppState,
+    req: Request,
+    limit: usize,
+) -> Result<(Bytes, BodyReservation<'_>), Rejected> {
     // Connection-specific headers are not allowed in HTTP/2.
     let http1 = req.version() < Version::HTTP_2;
     let timeout = state.body_read_timeout();
@@ -363,9 +515,38 @@ async fn read_body(state: &AppState, req: Request, limit: usize) -> Result<Bytes
             close: http1 && !drained,
         });
     }
+    // Room in the global budget before a byte is buffered: what the
+    // Content-Length announces, or the whole limit for a chunked body.
+    let wanted = announced
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(limit)
+        .min(limit);
+    let budget_full = || {
+        state.metrics.inc(
+            "netpol_guard_shed_requests_total",
+            &[("endpoint", "body-buffer")],
+        );
+        Rejected {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!(
+                "netpol-guard is already buffering {} bytes of request bodies (--max-body-buffer); retry in a second",
+                state.bodies.max.load(Ordering::SeqCst)
+            ),
+            // The body was not (all) read: the connection cannot be reused.
+            close: http1,
+        }
+    };
+    let Some((reservation, cut)) = state.bodies.reserve(wanted).await else {
+        return Err(budget_full());
+    };
     let body = Limited::new(req.into_body(), limit).collect();
-    match tokio::time::timeout(timeout, body).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    let read = tokio::select! {
+        read = tokio::time::timeout(timeout, body) => read,
+        // Cut to make room for newer requests: it was too slow.
+        _ = cut => return Err(budget_full()),
+    };
+    match read {
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), reservation)),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(Rejected {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!("body is over the limit of {limit} bytes (maxBodyBytes)"),
@@ -414,7 +595,7 @@ async fn admit<'a>(
         tracing::warn!(endpoint, status = r.status.as_u16(), error = %r.message, "rejected request body");
         r.into_response()
     };
-    let body = read_body(state, req, limit).await.map_err(rejected)?;
+    let (body, _reservation) = read_body(state, req, limit).await.map_err(rejected)?;
     let Some(slot) = state.try_admit() else {
         return Err(shed(state, endpoint));
     };
@@ -832,8 +1013,17 @@ async fn serve_on(
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http2.timer(TokioTimer::new()).max_concurrent_streams(256);
+    // HTTP/2 (only with --http2): idle connections are pinged and closed
+    // when they do not answer, like HTTP/1.1's header read timeout.
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(limits.handshake_timeout)
+        .max_header_list_size(64 << 10);
     let (http1, http2) = (Arc::new(http1), Arc::new(http2));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let last_refusal_warning = Arc::new(AtomicU64::new(0));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -848,12 +1038,19 @@ async fn serve_on(
             },
             () = &mut shutdown => break,
         };
+        // Over --max-connections: closed at once, before the handshake.
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            drop(stream);
+            refused_connection(&last_refusal_warning, limits.max_connections);
+            continue;
+        };
         let acceptor = acceptor.clone();
         let service = connection_service(app.clone(), draining.clone());
         let (http1, http2) = (http1.clone(), http2.clone());
         let mut draining = draining.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _permit = permit;
             let result = match acceptor {
                 None => {
                     watcher
@@ -897,6 +1094,22 @@ async fn serve_on(
     }
     drop(listener);
     drain(graceful, &draining_tx).await;
+}
+
+/// Counts a connection closed for `--max-connections`, and says so at WARN
+/// at most once a second.
+fn refused_connection(last_warning: &AtomicU64, max: usize) {
+    crate::metrics::REFUSED_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if last_warning.swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(
+            max_connections = max,
+            "too many connections: closing new ones (netpol_guard_refused_connections_total counts them)"
+        );
+    }
 }
 
 /// Shutdown, once the listener is closed. Requests already received are

@@ -115,7 +115,7 @@ impl CertPair {
     /// A rustls server config offering HTTP/2 and HTTP/1.1 over ALPN, with
     /// this pair fixed.
     pub fn server_config(self) -> Result<Arc<ServerConfig>, TlsError> {
-        CertStore::new(self)?.server_config()
+        CertStore::new(self)?.server_config(true)
     }
 }
 
@@ -162,7 +162,8 @@ impl CertStore {
     /// old certificate long after a rotation. kube-apiserver keeps its
     /// connections alive and does not resume sessions anyway (Go's TLS
     /// client has no session cache unless one is set).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+    /// `http2`: offer `h2` by ALPN besides HTTP/1.1 (`serve --http2`).
+    pub fn server_config(self: &Arc<Self>, http2: bool) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -170,7 +171,11 @@ impl CertStore {
             .with_cert_resolver(self.clone());
         cfg.session_storage = Arc::new(NoServerSessionStorage {});
         cfg.send_tls13_tickets = 0;
-        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        cfg.alpn_protocols = if http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         Ok(Arc::new(cfg))
     }
 }

@@ -1158,3 +1158,108 @@ async fn drill_6_a_burst_of_ten_times_the_steady_rate_is_shed_with_503_never_a_c
     assert!(after.iter().all(|o| matches!(o, BurstOutcome::Judged)));
     healthy(&ep).await;
 }
+
+/// Resident memory of a process, in bytes (Linux).
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Announces a body of just under `maxBodyBytes`, sends all of it but the
+/// last byte, and holds the connection: what the adversarial review did 64
+/// and 128 times at once (RSS 374 MB and 784 MB, past the Deployment's
+/// 256Mi). Returns the status the server answered with while the body was
+/// still owed, if any.
+async fn partial_body(ep: Endpoint, hold: Duration) -> Option<u16> {
+    let len = 4 * MIB - 1;
+    let mut s = ep.tls(&[b"http/1.1"]).await.ok()?;
+    let head = format!(
+        "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.ok()?;
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < len - 1 {
+        let n = chunk
+            .len()
+            .min(usize::try_from(len - 1 - sent).unwrap_or(0));
+        if s.write_all(&chunk[..n]).await.is_err() {
+            break; // refused and closed: the answer is waiting
+        }
+        sent += n as u64;
+    }
+    let _ = s.flush().await;
+    let answer = read_response(&mut s, hold).await.ok().map(|r| r.status);
+    drop(s);
+    answer
+}
+
+/// Issue 13: request bodies are buffered within a global budget
+/// (`--max-body-buffer`, 64 MiB by default); a body that does not fit gets
+/// 503 before any of it is read. Memory stays bounded, and a well-formed
+/// request from another client keeps being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_7_partial_bodies_cannot_exhaust_memory() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let mut server = Server::start(&fixtures_cluster(), &[]);
+    let ep = Endpoint::of(&server);
+    let pid = server.child.id();
+    let before = rss_bytes(pid);
+    let mut attackers = JoinSet::new();
+    for _ in 0..128 {
+        attackers.spawn(partial_body(ep.clone(), Duration::from_secs(6)));
+    }
+    // Meanwhile, the API server's own requests are answered.
+    let mut c = ep.http1().await.unwrap();
+    let body = fixture("deployment-create-covered.json");
+    let mut peak = before;
+    let mut served = 0;
+    let mut took = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        let sent = Instant::now();
+        let r = send(&mut c, "POST", "/validate", body.clone())
+            .await
+            .expect("an answer during the attack");
+        took.push(sent.elapsed());
+        assert_eq!(r.status, 200, "{}", r.text());
+        served += 1;
+        peak = peak.max(rss_bytes(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut refused = 0;
+    while let Some(answer) = attackers.join_next().await {
+        peak = peak.max(rss_bytes(pid));
+        if answer.unwrap() == Some(503) {
+            refused += 1;
+        }
+    }
+    took.sort();
+    let p99 = took[(took.len() * 99 / 100).min(took.len() - 1)];
+    println!(
+        "drill 7: RSS {} MiB before, peak {} MiB; {refused} of 128 partial bodies refused with 503; {served} requests served meanwhile, p50 {:?}, p99 {p99:?}, max {:?}",
+        before / MIB,
+        peak / MIB,
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+    assert!(refused >= 100, "only {refused} of 128 were refused");
+    // 64 MiB of budget, with the buffers' growth, over what the server had.
+    assert!(
+        peak < before + 160 * MIB,
+        "RSS grew from {} MiB to {} MiB",
+        before / MIB,
+        peak / MIB
+    );
+    assert!(served > 10);
+    let m = ep.http1().await.unwrap().get("/metrics").await.text();
+    assert!(
+        m.contains("netpol_guard_shed_requests_total{endpoint=\"body-buffer\"}"),
+        "{m}"
+    );
+    assert_alive(&mut server);
+}

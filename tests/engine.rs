@@ -291,7 +291,7 @@ fn baseline_protection_lets_netpol_guard_and_the_namespace_controller_through() 
     let mut r = req.clone();
     r.namespace = Some("legacy".into());
     assert_eq!(decide(&r, &Settings::default()), Verdict::allow());
-    // An UPDATE is protected too; creating a policy with the label is not.
+    // An UPDATE is protected too.
     let mut r = req.clone();
     r.operation = Operation::Update;
     r.object = r.old_object.clone();
@@ -301,6 +301,98 @@ fn baseline_protection_lets_netpol_guard_and_the_namespace_controller_through() 
             .unwrap()
             .contains("may not change")
     );
+}
+
+/// Found by an adversarial review: a developer could create a policy with a
+/// baseline name (in audit mode, or before the namespace was managed), or
+/// label any policy as netpol-guard's. The names are reserved by name alone
+/// in managed namespaces, CREATE included, in audit mode too; the label is
+/// netpol-guard's alone everywhere.
+#[test]
+fn reserved_names_and_the_label_are_netpol_guards_alone() {
+    let delete = request("networkpolicy-delete-baseline");
+    let squat = |name: &str, labels: serde_json::Value| {
+        let mut r = delete.clone();
+        r.operation = Operation::Create;
+        r.name = Some(name.into());
+        r.object = Some(
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": "payments", "labels": labels},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}}),
+        );
+        r.old_object = None;
+        r
+    };
+    for name in ["netpol-guard-default-deny", "netpol-guard-allow-dns"] {
+        let r = squat(name, json!({}));
+        for settings in [
+            Settings::default(),
+            settings(
+                "mode: audit
+",
+            ),
+        ] {
+            let v = decide(&r, &settings);
+            assert_eq!(
+                rules_of(&v),
+                [(RuleId::BaselineProtected, Action::Deny)],
+                "{name}"
+            );
+            assert!(
+                v.denial_message().unwrap().starts_with(&format!(
+                    "netpol-guard: baseline-protected: alice@example.com may not create NetworkPolicy payments/{name}: the name is reserved for netpol-guard's baseline in managed namespace payments. Give your policy another name."
+                )),
+                "{:?}",
+                v.denial_message()
+            );
+        }
+        // netpol-guard itself may.
+        let mut ours = r.clone();
+        ours.user_info.username = "system:serviceaccount:netpol-guard:netpol-guard".into();
+        assert_eq!(decide(&ours, &Settings::default()), Verdict::allow());
+        // In an unmanaged namespace the name is free.
+        let mut free = r.clone();
+        free.namespace = Some("legacy".into());
+        free.object.as_mut().unwrap()["metadata"]["namespace"] = json!("legacy");
+        assert_eq!(decide(&free, &Settings::default()), Verdict::allow());
+    }
+    // The label, under any name, in any namespace.
+    let labelled = json!({"app.kubernetes.io/managed-by": "netpol-guard"});
+    for ns in ["payments", "legacy"] {
+        let mut r = squat("allow-web", labelled.clone());
+        r.namespace = Some(ns.into());
+        let v = decide(&r, &Settings::default());
+        assert_eq!(
+            rules_of(&v),
+            [(RuleId::BaselineProtected, Action::Deny)],
+            "{ns}"
+        );
+        assert!(
+            v.denial_message().unwrap().contains(&format!(
+                "may not label NetworkPolicy {ns}/allow-web app.kubernetes.io/managed-by=netpol-guard"
+            )),
+            "{:?}",
+            v.denial_message()
+        );
+        // An update that keeps a label the object already had is not setting it.
+        let mut keep = r.clone();
+        keep.operation = Operation::Update;
+        keep.old_object = keep.object.clone();
+        assert_eq!(
+            decide(&keep, &Settings::default()),
+            Verdict::allow(),
+            "{ns}"
+        );
+    }
+    // A labelled impostor is an ordinary policy: deletable.
+    let mut impostor = delete.clone();
+    impostor.name = Some("allow-web".into());
+    impostor.old_object = Some(
+        json!({"metadata": {"name": "allow-web", "namespace": "payments",
+        "labels": {"app.kubernetes.io/managed-by": "netpol-guard"}}}),
+    );
+    assert_eq!(decide(&impostor, &Settings::default()), Verdict::allow());
 }
 
 #[test]

@@ -457,7 +457,22 @@ async fn on_unmanage_keep_leaves_the_baseline() {
     let _live = start(&fake);
     eventually("baseline", || baseline_names(&fake, "team-a") == BOTH).await;
     fake.apply_object(&namespace("team-a", json!({})));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Kept, and released: no longer labelled or hashed as netpol-guard's,
+    // so it is an ordinary policy (deletable, judged for coverage).
+    eventually("the kept baseline released", || {
+        fake.list_objects(NP, "NetworkPolicy")
+            .iter()
+            .filter(|p| p["metadata"]["namespace"] == "team-a")
+            .all(|p| {
+                p["metadata"]["labels"]
+                    .get("app.kubernetes.io/managed-by")
+                    .is_none()
+                    && p["metadata"]["annotations"]
+                        .get("netpol-guard.io/config-hash")
+                        .is_none()
+            })
+    })
+    .await;
     assert_eq!(baseline_names(&fake, "team-a"), BOTH);
     // Excluding a namespace by name unmanages it too (and keep still applies).
     fake.apply_object(&namespace(

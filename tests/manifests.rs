@@ -443,8 +443,30 @@ fn rbac_is_least_privilege() {
     );
     assert_eq!(
         verbs_for("ClusterRole", "networkpolicies"),
-        ["create", "delete", "get", "list", "patch", "watch"]
+        [
+            "create", "delete", "get", "list", "patch", "update", "watch"
+        ]
     );
+    // Writing an existing policy (patch, update) and deleting one are
+    // limited to the baseline's names; create cannot be limited by name.
+    let rules = find(&objects, "ClusterRole", "netpol-guard")["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for rule in rules
+        .iter()
+        .filter(|r| strings(&r["resources"]).contains(&"networkpolicies".to_string()))
+    {
+        let verbs = strings(&rule["verbs"]);
+        let writes = verbs
+            .iter()
+            .any(|v| ["update", "patch", "delete"].contains(&v.as_str()));
+        if writes {
+            let mut names = netpol_guard::baseline::NAMES.map(String::from).to_vec();
+            names.sort();
+            assert_eq!(strings(&rule["resourceNames"]), names, "{rule}");
+        }
+    }
     assert_eq!(
         verbs_for("ClusterRole", "ciliumnetworkpolicies"),
         ["get", "list", "watch"]

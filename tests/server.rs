@@ -101,9 +101,16 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     }
 }
 
+/// kube-apiserver calls webhooks over HTTP/1.1: HTTP/2 is offered only
+/// with `--http2` (an adversarial review kept 10,000 preface-only h2
+/// connections open for minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_is_offered_over_alpn() {
-    let server = Server::start(&fixtures_cluster(), &[]);
+async fn http2_is_offered_over_alpn_only_with_the_flag() {
+    let plain = Server::start(&fixtures_cluster(), &[]);
+    let stream = plain.tls_stream(&[b"h2", b"http/1.1"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    drop(stream);
+    let server = Server::start(&fixtures_cluster(), &["--http2"]);
     let stream = server.tls_stream(&[b"h2", b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut sender, conn) =

@@ -597,6 +597,16 @@ impl Store {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
+        // `managedFields: [{}]` (or `[]`) is the documented reset; the fake
+        // keeps no field ownership, so a reset leaves none.
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+            && meta
+                .get("managedFields")
+                .and_then(Value::as_array)
+                .is_some_and(|m| m.is_empty() || (m.len() == 1 && m[0] == serde_json::json!({})))
+        {
+            meta.remove("managedFields");
+        }
         if let Some(rv) = meta_str(&obj, "resourceVersion")
             && Some(rv) != meta_str(&old, "resourceVersion")
         {

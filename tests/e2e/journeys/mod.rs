@@ -5,6 +5,7 @@ mod developer;
 mod faults;
 mod leader;
 mod reports;
+mod takeover;
 
 use std::time::Duration;
 
@@ -39,6 +40,11 @@ pub fn all() -> Vec<Journey> {
         admin::namespace_deletion_completes_with_shared_credentials,
         admin::auto_manage_labels_a_new_namespace,
         admin::every_event_is_visible_and_none_failed,
+        takeover::a_name_squatted_while_unmanaged_is_taken_over,
+        takeover::a_name_squatted_before_audit_is_taken_over_on_enforce,
+        takeover::fields_added_to_the_baseline_are_reverted,
+        takeover::the_label_alone_makes_nothing_a_baseline,
+        takeover::a_kept_baseline_is_released,
         leader::one_lease_holder_and_only_it_writes,
         leader::sigterm_releases_the_lease,
         leader::sigstop_hands_over_and_the_stopped_one_writes_nothing,
