@@ -557,15 +557,9 @@ async fn delete_ours(
     if !baseline::is_ours(&stored) {
         return Ok(());
     }
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(source) => {
-            return Err(GenerateError::Api {
-                what: format!("delete {ns}/{name}"),
-                source,
-            });
-        }
+    let deleted = api.delete(name, &DeleteParams::default()).await.map(|_| ());
+    if !found(deleted, || format!("delete {ns}/{name}"))? {
+        return Ok(());
     }
     ctx.state.metrics.inc(
         "netpol_guard_baseline_changes_total",
@@ -597,15 +591,12 @@ async fn release_ours(
         field_manager: Some(baseline::FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    match api.patch(name, &params, &Patch::Merge(&patch)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(source) => {
-            return Err(GenerateError::Api {
-                what: format!("release {ns}/{name}"),
-                source,
-            });
-        }
+    let patched = api
+        .patch(name, &params, &Patch::Merge(&patch))
+        .await
+        .map(|_| ());
+    if !found(patched, || format!("release {ns}/{name}"))? {
+        return Ok(());
     }
     ctx.state.metrics.inc(
         "netpol_guard_baseline_changes_total",
@@ -617,4 +608,20 @@ async fn release_ours(
         "baseline policy released (onUnmanage: keep): it is an ordinary policy now"
     );
     Ok(())
+}
+
+/// The outcome of a write to an object that may have gone meanwhile: true
+/// when done, false when it no longer exists (404), the error otherwise.
+fn found(
+    result: Result<(), kube::Error>,
+    what: impl FnOnce() -> String,
+) -> Result<bool, GenerateError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(source) => Err(GenerateError::Api {
+            what: what(),
+            source,
+        }),
+    }
 }

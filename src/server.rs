@@ -119,9 +119,10 @@ pub struct AppState {
 /// The global budget for buffered request bodies. A body reserves room for
 /// its announced length before a byte is read. When the budget is full, the
 /// reads that have been going on longest (at least `EVICT_AFTER`) are cut to
-/// make room: the API server sends a body in one go, so a read that is
-/// still waiting for bytes after that long is a slow or malicious client,
-/// and it must not keep well-formed requests out.
+/// make room for a body of ordinary size (`EVICTING_MAX`): the API server
+/// sends a body in one go, so a read that is still waiting for bytes after
+/// that long is a slow or malicious client, and it must not keep
+/// well-formed requests out.
 struct BodyBudget {
     max: AtomicUsize,
     state: std::sync::Mutex<BodyReads>,
@@ -141,6 +142,11 @@ struct BodyReads {
 
 /// A read younger than this is never cut to make room.
 const EVICT_AFTER: Duration = Duration::from_millis(500);
+/// Only a body up to this size may have older reads cut for it. The API
+/// server's AdmissionReviews are tens of KB; large bodies waiting for room
+/// never cut each other, or a crowd of slow large bodies would take turns
+/// holding the budget while a well-formed request waited behind them.
+const EVICTING_MAX: usize = 1 << 20;
 /// How long a request waits for room beyond `EVICT_AFTER` (the reads it
 /// cut must end and give their room back).
 const ROOM_WAIT: Duration = Duration::from_millis(500);
@@ -206,7 +212,7 @@ impl BodyBudget {
                 for (started, size, cancel) in s.reads.values_mut() {
                     match cancel {
                         None => coming += *size,
-                        Some(_) if free + coming >= bytes => {}
+                        Some(_) if free + coming >= bytes || bytes > EVICTING_MAX => {}
                         Some(_) if now.duration_since(*started) < EVICT_AFTER => break,
                         Some(_) => {
                             if let Some(c) = cancel.take() {
@@ -539,14 +545,14 @@ async fn read_body(
     let Some((reservation, cut)) = state.bodies.reserve(wanted).await else {
         return Err(budget_full());
     };
-    let body = Limited::new(req.into_body(), limit).collect();
+    let body = collect_into(req.into_body(), wanted, limit);
     let read = tokio::select! {
         read = tokio::time::timeout(timeout, body) => read,
         // Cut to make room for newer requests: it was too slow.
         _ = cut => return Err(budget_full()),
     };
     match read {
-        Ok(Ok(collected)) => Ok((collected.to_bytes(), reservation)),
+        Ok(Ok(collected)) => Ok((collected, reservation)),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(Rejected {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: format!("body is over the limit of {limit} bytes (maxBodyBytes)"),
@@ -566,6 +572,25 @@ async fn read_body(
             close: http1,
         }),
     }
+}
+
+/// Reads a body into one buffer of the announced size (`capacity`), so what
+/// is held is what the budget reserved: no growth by doubling, no copy at the
+/// end, and the transport's read buffers are not kept alive by slices of
+/// them. Over `limit`: `LengthLimitError`, as `Limited` reports it.
+async fn collect_into(
+    body: axum::body::Body,
+    capacity: usize,
+    limit: usize,
+) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+    let mut body = Limited::new(body, limit);
+    let mut buf = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Reads a body to its end without keeping it.
@@ -765,17 +790,9 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
             return Ok(verdict);
         }
     }
-    let snapshot = match tokio::time::timeout(timeout, reader.namespace(ns)).await {
-        Ok(Ok(s)) => s,
-        failed => {
-            let reason = match failed {
-                Ok(Err(e)) => crate::apierror::describe(&e),
-                _ => format!("no answer within {} ms", timeout.as_millis()),
-            };
-            state
-                .metrics
-                .inc("netpol_guard_live_rereads_total", &[("result", "error")]);
-            tracing::warn!(namespace = ns, error = %reason, "live re-read failed");
+    let snapshot = match live_read(state, ns, timeout, reader.namespace(ns)).await {
+        Ok(s) => s,
+        Err(reason) => {
             if cache_miss {
                 // Fail closed: the cache cannot say whether the namespace is managed.
                 return Err(JudgeError::LiveRead {
@@ -803,6 +820,26 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
     Ok(verdict)
 }
 
+/// One live read of the API server within `timeout`; a failure is counted
+/// and logged, and returned as text for the denial that may carry it.
+async fn live_read<T>(
+    state: &AppState,
+    ns: &str,
+    timeout: Duration,
+    read: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, String> {
+    let reason = match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(e)) => crate::apierror::describe(&e),
+        Err(_) => format!("no answer within {} ms", timeout.as_millis()),
+    };
+    state
+        .metrics
+        .inc("netpol_guard_live_rereads_total", &[("result", "error")]);
+    tracing::warn!(namespace = ns, error = %reason, "live re-read failed");
+    Err(reason)
+}
+
 fn denies(verdict: &Verdict, rule: RuleId) -> bool {
     verdict
         .findings
@@ -822,19 +859,8 @@ async fn terminating_reread(
     timeout: Duration,
 ) -> Verdict {
     let ns = req.namespace.as_deref().unwrap_or("");
-    let meta = match tokio::time::timeout(timeout, reader.namespace_meta(ns)).await {
-        Ok(Ok(meta)) => meta,
-        failed => {
-            let reason = match failed {
-                Ok(Err(e)) => crate::apierror::describe(&e),
-                _ => format!("no answer within {} ms", timeout.as_millis()),
-            };
-            state
-                .metrics
-                .inc("netpol_guard_live_rereads_total", &[("result", "error")]);
-            tracing::warn!(namespace = ns, error = %reason, "live re-read of the namespace failed");
-            return verdict;
-        }
+    let Ok(meta) = live_read(state, ns, timeout, reader.namespace_meta(ns)).await else {
+        return verdict;
     };
     if !meta.as_ref().is_some_and(|m| m.terminating) {
         state.metrics.inc(
@@ -1011,6 +1037,9 @@ async fn serve_on(
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // Per-connection read buffer (hyper's default grows to ~400 KB):
+        // bodies are copied out into their reserved buffer anyway.
+        .max_buf_size(64 << 10)
         .keep_alive(true);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     // HTTP/2 (only with --http2): idle connections are pinged and closed

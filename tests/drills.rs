@@ -1248,9 +1248,11 @@ async fn drill_7_partial_bodies_cannot_exhaust_memory() {
         took[took.len() - 1]
     );
     assert!(refused >= 100, "only {refused} of 128 were refused");
-    // 64 MiB of budget, with the buffers' growth, over what the server had.
+    // 64 MiB of budget, plus connection buffers and what the allocator
+    // keeps, under the Deployment's 256Mi limit with room to spare (before
+    // the budget: 784 MB; measured here 120 to 150 MiB).
     assert!(
-        peak < before + 160 * MIB,
+        peak < 200 * MIB,
         "RSS grew from {} MiB to {} MiB",
         before / MIB,
         peak / MIB
