@@ -280,7 +280,11 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     let api_version = review.api_version.unwrap_or_default();
     let kind = review.kind.unwrap_or_default();
     if api_version != API_VERSION || kind != "AdmissionReview" {
-        return Err(ReviewError::Version { api_version, kind });
+        // Echoed in the 400 and the log: a sender's 1 MB string stays there.
+        return Err(ReviewError::Version {
+            api_version: crate::engine::truncate_chars(&api_version, 64),
+            kind: crate::engine::truncate_chars(&kind, 64),
+        });
     }
     review.request.ok_or(ReviewError::NoRequest)
 }

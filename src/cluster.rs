@@ -608,6 +608,38 @@ fn namespace_of(obj: &Value, kind: &'static str, name: &str) -> Result<String, V
         })
 }
 
+/// What the view needs of a policy object, cut down as it arrives from a
+/// watch: `apiVersion`, `kind`, name, namespace and spec(s). Annotations,
+/// managedFields, status and the rest go: an adversarial review filled the
+/// cache with 800 policies carrying 250 KB annotations each. Ownership of
+/// the baseline (`baseline::is_ours`, which reads managedFields and
+/// annotations) is decided here, before they go: the slim copy of netpol-
+/// guard's own baseline keeps its managed-by label and nothing else that
+/// would need proof; any other policy loses that label, so it can never
+/// pass for the baseline afterwards.
+pub fn slim_policy(obj: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in ["apiVersion", "kind", "spec", "specs"] {
+        if let Some(v) = obj.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    let mut meta = serde_json::Map::new();
+    for key in ["name", "namespace"] {
+        if let Some(v) = obj.pointer(&format!("/metadata/{key}")) {
+            meta.insert(key.into(), v.clone());
+        }
+    }
+    if crate::baseline::is_ours(obj) {
+        meta.insert(
+            "labels".into(),
+            serde_json::json!({crate::baseline::MANAGED_BY_KEY: crate::baseline::MANAGED_BY_VALUE}),
+        );
+    }
+    out.insert("metadata".into(), Value::Object(meta));
+    Value::Object(out)
+}
+
 /// String labels of an object (non-string values are ignored).
 pub fn labels_of(obj: &Value) -> Labels {
     obj.pointer("/metadata/labels")
@@ -718,6 +750,37 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    #[test]
+    fn slim_policies_keep_what_judging_reads_and_settle_ownership_on_arrival() {
+        let mut ours = np(
+            "netpol-guard-default-deny",
+            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        );
+        ours["metadata"]["labels"] =
+            json!({"app.kubernetes.io/managed-by": "netpol-guard", "x": "y"});
+        ours["metadata"]["annotations"] =
+            json!({"netpol-guard.io/config-hash": "h", "big": "a".repeat(250_000)});
+        ours["metadata"]["managedFields"] = json!([{"manager": "netpol-guard", "operation": "Apply",
+            "fieldsV1": {"f:spec": {"f:podSelector": {}}}}]);
+        ours["status"] = json!({});
+        let slim = slim_policy(&ours);
+        assert_eq!(
+            slim,
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "netpol-guard-default-deny", "namespace": "ns",
+                    "labels": {"app.kubernetes.io/managed-by": "netpol-guard"}},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}})
+        );
+        assert!(crate::baseline::is_ours(&slim));
+        // A squatter's copy loses the label: never a baseline later.
+        let mut squatter = ours.clone();
+        squatter["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
+        let slim = slim_policy(&squatter);
+        assert!(slim["metadata"].get("labels").is_none());
+        assert!(!crate::baseline::is_ours(&slim));
+        assert!(serde_json::to_string(&slim).unwrap().len() < 300);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Verdict {
 }
 
 /// Cuts `s` to at most `max` characters, ending in `...` when cut.
-fn truncate_chars(s: &str, max: usize) -> String {
+pub fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }

@@ -60,8 +60,13 @@ fn api_resource(kind: PolicyKind) -> ApiResource {
 }
 
 /// A watched object as JSON with `apiVersion` and `kind` set (list items
-/// arrive without them).
+/// arrive without them), cut down to what judging reads
+/// (`cluster::slim_policy`): the model keeps every policy of the cluster.
 fn to_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
+    full_json(obj, kind).map(|v| crate::cluster::slim_policy(&v))
+}
+
+fn full_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
     let mut v = serde_json::to_value(obj).ok()?;
     let map = v.as_object_mut()?;
     let api_version = match kind {
@@ -222,10 +227,7 @@ impl LiveView {
 
     /// A reader for read-after-write checks, sharing this view's CRD knowledge.
     pub fn reader(&self) -> LiveReader {
-        LiveReader {
-            client: self.client.clone(),
-            cilium: self.cilium.clone(),
-        }
+        LiveReader::new(self.client.clone(), self.cilium.clone())
     }
 
     /// Starts every watch as a background task.
@@ -405,15 +407,87 @@ impl LiveView {
     }
 }
 
-/// Live reads of one namespace, for read-after-write safety.
+/// Live reads of one namespace, for read-after-write safety. Every read
+/// here is caused by an admission request, and anyone who can reach the
+/// webhook port can send those, so reads are bounded three ways:
+/// - **coalesced**: at most one read of a namespace is in flight; a request
+///   that arrives while one runs waits for the next read (one that started
+///   after it arrived, so a policy applied just before it is seen), and
+///   requests waiting together share it;
+/// - **negative-cached**: a namespace the API server says does not exist is
+///   remembered as absent for `ABSENT_FOR`, and nothing is listed for it;
+/// - **rate-limited**: at most `READS_PER_SECOND` (burst `READ_BURST`) reads
+///   reach the API server; beyond that a read fails, and the caller's
+///   fail-closed rules apply.
 #[derive(Clone)]
 pub struct LiveReader {
     client: Client,
     cilium: Arc<AtomicBool>,
+    /// Per namespace: the last read, and the lock that makes reads of it
+    /// one at a time.
+    slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<LastRead>>>>>>,
+    bucket: Arc<Mutex<TokenBucket>>,
+}
+
+/// How long "this namespace does not exist" is believed without asking.
+const ABSENT_FOR: Duration = Duration::from_secs(2);
+/// Live reads per second the API server gets from one replica, at most.
+const READS_PER_SECOND: f64 = 50.0;
+const READ_BURST: f64 = 100.0;
+/// Namespaces whose last read is remembered, before idle ones are dropped.
+const SLOTS_KEPT: usize = 4096;
+
+/// The result of one read of a namespace, and when that read started.
+#[derive(Clone)]
+struct LastRead {
+    started: std::time::Instant,
+    result: Result<Arc<NamespaceSnapshot>, LiveReadError>,
+}
+
+/// Why a live read gave no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LiveReadError {
+    /// The API server's error, described (`apierror::describe`).
+    #[error("{0}")]
+    Api(String),
+    #[error(
+        "live reads of the API server are rate-limited (more than {READS_PER_SECOND} a second)"
+    )]
+    RateLimited,
+}
+
+impl From<kube::Error> for LiveReadError {
+    fn from(e: kube::Error) -> Self {
+        LiveReadError::Api(crate::apierror::describe(&e))
+    }
+}
+
+/// A token bucket: `READ_BURST` reads at once, refilled at
+/// `READS_PER_SECOND`.
+struct TokenBucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl TokenBucket {
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * READS_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(READ_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What the API server says about a namespace right now.
+#[derive(Debug)]
 pub struct NamespaceSnapshot {
+    /// `None`: the namespace does not exist.
     pub meta: Option<NamespaceMeta>,
     pub policies: Vec<Value>,
 }
@@ -428,8 +502,34 @@ fn namespace_meta(ns: PartialObjectMeta<Namespace>) -> Option<(String, Namespace
 }
 
 impl LiveReader {
+    fn new(client: Client, cilium: Arc<AtomicBool>) -> Self {
+        Self {
+            client,
+            cilium,
+            slots: Arc::default(),
+            bucket: Arc::new(Mutex::new(TokenBucket {
+                tokens: READ_BURST,
+                at: std::time::Instant::now(),
+            })),
+        }
+    }
+
+    /// A token for one API call, or `RateLimited`.
+    fn allowed(&self) -> Result<(), LiveReadError> {
+        let mut bucket = match self.bucket.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if bucket.take() {
+            Ok(())
+        } else {
+            Err(LiveReadError::RateLimited)
+        }
+    }
+
     /// Reads a Namespace's metadata alone (`None`: it does not exist).
-    pub async fn namespace_meta(&self, ns: &str) -> Result<Option<NamespaceMeta>, kube::Error> {
+    pub async fn namespace_meta(&self, ns: &str) -> Result<Option<NamespaceMeta>, LiveReadError> {
+        self.allowed()?;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         Ok(namespaces
             .get_metadata_opt(ns)
@@ -438,15 +538,57 @@ impl LiveReader {
             .map(|(_, meta)| meta))
     }
 
-    /// Reads the namespace's metadata and every policy in it.
-    pub async fn namespace(&self, ns: &str) -> Result<NamespaceSnapshot, kube::Error> {
+    /// The namespace's metadata and every policy in it, as of a read that
+    /// started after this call (coalesced with concurrent callers), or as
+    /// remembered when the namespace was found absent less than
+    /// `ABSENT_FOR` ago.
+    pub async fn namespace(&self, ns: &str) -> Result<Arc<NamespaceSnapshot>, LiveReadError> {
+        let asked = std::time::Instant::now();
+        let slot = {
+            let mut slots = match self.slots.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if slots.len() > SLOTS_KEPT {
+                // Only the ones a caller holds right now are kept.
+                slots.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            slots.entry(ns.to_string()).or_default().clone()
+        };
+        let mut last = slot.lock().await;
+        if let Some(read) = last.as_ref() {
+            let fresh = read.started >= asked;
+            let absent = matches!(&read.result, Ok(s) if s.meta.is_none())
+                && read.started.elapsed() < ABSENT_FOR;
+            if fresh || absent {
+                return read.result.clone();
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = self.read_namespace(ns).await.map(Arc::new);
+        *last = Some(LastRead {
+            started,
+            result: result.clone(),
+        });
+        result
+    }
+
+    async fn read_namespace(&self, ns: &str) -> Result<NamespaceSnapshot, LiveReadError> {
         let meta = self.namespace_meta(ns).await?;
+        if meta.is_none() {
+            // Nothing to list in a namespace that does not exist.
+            return Ok(NamespaceSnapshot {
+                meta,
+                policies: Vec::new(),
+            });
+        }
         let mut kinds = vec![PolicyKind::NetworkPolicy];
         if self.cilium.load(Ordering::SeqCst) {
             kinds.push(PolicyKind::CiliumNetworkPolicy);
         }
         let mut policies = Vec::new();
         for kind in kinds {
+            self.allowed()?;
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), ns, &api_resource(kind));
             let list = api.list(&ListParams::default()).await?;

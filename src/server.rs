@@ -28,7 +28,7 @@ use crate::admission::{self, AdmissionRequest, AdmissionResponse, Operation};
 use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::engine::{self, Verdict};
-use crate::live::LiveReader;
+use crate::live::{LiveReadError, LiveReader};
 use crate::metrics::{Decision, Metrics};
 use crate::mutation;
 use crate::rules::{Action, RuleId};
@@ -111,6 +111,10 @@ pub struct AppState {
     body_read_timeout_ms: AtomicU64,
     /// Unix second of the last "shedding" warning (logged once a second).
     last_shed_warning: AtomicU64,
+    /// Unix second of the last "rejected request body" warning, and the
+    /// rejections not logged since (logged once a second).
+    last_reject_warning: AtomicU64,
+    unlogged_rejects: AtomicU64,
     /// Request bodies being buffered now, within `--max-body-buffer`.
     bodies: BodyBudget,
     pub metrics: Metrics,
@@ -275,6 +279,8 @@ impl AppState {
             max_in_flight: AtomicUsize::new(DEFAULT_MAX_IN_FLIGHT),
             body_read_timeout_ms: AtomicU64::new(30_000),
             last_shed_warning: AtomicU64::new(0),
+            last_reject_warning: AtomicU64::new(0),
+            unlogged_rejects: AtomicU64::new(0),
             bodies: BodyBudget::new(DEFAULT_MAX_BODY_BUFFER),
             metrics: Metrics::new(),
         })
@@ -617,7 +623,18 @@ async fn admit<'a>(
         state
             .metrics
             .observe(endpoint, "", "", Decision::Rejected, started.elapsed());
-        tracing::warn!(endpoint, status = r.status.as_u16(), error = %r.message, "rejected request body");
+        // Anyone can send junk: at most one line a second (with how many
+        // were not logged), so junk cannot flood the logs.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if state.last_reject_warning.swap(now, Ordering::SeqCst) != now {
+            let unlogged = state.unlogged_rejects.swap(0, Ordering::SeqCst);
+            tracing::warn!(endpoint, status = r.status.as_u16(), error = %r.message, unlogged, "rejected request body");
+        } else {
+            state.unlogged_rejects.fetch_add(1, Ordering::SeqCst);
+        }
         r.into_response()
     };
     let (body, _reservation) = read_body(state, req, limit).await.map_err(rejected)?;
@@ -627,7 +644,8 @@ async fn admit<'a>(
     let req = admission::parse_review(&body).map_err(|e| {
         rejected(Rejected {
             status: StatusCode::BAD_REQUEST,
-            message: e.to_string(),
+            // serde's messages quote the offending value: bounded.
+            message: engine::truncate_chars(&e.to_string(), MAX_ECHO),
             close: false,
         })
     })?;
@@ -710,13 +728,14 @@ async fn validate(state: Arc<AppState>, req: Request, limit: usize) -> Response 
                     "netpol_guard_audit_would_deny_total",
                     &[("rule", rule.as_str()), ("namespace", namespace)],
                 );
+                let clip = |s: &str| engine::truncate_chars(s, MAX_ECHO);
                 tracing::info!(
-                    uid = %req.uid,
-                    kind = %req.kind.kind,
+                    uid = %clip(&req.uid),
+                    kind = %clip(&req.kind.kind),
                     namespace,
-                    name = req.name.as_deref().unwrap_or(""),
+                    name = %clip(req.name.as_deref().unwrap_or("")),
                     operation = req.operation.as_str(),
-                    user = %req.user_info.username,
+                    user = %clip(&req.user_info.username),
                     rule = rule.as_str(),
                     "audit: would deny"
                 );
@@ -804,9 +823,18 @@ async fn decide(state: &AppState, req: &AdmissionRequest) -> Result<Verdict, Jud
             return Ok(engine::decide(req, &view, &settings)?);
         }
     };
+    if cache_miss && snapshot.meta.is_none() {
+        // The API server never sends a request for an object in a namespace
+        // that does not exist (NamespaceLifecycle runs first): this one was
+        // not sent by it. Fail closed rather than judge it unmanaged.
+        return Err(JudgeError::LiveRead {
+            namespace: ns.to_string(),
+            reason: "the namespace does not exist".to_string(),
+        });
+    }
     // Only the namespace being judged is replaced: no copy of the whole view.
     let mut overlay = view.focused(ns);
-    for e in overlay.set_namespace(ns, snapshot.meta, snapshot.policies.iter()) {
+    for e in overlay.set_namespace(ns, snapshot.meta.clone(), snapshot.policies.iter()) {
         tracing::warn!(namespace = ns, error = %e, "policy ignored: it cannot be compiled");
     }
     let verdict = engine::decide(req, &overlay, &settings)?;
@@ -826,11 +854,11 @@ async fn live_read<T>(
     state: &AppState,
     ns: &str,
     timeout: Duration,
-    read: impl Future<Output = Result<T, kube::Error>>,
+    read: impl Future<Output = Result<T, LiveReadError>>,
 ) -> Result<T, String> {
     let reason = match tokio::time::timeout(timeout, read).await {
         Ok(Ok(value)) => return Ok(value),
-        Ok(Err(e)) => crate::apierror::describe(&e),
+        Ok(Err(e)) => e.to_string(),
         Err(_) => format!("no answer within {} ms", timeout.as_millis()),
     };
     state
@@ -898,7 +926,7 @@ async fn mutate(state: Arc<AppState>, req: Request, limit: usize) -> Response {
     if let Some(patch) = mutation::namespace_patch(&req, &state.settings()) {
         match serde_json::to_vec(&patch) {
             Ok(bytes) => {
-                tracing::info!(uid = %req.uid, name = req.name.as_deref().unwrap_or(""), patch = %String::from_utf8_lossy(&bytes), "namespace labelled managed");
+                tracing::info!(uid = %engine::truncate_chars(&req.uid, MAX_ECHO), name = %engine::truncate_chars(req.name.as_deref().unwrap_or(""), MAX_ECHO), patch = %engine::truncate_chars(&String::from_utf8_lossy(&bytes), 4 * MAX_ECHO), "namespace labelled managed");
                 response.patch_type = Some("JSONPatch".into());
                 response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
                 decision = Decision::Patched;
@@ -946,14 +974,19 @@ pub fn to_response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
     resp
 }
 
+/// The most characters of a request-supplied string echoed in a response
+/// or a log line.
+const MAX_ECHO: usize = 256;
+
 fn log_decision(req: &AdmissionRequest, decision: Decision, rules: &[&str], took: Duration) {
+    let clip = |s: &str| engine::truncate_chars(s, MAX_ECHO);
     tracing::info!(
-        uid = %req.uid,
-        kind = %req.kind.kind,
-        namespace = req.namespace.as_deref().unwrap_or(""),
-        name = req.name.as_deref().unwrap_or(""),
+        uid = %clip(&req.uid),
+        kind = %clip(&req.kind.kind),
+        namespace = %clip(req.namespace.as_deref().unwrap_or("")),
+        name = %clip(req.name.as_deref().unwrap_or("")),
         operation = req.operation.as_str(),
-        user = %req.user_info.username,
+        user = %clip(&req.user_info.username),
         dry_run = req.dry_run.unwrap_or(false),
         rules = ?rules,
         decision = ?decision,

@@ -375,3 +375,85 @@ async fn installed_cilium_crds_are_watched_and_their_policies_cover_workloads() 
         "listed then watched"
     );
 }
+
+/// Issue 13: every live read is caused by an admission request, which
+/// anyone who reaches the webhook port can forge. 200 forged reviews for an
+/// unknown namespace made 200 policy LISTs, and each forged uncovered
+/// workload a full re-read. Reads are now coalesced per namespace, an
+/// absent namespace is remembered and never listed, and a request for one
+/// is denied (the API server never sends such a request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_reviews_cannot_amplify_into_api_server_reads() {
+    let fake = fake_cluster().await;
+    let live = start_live(&fake, &[]);
+    wait_ready(&live.server).await;
+    let forged = String::from_utf8(fixture("deployment-create-uncovered.json"))
+        .unwrap()
+        .replace("\"payments\"", "\"no-such-namespace\"");
+    let before = fake.requests().len();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let server_addr = live.server.connect().await;
+        let body = forged.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = server_addr;
+            c.post("/validate", body).await.json()["response"].clone()
+        }));
+    }
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r["allowed"], false, "{r}");
+        let m = r["status"]["message"].as_str().unwrap();
+        assert!(
+            m.contains("namespace no-such-namespace is not in netpol-guard's cache yet"),
+            "{m}"
+        );
+    }
+    let calls: Vec<_> = fake.requests().into_iter().skip(before).collect();
+    let lists = calls
+        .iter()
+        .filter(|r| r.path.contains("/namespaces/no-such-namespace/"))
+        .count();
+    let gets = calls
+        .iter()
+        .filter(|r| r.path.ends_with("/namespaces/no-such-namespace"))
+        .count();
+    assert_eq!(
+        lists, 0,
+        "nothing is listed in a namespace that does not exist"
+    );
+    assert!(
+        gets <= 5,
+        "{gets} reads of an absent namespace for 200 reviews"
+    );
+
+    // 100 uncovered workloads at once in a real namespace: one re-read in
+    // flight at a time, shared by the requests waiting for it.
+    let before = fake.requests().len();
+    let body = String::from_utf8(fixture("deployment-create-uncovered.json")).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let mut c = live.server.connect().await;
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            c.post("/validate", body).await.json()["response"]["allowed"].clone()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), false);
+    }
+    let lists = fake
+        .requests()
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.method == "GET" && r.path.ends_with("/namespaces/payments/networkpolicies"))
+        .count();
+    // Requests that arrive while a read runs share the next one; how many
+    // reads that saves depends on timing (reads of this fake take about a
+    // millisecond). The rate limit bounds the rest.
+    assert!(
+        lists < 100,
+        "{lists} policy LISTs for 100 concurrent denials"
+    );
+    println!("100 concurrent denials: {lists} policy LISTs");
+}

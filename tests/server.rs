@@ -264,3 +264,44 @@ fn serve_refuses_bad_state_and_config_with_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `nope`"));
 }
+
+/// Issue 13: a 1 MB `apiVersion` was echoed whole into the 400 and into a
+/// WARN line, so 20 requests wrote 20 MB of log in a second. Request-supplied
+/// strings are cut, and the warning is written at most once a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_is_not_echoed_whole_nor_logged_for_every_request() {
+    let server = Server::start(&fixtures_cluster(), &[]);
+    let huge = "v".repeat(1 << 20);
+    let fixture = String::from_utf8(fixture("deployment-create-covered.json")).unwrap();
+    let at = fixture.find("admission.k8s.io/v1").unwrap();
+    let body = format!(
+        "{}{huge}{}",
+        &fixture[..at],
+        &fixture[at + "admission.k8s.io/v1".len()..]
+    );
+    let mut c = server.connect().await;
+    for _ in 0..20 {
+        let r = c.post("/validate", body.clone()).await;
+        assert_eq!(r.status, 400);
+        assert!(r.body.len() < 512, "a {} byte answer", r.body.len());
+        assert!(
+            r.text().starts_with(
+                "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got \"vvv"
+            ),
+            "{}",
+            r.text()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let lines: Vec<String> = server.stderr.try_iter().collect();
+    let rejected: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("rejected request body"))
+        .collect();
+    assert!(
+        !rejected.is_empty() && rejected.len() <= 3,
+        "{} warnings for 20 junk requests",
+        rejected.len()
+    );
+    assert!(lines.iter().all(|l| l.len() < 4096), "a log line over 4 KB");
+}
