@@ -425,9 +425,12 @@ pub struct LiveReader {
     cilium: Arc<AtomicBool>,
     /// Per namespace: the last read, and the lock that makes reads of it
     /// one at a time.
-    slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<LastRead>>>>>>,
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
     bucket: Arc<Mutex<TokenBucket>>,
 }
+
+/// One namespace's last read, behind the lock that orders its reads.
+type Slot = Arc<tokio::sync::Mutex<Option<LastRead>>>;
 
 /// How long "this namespace does not exist" is believed without asking.
 const ABSENT_FOR: Duration = Duration::from_secs(2);
