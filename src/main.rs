@@ -153,6 +153,12 @@ struct ServeArgs {
     /// HTTP/1.1, so it is off unless a client needs it.
     #[arg(long)]
     http2: bool,
+    /// Require a client certificate signed by one of these CAs (PEM bundle)
+    /// for /validate and /mutate: only the API server (given a client
+    /// certificate through its AdmissionConfiguration kubeConfigFile) may
+    /// call. /healthz, /readyz and /metrics stay open to probes.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -577,10 +583,17 @@ fn raise_open_files_limit() {
 
 fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
     raise_open_files_limit();
+    let client_roots = match &o.client_ca {
+        Some(path) => {
+            Some(netpol_guard::tls::client_roots(path).map_err(|e| format!("--client-ca: {e}"))?)
+        }
+        None => None,
+    };
     let limits = server::ConnLimits {
         handshake_timeout: o.handshake_timeout,
         header_read_timeout: o.header_read_timeout,
         max_connections: o.max_connections,
+        require_client_cert: client_roots.is_some(),
     };
     // The config file is read once here so a bad file stops start-up.
     let config_text = match &o.config {
@@ -635,7 +648,9 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
         std::fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let store = CertStore::new(pair).map_err(|e| e.to_string())?;
-    let tls = store.server_config(o.http2).map_err(|e| e.to_string())?;
+    let tls = store
+        .server_config(o.http2, client_roots)
+        .map_err(|e| e.to_string())?;
     let app_state = AppState::new(settings, view);
     app_state.set_cert_store(store.clone());
     app_state.set_max_in_flight(o.max_in_flight);
@@ -722,6 +737,7 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             max_connections = o.max_connections,
             max_body_buffer = o.max_body_buffer,
             http2 = o.http2,
+            client_ca = o.client_ca.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             "connection limits"
         );
         tracing::info!(addr = %local, "netpol-guard listening (HTTPS: /validate, /mutate, /healthz, /readyz, /metrics)");

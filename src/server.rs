@@ -71,6 +71,9 @@ pub struct ConnLimits {
     pub header_read_timeout: Duration,
     /// Connections open at once; more are closed as they are accepted.
     pub max_connections: usize,
+    /// `--client-ca`: /validate and /mutate answer 403 to a connection
+    /// without a verified client certificate.
+    pub require_client_cert: bool,
 }
 
 impl Default for ConnLimits {
@@ -79,6 +82,7 @@ impl Default for ConnLimits {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            require_client_cert: false,
         }
     }
 }
@@ -1034,6 +1038,7 @@ pub async fn serve_plain(
 fn connection_service(
     app: Router,
     draining: watch::Receiver<bool>,
+    refuse_admission: bool,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = Response,
@@ -1043,9 +1048,26 @@ fn connection_service(
     let inner = TowerToHyperService::new(app);
     hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let http1 = req.version() < Version::HTTP_2;
+        let admission = matches!(req.uri().path(), "/validate" | "/mutate");
+        let refused = refuse_admission && admission;
         let response = inner.call(req);
         let draining = draining.clone();
         async move {
+            if refused {
+                // The body is never read: close after answering.
+                let mut refusal = (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    "a client certificate signed by the --client-ca is required for admission requests\n",
+                )
+                    .into_response();
+                if http1 {
+                    refusal
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return Ok(refusal);
+            }
             let mut response = response.await?;
             if http1 && *draining.borrow() {
                 response
@@ -1107,7 +1129,7 @@ async fn serve_on(
             continue;
         };
         let acceptor = acceptor.clone();
-        let service = connection_service(app.clone(), draining.clone());
+        let app = app.clone();
         let (http1, http2) = (http1.clone(), http2.clone());
         let mut draining = draining.clone();
         let watcher = graceful.watcher();
@@ -1115,6 +1137,8 @@ async fn serve_on(
             let _permit = permit;
             let result = match acceptor {
                 None => {
+                    // Plain HTTP (--metrics-addr) serves no admission.
+                    let service = connection_service(app, draining.clone(), false);
                     watcher
                         .watch(http1.serve_connection(TokioIo::new(stream), service))
                         .await
@@ -1138,6 +1162,17 @@ async fn serve_on(
                         // has no request in flight, drop it.
                         _ = draining.wait_for(|d| *d) => return,
                     };
+                    // rustls verified any certificate the client sent.
+                    let verified = tls_stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty());
+                    let service = connection_service(
+                        app,
+                        draining.clone(),
+                        limits.require_client_cert && !verified,
+                    );
                     if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                         watcher
                             .watch(http2.serve_connection(TokioIo::new(tls_stream), service))

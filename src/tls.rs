@@ -26,6 +26,32 @@ pub enum TlsError {
     KeyMismatch,
     #[error("unusable certificate or key: {0}")]
     Unusable(rustls::Error),
+    #[error("unusable client CA: {0}")]
+    ClientCa(String),
+}
+
+/// Reads a PEM bundle of CA certificates that client certificates must
+/// chain to (`serve --client-ca`).
+pub fn client_roots(path: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read(path).map_err(|e| TlsError::Pem {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&text) {
+        let cert = cert.map_err(|e| TlsError::Pem {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::ClientCa(format!("{shown}: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate { path: shown });
+    }
+    Ok(Arc::new(roots))
 }
 
 /// A certificate chain and its private key.
@@ -115,7 +141,7 @@ impl CertPair {
     /// A rustls server config offering HTTP/2 and HTTP/1.1 over ALPN, with
     /// this pair fixed.
     pub fn server_config(self) -> Result<Arc<ServerConfig>, TlsError> {
-        CertStore::new(self)?.server_config(true)
+        CertStore::new(self)?.server_config(true, None)
     }
 }
 
@@ -163,12 +189,30 @@ impl CertStore {
     /// connections alive and does not resume sessions anyway (Go's TLS
     /// client has no session cache unless one is set).
     /// `http2`: offer `h2` by ALPN besides HTTP/1.1 (`serve --http2`).
-    pub fn server_config(self: &Arc<Self>, http2: bool) -> Result<Arc<ServerConfig>, TlsError> {
+    /// `client_ca`: verify client certificates against these roots
+    /// (`serve --client-ca`). A client without one still completes the
+    /// handshake, since the kubelet's probes present none; the server then
+    /// refuses it admission (`server::ConnLimits::require_client_cert`).
+    pub fn server_config(
+        self: &Arc<Self>,
+        http2: bool,
+        client_ca: Option<Arc<rustls::RootCertStore>>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let builder = match client_ca {
+            Some(roots) => {
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+                        .allow_unauthenticated()
+                        .build()
+                        .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut cfg = builder.with_cert_resolver(self.clone());
         cfg.session_storage = Arc::new(NoServerSessionStorage {});
         cfg.send_tls13_tickets = 0;
         cfg.alpn_protocols = if http2 {

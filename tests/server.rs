@@ -305,3 +305,76 @@ async fn junk_is_not_echoed_whole_nor_logged_for_every_request() {
     );
     assert!(lines.iter().all(|l| l.len() < 4096), "a log line over 4 KB");
 }
+
+/// Issue 13: with `--client-ca`, only a client that presents a certificate
+/// from that CA (the API server, through its AdmissionConfiguration
+/// kubeConfigFile) gets admission answers; probes and metrics stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_client_ca_only_certified_clients_are_judged() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let client_key = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["kube-apiserver".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &issuer)
+        .unwrap();
+    let ca_path = dir.path().join("client-ca.pem");
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    let server = Server::start(
+        &fixtures_cluster(),
+        &["--client-ca", ca_path.to_str().unwrap()],
+    );
+
+    // Without a certificate: probes yes, admission no.
+    let mut anonymous = server.connect().await;
+    assert_eq!(anonymous.get("/healthz").await.status, 200);
+    let mut anonymous = server.connect().await;
+    let r = anonymous
+        .post("/validate", fixture("deployment-create-covered.json"))
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.text(),
+        "a client certificate signed by the --client-ca is required for admission requests\n"
+    );
+
+    // With one: judged.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&server.ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![client.der().clone()],
+            PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut certified = common::Client { sender };
+    let r = certified
+        .post("/validate", fixture("deployment-create-covered.json"))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["response"]["allowed"], true);
+}

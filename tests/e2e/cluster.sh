@@ -49,6 +49,39 @@ EXT
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
       -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+    # The API server's client certificate for calling webhooks (netpol-guard
+    # serve --client-ca pki/ca.crt), handed over by its AdmissionConfiguration.
+    cat > webhook-client.ext <<EXT
+extendedKeyUsage = clientAuth
+EXT
+    openssl req -newkey rsa:2048 -nodes -keyout webhook-client.key -out webhook-client.csr \
+      -subj "/CN=kube-apiserver-webhook-client" 2>/dev/null
+    openssl x509 -req -in webhook-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile webhook-client.ext -out webhook-client.crt 2>/dev/null
+    cat > webhook-kubeconfig.yaml <<KC
+apiVersion: v1
+kind: Config
+users:
+- name: "*"
+  user:
+    client-certificate: $PKI/webhook-client.crt
+    client-key: $PKI/webhook-client.key
+KC
+    cat > admission-config.yaml <<AC
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $PKI/webhook-kubeconfig.yaml
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $PKI/webhook-kubeconfig.yaml
+AC
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     # user,name,uid,"groups"
@@ -146,6 +179,7 @@ start_apiserver() {
     --service-cluster-ip-range 10.96.0.0/16 \
     --allow-privileged=true \
     --endpoint-reconciler-type none \
+    --admission-control-config-file "$PKI/admission-config.yaml" \
     --profiling=false \
     --v 1
   wait_healthy kube-apiserver "https://127.0.0.1:$port/readyz" --cacert "$PKI/ca.crt" \

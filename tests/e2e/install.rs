@@ -162,7 +162,7 @@ impl Env {
         let replicas = [("netpol-guard-a", 0), ("netpol-guard-b", 1)].map(|(name, i)| {
             let kc = dir.join(format!("{name}.kubeconfig"));
             kubeconfig(&kc, links[i].addr, &cluster.ca(), token.trim());
-            Replica::new(name, addrs[i], &dir, kc, tls.clone())
+            Replica::new(name, addrs[i], &dir, kc, tls.clone(), cluster.ca())
         });
         let env = Env {
             cluster,

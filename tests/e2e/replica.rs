@@ -22,6 +22,7 @@ pub struct Replica {
     cert: PathBuf,
     key: PathBuf,
     ca: PathBuf,
+    client_ca: PathBuf,
     child: Mutex<Option<Child>>,
 }
 
@@ -32,6 +33,7 @@ impl Replica {
         dir: &std::path::Path,
         kubeconfig: PathBuf,
         tls: (PathBuf, PathBuf, PathBuf),
+        client_ca: PathBuf,
     ) -> Replica {
         Replica {
             name: name.to_string(),
@@ -41,6 +43,7 @@ impl Replica {
             cert: tls.0,
             key: tls.1,
             ca: tls.2,
+            client_ca,
             child: Mutex::new(None),
         }
     }
@@ -71,6 +74,10 @@ impl Replica {
                 .arg(&self.cert)
                 .arg("--tls-key")
                 .arg(&self.key)
+                // Mutual TLS: only the API server's webhook client
+                // certificate (tests/e2e/cluster.sh) gets admission answers.
+                .arg("--client-ca")
+                .arg(&self.client_ca)
                 .env("KUBECONFIG", &self.kubeconfig)
                 .env("POD_NAME", &self.name)
                 .env("POD_NAMESPACE", "netpol-guard")
@@ -93,6 +100,34 @@ impl Replica {
             &format!("{} /readyz 200", self.name),
             || self.get("/readyz").filter(|b| b == "ready").map(|_| ()),
         );
+    }
+
+    /// POST over TLS without a client certificate: (status, body).
+    pub fn post_anonymous(&self, path: &str, body: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "3",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(&self.ca)
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ])
+            .arg(format!("https://{}{path}", self.addr))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
     /// GET over TLS, trusting the suite's CA; the body when 200.

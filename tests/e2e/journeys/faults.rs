@@ -116,3 +116,19 @@ pub fn both_replicas_down_follows_failure_policy(env: &Env) {
             .then_some(())
     });
 }
+
+/// Issue 13: with `--client-ca`, the replicas answer admission only to the
+/// API server's client certificate (its AdmissionConfiguration
+/// kubeConfigFile); every journey above went through it. Anyone else who
+/// reaches the port gets 403, while probes stay open.
+pub fn only_the_api_server_may_call(env: &Env) {
+    for r in &env.replicas {
+        assert_eq!(r.get("/readyz").as_deref(), Some("ready"), "{}", r.name);
+        let (status, body) = r.post_anonymous("/validate", "{}");
+        assert_eq!(status, 403, "{}: {body}", r.name);
+        assert_eq!(
+            body,
+            "a client certificate signed by the --client-ca is required for admission requests\n"
+        );
+    }
+}

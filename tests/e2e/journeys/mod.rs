@@ -55,6 +55,7 @@ pub fn all() -> Vec<Journey> {
         reports::background_audit_writes_policy_reports,
         faults::apiserver_restart_loses_no_decision,
         faults::both_replicas_down_follows_failure_policy,
+        faults::only_the_api_server_may_call,
     ]
 }
 
