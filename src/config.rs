@@ -128,6 +128,19 @@ pub struct Exemptions {
     pub users: Vec<String>,
     /// Groups whose members' requests are not judged.
     pub groups: Vec<String>,
+    /// Single workloads, named by a cluster admin, exempt from
+    /// require-network-policy and host-network (e.g. a node agent's
+    /// DaemonSet). Nothing a developer sets on the object can exempt it.
+    pub workloads: Vec<WorkloadRef>,
+}
+
+/// One workload by namespace, kind (`DaemonSet`, `Deployment`, ...) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadRef {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

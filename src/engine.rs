@@ -257,6 +257,20 @@ fn judge_workload(
     }
     let name = workload::display_name(obj, req.name.as_deref());
     let pods = workload::pod_shape(kind, obj)?;
+    // Named by an admin in `exemptions.workloads`: nothing else exempts a
+    // workload from host-network.
+    if settings
+        .config
+        .exemptions
+        .workloads
+        .iter()
+        .any(|w| w.namespace == namespace && w.kind == kind.as_str() && w.name == name)
+    {
+        return Ok(());
+    }
+    if pods.host_network {
+        judge_host_network(req, kind, namespace, &name, verdict, settings);
+    }
     if settings
         .exempt_workloads
         .iter()
@@ -291,6 +305,51 @@ fn judge_workload(
     }
     verdict.push(finding, settings);
     Ok(())
+}
+
+/// `host-network`: pods with `hostNetwork: true` share the node's network
+/// namespace, where no NetworkPolicy applies: whatever the policies say,
+/// they reach and are reached like the node. In a managed namespace that
+/// is a hole in the segmentation, so it is denied unless a cluster admin
+/// names the workload in `exemptions.workloads`. An update of a workload
+/// that already used the host network only warns, so it can still roll out.
+fn judge_host_network(
+    req: &AdmissionRequest,
+    kind: WorkloadKind,
+    namespace: &str,
+    name: &str,
+    verdict: &mut Verdict,
+    settings: &Settings,
+) {
+    let already = req.operation == Operation::Update
+        && req
+            .old_object
+            .as_ref()
+            .and_then(|old| workload::pod_shape(kind, old).ok())
+            .is_some_and(|p| p.host_network);
+    let kind = kind.as_str();
+    let message = if already {
+        format!(
+            "host-network: {kind} {namespace}/{name} already used the host network; this update is allowed, but new \
+             workloads like it are denied. Remove hostNetwork, or ask a cluster admin to exempt it."
+        )
+    } else {
+        format!(
+            "host-network: {kind} {namespace}/{name}: its pods use the node's network (hostNetwork: true), where no \
+             NetworkPolicy applies. Remove hostNetwork, or ask a cluster admin to exempt it."
+        )
+    };
+    let mut finding = rules::netpol::finding(RuleId::HostNetwork, message).with_detail(format!(
+        "Why: namespace {namespace} is managed by netpol-guard, so its pods must be segmented by NetworkPolicy; a pod on \
+         the host network is not subject to any policy and can reach, and be reached by, whatever the node can.\nFix: run \
+         it without hostNetwork (expose a containerPort, use a Service), or, for a node agent that needs it, a cluster \
+         admin adds it to exemptions.workloads in netpol-guard's config:\n  exemptions:\n    workloads:\n    - \
+         {{namespace: {namespace}, kind: {kind}, name: {name}}}"
+    ));
+    if already {
+        finding.severity = Action::Warn;
+    }
+    verdict.push(finding, settings);
 }
 
 /// `baseline-protected`: in a managed namespace, the names of the baseline

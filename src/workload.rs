@@ -74,6 +74,9 @@ pub struct PodShape {
     pub ports: Vec<ContainerPort>,
     /// `spec.serviceAccountName` of the pod (Cilium can select on it).
     pub service_account: Option<String>,
+    /// `spec.hostNetwork`: the pods share the node's network, where no
+    /// NetworkPolicy applies (rule `host-network`).
+    pub host_network: bool,
 }
 
 /// Why an object's pods could not be determined. The API server validates
@@ -210,9 +213,14 @@ pub fn pod_shape(kind: WorkloadKind, obj: &Value) -> Result<PodShape, WorkloadEr
         .and_then(|s| s.get("serviceAccountName"))
         .and_then(Value::as_str)
         .map(String::from);
+    let host_network = spec
+        .and_then(|s| s.get("hostNetwork"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok(PodShape {
         labels,
         ports,
+        host_network,
         service_account,
     })
 }
@@ -252,7 +260,7 @@ pub fn slim(kind: WorkloadKind, obj: &Value) -> Value {
         return out;
     };
     let spec = template.get("spec");
-    let mut pod_spec = pick(spec, &["serviceAccountName"]);
+    let mut pod_spec = pick(spec, &["serviceAccountName", "hostNetwork"]);
     if let Some(containers) = spec
         .and_then(|s| s.get("containers"))
         .and_then(Value::as_array)

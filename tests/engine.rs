@@ -546,3 +546,56 @@ fn a_focused_view_judges_every_fixture_like_the_whole_view() {
     }
     assert!(judged >= 10, "only {judged} fixtures judged");
 }
+
+/// Issue 13: pods on the host network escape every NetworkPolicy, and were
+/// admitted silently in managed namespaces, covered or not. Only a cluster
+/// admin's `exemptions.workloads` exempts one; a pod label does not.
+#[test]
+fn host_network_workloads_are_denied_in_managed_namespaces_unless_an_admin_names_them() {
+    let mut req = request("deployment-create-covered");
+    req.object.as_mut().unwrap()["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+    let name = req.object.as_ref().unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = decide(&req, &Settings::default());
+    assert_eq!(
+        rules_of(&v),
+        [(RuleId::HostNetwork, Action::Deny)],
+        "covered, but on the host network"
+    );
+    assert!(
+        v.denial_message().unwrap().starts_with(&format!(
+            "netpol-guard: host-network: Deployment payments/{name}: its pods use the node's network (hostNetwork: true), where no NetworkPolicy applies."
+        )),
+        "{:?}",
+        v.denial_message()
+    );
+    // A label a developer sets does not exempt it...
+    let labels = settings("exemptions:\n  workloadLabels:\n  - matchLabels: {app: payments-api}\n");
+    assert_eq!(
+        rules_of(&decide(&req, &labels)),
+        [(RuleId::HostNetwork, Action::Deny)]
+    );
+    // ...an admin naming it does.
+    let named = settings(&format!(
+        "exemptions:\n  workloads:\n  - {{namespace: payments, kind: Deployment, name: {name}}}\n"
+    ));
+    assert_eq!(decide(&req, &named), Verdict::allow());
+    // An update of one that already used the host network warns.
+    let mut update = req.clone();
+    update.operation = Operation::Update;
+    update.old_object = update.object.clone();
+    assert_eq!(
+        rules_of(&decide(&update, &Settings::default())),
+        [(RuleId::HostNetwork, Action::Warn)]
+    );
+    // Unmanaged namespaces are not judged; the rule can be turned off.
+    let mut unmanaged = req.clone();
+    unmanaged.namespace = Some("legacy".into());
+    assert_eq!(decide(&unmanaged, &Settings::default()), Verdict::allow());
+    assert_eq!(
+        decide(&req, &settings("rules: {host-network: off}\n")),
+        Verdict::allow()
+    );
+}

@@ -142,7 +142,17 @@ fn cases() -> Vec<(RuleId, AdmissionRequest, Action)> {
             )),
             Action::Warn,
         ),
+        (RuleId::HostNetwork, host_network(), Action::Deny),
     ]
+}
+
+/// A covered Deployment whose pods use the host network.
+fn host_network() -> AdmissionRequest {
+    let mut req = fixture("deployment-create-covered");
+    if let Some(obj) = req.object.as_mut() {
+        obj["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+    }
+    req
 }
 
 fn findings(req: &AdmissionRequest, yaml: &str) -> (bool, Vec<(RuleId, Action)>) {

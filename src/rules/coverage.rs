@@ -276,6 +276,7 @@ mod tests {
                 protocol: "TCP".into(),
             }],
             service_account: None,
+            host_network: false,
         }
     }
 

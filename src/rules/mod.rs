@@ -90,6 +90,8 @@ rules! {
         "a Cilium enableDefaultDeny that turns default deny off";
     NamespaceLabelsIgnored => "namespace-labels-ignored", Warn,
         "io.cilium.k8s.namespace.labels selectors that a namespaced CNP ignores";
+    HostNetwork => "host-network", Deny,
+        "a workload in a managed namespace whose pods use the node's network (hostNetwork: true)";
 }
 
 impl fmt::Display for RuleId {

@@ -228,3 +228,24 @@ pub fn dangerous_policies_are_denied_and_warnings_are_printed(env: &Env) {
         );
     }
 }
+
+/// Issue 13: pods on the host network escape every NetworkPolicy.
+pub fn host_network_workloads_are_rejected(env: &Env) {
+    env.namespace("dev-a", true, None);
+    let mut ds = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "dev-a"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+            "template": {"metadata": {"labels": {"app": "agent"}},
+                "spec": {"hostNetwork": true,
+                    "containers": [{"name": "agent", "image": "registry.example/agent:1"}]}}}});
+    let out = apply_as_developer(env, &[], &[policy("dev-a", "agent", "agent"), ds.clone()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("admission webhook \"workloads.netpol-guard.io\" denied the request: netpol-guard: host-network: DaemonSet dev-a/agent: its pods use the node's network (hostNetwork: true)"),
+        "{}",
+        stderr(&out)
+    );
+    ds["spec"]["template"]["spec"]["hostNetwork"] = json!(false);
+    let out = apply_as_developer(env, &[], &[ds]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
