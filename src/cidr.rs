@@ -94,6 +94,24 @@ pub fn covers_family(cidrs: &[Cidr], ipv4: bool) -> bool {
     false
 }
 
+/// Four dot-separated decimal octets, leading zeros allowed.
+fn sloppy_ipv4(s: &str) -> Option<IpAddr> {
+    let octets: Vec<u8> = s
+        .split('.')
+        .map(|o| {
+            if o.is_empty() || o.len() > 3 || !o.bytes().all(|b| b.is_ascii_digit()) {
+                None
+            } else {
+                o.parse::<u8>().ok()
+            }
+        })
+        .collect::<Option<_>>()?;
+    let [a, b, c, d] = octets[..] else {
+        return None;
+    };
+    Some(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+}
+
 fn to_u128(a: IpAddr) -> u128 {
     match a {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
@@ -134,11 +152,28 @@ impl FromStr for Cidr {
             .trim()
             .split_once('/')
             .ok_or_else(|| err("missing /prefix"))?;
-        let addr: IpAddr = addr.parse().map_err(|_| err("bad address"))?;
+        // As the API server reads it (ParseCIDRSloppy, since 1.22): IPv4
+        // octets with leading zeros are decimal (`010.0.0.0` is 10.0.0.0).
+        let addr: IpAddr = match addr.parse() {
+            Ok(a) => a,
+            Err(_) => sloppy_ipv4(addr).ok_or_else(|| err("bad address"))?,
+        };
         let prefix: u8 = prefix.parse().map_err(|_| err("bad prefix length"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix > max {
             return Err(err("prefix length too long for the address family"));
+        }
+        // An IPv4-mapped IPv6 block (`::ffff:0.0.0.0/96`) is an IPv4 block:
+        // judged as one, or `::ffff:0:0/96` would pass for a narrow /96.
+        if let IpAddr::V6(v6) = addr
+            && prefix >= 96
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            let prefix = prefix - 96;
+            return Ok(Self {
+                addr: mask(IpAddr::V4(v4), prefix),
+                prefix,
+            });
         }
         Ok(Self {
             addr: mask(addr, prefix),
@@ -214,5 +249,20 @@ mod tests {
         assert!(covers_family(&[c("::/1"), c("8000::/1")], false));
         assert!(!covers_family(&[c("::/1"), c("8000::/2")], false));
         assert!(covers_family(&[c("0.0.0.0/0"), c("0.0.0.0/0")], true));
+    }
+
+    /// Issue 13: `000.0.0.0/0` and `::ffff:0.0.0.0/96` gave no finding at
+    /// all (they did not parse, and were skipped). The API server accepts
+    /// both: they are read as it reads them.
+    #[test]
+    fn legacy_leading_zeros_and_ipv4_mapped_ipv6_read_as_the_api_server_does() {
+        assert_eq!(c("000.0.0.0/0"), c("0.0.0.0/0"));
+        assert_eq!(c("010.001.000.000/8"), c("10.0.0.0/8"));
+        assert_eq!(c("::ffff:0.0.0.0/96"), c("0.0.0.0/0"));
+        assert_eq!(c("::ffff:0:0/96"), c("0.0.0.0/0"));
+        assert_eq!(c("::ffff:10.0.0.0/104"), c("10.0.0.0/8"));
+        assert!("1.2.3/8".parse::<Cidr>().is_err());
+        assert!("0256.0.0.0/8".parse::<Cidr>().is_err());
+        assert!("1.2.3.4.5/8".parse::<Cidr>().is_err());
     }
 }

@@ -253,6 +253,35 @@ pub(crate) fn is_empty_selector(v: &Value) -> bool {
     labels_empty && exprs_empty
 }
 
+/// A selector that matches everything without being `{}`: no matchLabels,
+/// and only requirements every object without some label meets (`NotIn`,
+/// `DoesNotExist`; they match everything created later too). For a
+/// namespaceSelector also `kubernetes.io/metadata.name` `Exists`, which
+/// every namespace carries.
+pub(crate) fn selects_everything(v: &Value, namespace: bool) -> bool {
+    let Some(m) = v.as_object() else {
+        return false;
+    };
+    if !matches!(m.get("matchLabels"), None | Some(Value::Null))
+        && !m
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+    {
+        return false;
+    }
+    let Some(exprs) = m.get("matchExpressions").and_then(Value::as_array) else {
+        return false;
+    };
+    !exprs.is_empty()
+        && exprs.iter().all(|e| {
+            let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            matches!(op, "NotIn" | "DoesNotExist")
+                || (namespace && op == "Exists" && key == "kubernetes.io/metadata.name")
+        })
+}
+
 /// A field that is present and not `null`.
 fn present<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     m.get(key).filter(|v| !v.is_null())
@@ -526,18 +555,45 @@ fn check_peers(
 
         if let Some(ns) = ns
             && ip.is_none()
-            && is_empty_selector(ns)
-            && pod.is_none_or(is_empty_selector)
+            && (is_empty_selector(ns) || selects_everything(ns, true))
+            && pod.is_none_or(|p| is_empty_selector(p) || selects_everything(p, false))
         {
+            // The literal `{}` keeps its message; an equivalent form says
+            // what it is and that it matches every namespace all the same.
+            let written = (!is_empty_selector(ns)).then(|| {
+                crate::engine::truncate_chars(&serde_json::to_string(ns).unwrap_or_default(), 120)
+            });
             out.push(any_namespace(
                 dir,
                 &peer_place,
                 pod.is_some(),
+                written.as_deref(),
                 ports,
                 restricted,
             ));
         }
 
+        // What cannot be read cannot be judged: denied, never skipped.
+        if let Some(ip) = ip.and_then(Value::as_object)
+            && let Some(raw) = ip.get("cidr").and_then(Value::as_str)
+            && let Err(e) = raw.parse::<Cidr>()
+        {
+            out.push(
+                finding(
+                    RuleId::WorldCidr,
+                    format!(
+                        "world-cidr: {peer_place}: ipBlock {raw:?} is not a CIDR netpol-guard can read ({}), so what it \
+                         allows cannot be judged. Fix: write it as e.g. 10.0.0.0/8.",
+                        e.why
+                    ),
+                )
+                .with_detail(
+                    "netpol-guard reads ipBlocks as the API server does (leading zeros in IPv4 octets are decimal, \
+                     IPv4-mapped IPv6 blocks are IPv4 blocks). A block it cannot read is denied rather than skipped: \
+                     a policy whose reach cannot be judged is not let through.".to_string(),
+                ),
+            );
+        }
         if let Some(ip) = ip.and_then(Value::as_object)
             && let Some(raw) = ip.get("cidr").and_then(Value::as_str)
             && let Ok(c) = raw.parse::<Cidr>()
@@ -604,13 +660,19 @@ fn any_namespace(
     dir: Dir,
     place: &str,
     with_pod: bool,
+    written: Option<&str>,
     ports: &[Port],
     restricted: bool,
 ) -> Finding {
-    let what = if with_pod {
-        "namespaceSelector: {} with podSelector: {}"
-    } else {
-        "namespaceSelector: {}"
+    let what = match (written, with_pod) {
+        (None, true) => "namespaceSelector: {} with podSelector: {}".to_string(),
+        (None, false) => "namespaceSelector: {}".to_string(),
+        (Some(sel), true) => format!(
+            "namespaceSelector {sel} (it matches every namespace, like {{}}) with a podSelector that matches every pod"
+        ),
+        (Some(sel), false) => {
+            format!("namespaceSelector {sel} (it matches every namespace, like {{}})")
+        }
     };
     let on = if restricted {
         describe_ports(ports)
@@ -1070,12 +1132,105 @@ mod tests {
         assert!(f[0].message.contains("and 248 more"), "{}", f[0].message);
     }
 
+    /// Issue 13: a namespaceSelector that matches every namespace without
+    /// being `{}` slipped past any-namespace-peer (confirmed on a real API
+    /// server as the edit role).
     #[test]
-    fn unparseable_cidr_is_skipped() {
+    fn selectors_that_match_every_namespace_count_as_empty() {
+        for (sel, every) in [
+            (
+                json!({"matchExpressions": [{"key": "no-such-label", "operator": "DoesNotExist"}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["nope"]}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "Exists"}]}),
+                true,
+            ),
+            (
+                json!({"matchLabels": {}, "matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["b"]},
+                {"key": "c", "operator": "DoesNotExist"}]}),
+                true,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "team", "operator": "Exists"}]}),
+                false,
+            ),
+            (
+                json!({"matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}),
+                false,
+            ),
+            (
+                json!({"matchLabels": {"team": "a"}, "matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}),
+                false,
+            ),
+        ] {
+            let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"namespaceSelector": sel.clone()}]}]}));
+            let f = run(&p);
+            if every {
+                assert_eq!(rules(&f), vec![RuleId::AnyNamespacePeer], "{sel}");
+                assert_eq!(f[0].severity, Action::Deny, "{sel}");
+                assert!(
+                    f[0].message.starts_with(
+                        "any-namespace-peer: ingress rule 0, peer 0: namespaceSelector {"
+                    ),
+                    "{}",
+                    f[0].message
+                );
+                assert!(
+                    f[0].message
+                        .contains("(it matches every namespace, like {})"),
+                    "{}",
+                    f[0].message
+                );
+            } else {
+                assert!(
+                    !rules(&f).contains(&RuleId::AnyNamespacePeer),
+                    "{sel}: {f:?}"
+                );
+            }
+        }
+        // With ports, as with `{}`: a warning.
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}}],
+                "ports": [{"port": 9090}]}]}));
+        assert_eq!(run(&p)[0].severity, Action::Warn);
+    }
+
+    /// Issue 13: a CIDR that did not parse was skipped, so `000.0.0.0/0`
+    /// (which the API server accepts) gave no finding. It is now read as the
+    /// API server reads it, and what still cannot be read is denied.
+    #[test]
+    fn unreadable_cidrs_are_denied_never_skipped() {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "everything"}}, {"ipBlock": {"cidr": 0}},
                                {"ipBlock": {"cidr": "0.0.0.0"}}, {"ipBlock": "0.0.0.0/0"}]}]}));
-        assert_eq!(run(&p), vec![]);
+        let f = run(&p);
+        assert_eq!(rules(&f), vec![RuleId::WorldCidr, RuleId::WorldCidr]);
+        assert_eq!(
+            f[0].message,
+            "world-cidr: egress rule 0, peer 0: ipBlock \"everything\" is not a CIDR netpol-guard can read (missing /prefix), so what it allows cannot be judged. Fix: write it as e.g. 10.0.0.0/8."
+        );
+        assert!(
+            f[1].message.contains("peer 2: ipBlock \"0.0.0.0\""),
+            "{}",
+            f[1].message
+        );
+        for cidr in ["000.0.0.0/0", "::ffff:0.0.0.0/96"] {
+            let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
+                "egress": [{"to": [{"ipBlock": {"cidr": cidr}}]}]}));
+            let f = run(&p);
+            assert_eq!(rules(&f), vec![RuleId::WorldCidr], "{cidr}");
+            assert!(
+                f[0].message.contains("every IPv4 address"),
+                "{cidr}: {}",
+                f[0].message
+            );
+        }
     }
 
     // ----- or-selector-slip ------------------------------------------------
