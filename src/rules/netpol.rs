@@ -28,13 +28,39 @@ pub fn check(policy: &Value, settings: &Settings) -> Vec<Finding> {
     };
     implicit_ingress_isolation(spec, &mut out);
     for dir in [Dir::Ingress, Dir::Egress] {
-        if let Some(rules) = spec.get(dir.key()).and_then(Value::as_array) {
-            for (i, rule) in rules.iter().enumerate() {
-                check_rule(dir, i, rule, settings, &mut out);
+        let Some(rules) = spec.get(dir.key()).and_then(Value::as_array) else {
+            continue;
+        };
+        let mut blocks = PolicyBlocks::default();
+        for (i, rule) in rules.iter().enumerate() {
+            check_rule(dir, i, rule, settings, &mut blocks, &mut out);
+        }
+        // Rules add up: 256 /8 blocks split over two rules open as much as
+        // one 0.0.0.0/0. Not said again for a family a rule already covered.
+        if blocks.rules > 1 {
+            let place = format!("{} rules", dir.key());
+            for ipv4 in union_families(&blocks.cidrs, blocks.reported, settings) {
+                out.push(
+                    finding(
+                        RuleId::WorldCidr,
+                        world_union_message(&place, &blocks.cidrs, ipv4),
+                    )
+                    .with_detail(world_cidr_detail(&ipblock_example(dir))),
+                );
             }
         }
     }
     out
+}
+
+/// The ipBlocks of one direction's rules, for the union over the policy.
+#[derive(Default)]
+struct PolicyBlocks {
+    cidrs: Vec<Cidr>,
+    /// Families a single rule or block was already reported for.
+    reported: [bool; 2],
+    /// Rules that had at least one block.
+    rules: usize,
 }
 
 /// The direction of a rule, with the words that go with it.
@@ -234,6 +260,11 @@ pub(crate) fn fam_index(c: &Cidr) -> usize {
     if c.is_ipv4() { 0 } else { 1 }
 }
 
+/// A port range this wide (of 65,535) is no port restriction: it leaves
+/// out fewer than 536 ports (`1024-65535`, every unprivileged port, still
+/// counts as a restriction).
+pub(crate) const UNRESTRICTED_RANGE: u64 = 65_000;
+
 /// `{}`: a label selector without any `matchLabels` or `matchExpressions`
 /// (empty or `null` ones count as absent). A malformed selector is not empty.
 pub(crate) fn is_empty_selector(v: &Value) -> bool {
@@ -339,12 +370,15 @@ impl Port {
         })
     }
 
-    /// Whether the entry limits the port number (a range over every port, or
-    /// no port at all, does not).
+    /// Whether the entry limits the port number. No port at all does not,
+    /// nor a range of `UNRESTRICTED_RANGE` ports or more (`port: 1, endPort:
+    /// 65534` leaves one port out: no restriction in practice).
     fn restricts(&self) -> bool {
         match &self.port {
             None => false,
-            Some(PortNum::Num(n)) => !(*n <= 1 && self.end_port.is_some_and(|e| e >= 65535)),
+            Some(PortNum::Num(n)) => self
+                .end_port
+                .is_none_or(|e| e.saturating_sub(*n).saturating_add(1) < UNRESTRICTED_RANGE),
             Some(_) => true,
         }
     }
@@ -439,7 +473,14 @@ fn implicit_ingress_isolation(spec: &Map<String, Value>, out: &mut Vec<Finding>)
     }
 }
 
-fn check_rule(dir: Dir, i: usize, rule: &Value, settings: &Settings, out: &mut Vec<Finding>) {
+fn check_rule(
+    dir: Dir,
+    i: usize,
+    rule: &Value,
+    settings: &Settings,
+    blocks: &mut PolicyBlocks,
+    out: &mut Vec<Finding>,
+) {
     let empty = Map::new();
     let rule = match rule {
         Value::Object(m) => m,
@@ -455,9 +496,9 @@ fn check_rule(dir: Dir, i: usize, rule: &Value, settings: &Settings, out: &mut V
         Some(Value::Array(peers)) if peers.is_empty() => {
             allow_all(dir, &place, true, &ports, restricted, out)
         }
-        Some(Value::Array(peers)) => {
-            check_peers(dir, &place, peers, &ports, restricted, settings, out)
-        }
+        Some(Value::Array(peers)) => check_peers(
+            dir, &place, peers, &ports, restricted, settings, blocks, out,
+        ),
         Some(_) => {}
     }
     dns_single_protocol(&place, &ports, out);
@@ -538,6 +579,7 @@ fn check_peers(
     ports: &[Port],
     restricted: bool,
     settings: &Settings,
+    policy_blocks: &mut PolicyBlocks,
     out: &mut Vec<Finding>,
 ) {
     let mut blocks: Vec<Cidr> = Vec::new();
@@ -637,11 +679,19 @@ fn check_peers(
         }
     }
 
-    for ipv4 in union_families(&blocks, flagged, settings) {
+    let unions = union_families(&blocks, flagged, settings);
+    for &ipv4 in &unions {
         out.push(
             finding(RuleId::WorldCidr, world_union_message(place, &blocks, ipv4))
                 .with_detail(world_cidr_detail(&ipblock_example(dir))),
         );
+    }
+    if !blocks.is_empty() {
+        policy_blocks.rules += 1;
+        for fam in 0..2 {
+            policy_blocks.reported[fam] |= flagged[fam] || unions.contains(&(fam == 0));
+        }
+        policy_blocks.cidrs.extend(blocks);
     }
 
     if let (Some((a, ns)), Some((b, pod))) = (lone_ns, lone_pod) {
@@ -1102,10 +1152,17 @@ mod tests {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/1"}}, {"ipBlock": {"cidr": "192.0.0.0/2"}}]}]}));
         assert_eq!(run_with(&p, &lax), vec![]);
-        // Blocks in different rules do not add up.
+        // Blocks in different rules add up too (issue 13; they did not).
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/1"}}]},
                        {"to": [{"ipBlock": {"cidr": "128.0.0.0/1"}}]}]}));
+        assert_eq!(rules(&run_with(&p, &lax)), vec![RuleId::WorldCidr]);
+        // Ingress and egress blocks do not.
+        let p = np(
+            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/1"}}]}],
+            "egress": [{"to": [{"ipBlock": {"cidr": "128.0.0.0/1"}}]}]}),
+        );
         assert_eq!(run_with(&p, &lax), vec![]);
     }
 
@@ -1130,6 +1187,51 @@ mod tests {
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
         assert!(f[0].message.contains("and 248 more"), "{}", f[0].message);
+    }
+
+    /// Issue 13: ipBlocks add up over the whole policy, not per rule; and a
+    /// port range that leaves a port or two out is no restriction.
+    #[test]
+    fn cidrs_add_up_across_rules_and_near_full_port_ranges_do_not_restrict() {
+        let half = |i: u32| -> Vec<Value> {
+            (i * 128..(i + 1) * 128)
+                .map(|n| json!({"ipBlock": {"cidr": format!("{n}.0.0.0/8")}}))
+                .collect()
+        };
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": half(0)}, {"to": half(1)}]}));
+        let f = run(&p);
+        assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
+        assert!(
+            f[0].message
+                .starts_with("world-cidr: egress rules: CIDRs 0.0.0.0/8, "),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message.contains("together cover every IPv4 address"),
+            "{}",
+            f[0].message
+        );
+        // One rule that already covers it is reported once, not twice.
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+                {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}));
+        assert_eq!(rules(&run(&p)), vec![RuleId::WorldCidr]);
+        // `port: 1, endPort: 65534`: no restriction, so a denial, not the
+        // milder warning of a port-limited rule.
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": 1, "endPort": 65534}]}]}));
+        let f = run(&p);
+        assert_eq!(rules(&f), vec![RuleId::AllowAllPeers]);
+        assert_eq!(f[0].severity, Action::Deny);
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": 1024, "endPort": 65535}]}]}));
+        assert_eq!(
+            run(&p)[0].severity,
+            Action::Warn,
+            "every unprivileged port is still a limit"
+        );
     }
 
     /// Issue 13: a namespaceSelector that matches every namespace without
