@@ -496,9 +496,13 @@ fn check_rule(
         Some(Value::Array(peers)) if peers.is_empty() => {
             allow_all(dir, &place, true, &ports, restricted, out)
         }
-        Some(Value::Array(peers)) => check_peers(
-            dir, &place, peers, &ports, restricted, settings, blocks, out,
-        ),
+        Some(Value::Array(peers)) => {
+            let rule_ports = RulePorts {
+                ports: &ports,
+                restricted,
+            };
+            check_peers(dir, &place, peers, rule_ports, settings, blocks, out)
+        }
         Some(_) => {}
     }
     dns_single_protocol(&place, &ports, out);
@@ -572,16 +576,23 @@ enum Lone<'a> {
     Pod(&'a Value),
 }
 
+/// The ports of the rule whose peers are checked.
+struct RulePorts<'a> {
+    ports: &'a [Port],
+    /// Some entry limits the port number (`Port::restricts`).
+    restricted: bool,
+}
+
 fn check_peers(
     dir: Dir,
     place: &str,
     peers: &[Value],
-    ports: &[Port],
-    restricted: bool,
+    rule_ports: RulePorts<'_>,
     settings: &Settings,
     policy_blocks: &mut PolicyBlocks,
     out: &mut Vec<Finding>,
 ) {
+    let RulePorts { ports, restricted } = rule_ports;
     let mut blocks: Vec<Cidr> = Vec::new();
     let mut flagged = [false, false];
     let mut lone_ns: Option<(usize, &Value)> = None;
