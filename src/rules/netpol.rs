@@ -699,8 +699,8 @@ fn check_peers(
     }
     if !blocks.is_empty() {
         policy_blocks.rules += 1;
-        for fam in 0..2 {
-            policy_blocks.reported[fam] |= flagged[fam] || unions.contains(&(fam == 0));
+        for (fam, reported) in policy_blocks.reported.iter_mut().enumerate() {
+            *reported |= flagged[fam] || unions.contains(&(fam == 0));
         }
         policy_blocks.cidrs.extend(blocks);
     }
