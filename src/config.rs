@@ -465,6 +465,21 @@ impl Settings {
         Self::new(config)
     }
 
+    /// What an admin should know about a valid config: settings that do
+    /// less than they seem. Logged at WARN when a config is loaded.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.config.exemptions.workload_labels.is_empty() {
+            out.push(
+                "exemptions.workloadLabels exempts workloads by pod labels, which whoever writes a workload sets: \
+                 any developer can exempt their own workload this way. Prefer exemptions.workloads (namespace, \
+                 kind, name), or make sure admission control keeps developers from setting those labels."
+                    .to_string(),
+            );
+        }
+        out
+    }
+
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -569,6 +584,25 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("managedNamespaces.selector"), "{e}");
+    }
+
+    #[test]
+    fn a_label_exemption_is_warned_about() {
+        assert!(Settings::default().warnings().is_empty());
+        let s = Settings::from_yaml(
+            "exemptions:\n  workloadLabels:\n  - matchLabels: {tier: system}\n",
+        )
+        .unwrap();
+        assert_eq!(s.warnings().len(), 1);
+        assert!(
+            s.warnings()[0]
+                .starts_with("exemptions.workloadLabels exempts workloads by pod labels")
+        );
+        let s = Settings::from_yaml(
+            "exemptions:\n  workloads:\n  - {namespace: monitoring, kind: DaemonSet, name: node-exporter}\n",
+        )
+        .unwrap();
+        assert!(s.warnings().is_empty());
     }
 
     #[test]

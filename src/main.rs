@@ -617,6 +617,9 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
     if let Some(h) = &hook {
         h(&settings.config.log_level);
     }
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
     let view = match &o.state {
         Some(path) => {
             let view = load_state(path)?;

@@ -35,6 +35,7 @@ pub fn apply(
 ) -> Result<(), String> {
     match Settings::from_yaml(text) {
         Ok(settings) => {
+            let warnings = settings.warnings();
             let level = settings.config.log_level.clone();
             let mode = settings.config.mode;
             state.set_settings(settings);
@@ -46,6 +47,9 @@ pub fn apply(
                 h(&level);
             }
             tracing::info!(source, mode = mode.as_str(), "configuration applied");
+            for warning in warnings {
+                tracing::warn!(source, "{warning}");
+            }
             Ok(())
         }
         Err(e) => {

@@ -467,6 +467,17 @@ fn rbac_is_least_privilege() {
             assert_eq!(strings(&rule["resourceNames"]), names, "{rule}");
         }
     }
+    // Reports: patch and delete only the ones named netpol-guard.
+    for rule in rules.iter().filter(|r| {
+        let res = strings(&r["resources"]);
+        res.contains(&"policyreports".to_string())
+            || res.contains(&"clusterpolicyreports".to_string())
+    }) {
+        let verbs = strings(&rule["verbs"]);
+        if verbs.iter().any(|v| v == "patch" || v == "delete") {
+            assert_eq!(strings(&rule["resourceNames"]), ["netpol-guard"], "{rule}");
+        }
+    }
     assert_eq!(
         verbs_for("ClusterRole", "ciliumnetworkpolicies"),
         ["get", "list", "watch"]
