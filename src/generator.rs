@@ -539,6 +539,17 @@ fn impact_note(mode: Mode, uncovered: &[String]) -> String {
     note
 }
 
+/// Whether policy `name` exists, netpol-guard wrote it, and this replica
+/// still leads: the condition for deleting or releasing it.
+async fn leader_and_ours(
+    ctx: &Ctx,
+    api: &Api<NetworkPolicy>,
+    name: &str,
+) -> Result<bool, GenerateError> {
+    let stored = get(api, name).await?;
+    Ok(ctx.leadership.is_leader() && stored.as_ref().is_some_and(baseline::is_ours))
+}
+
 /// Deletes a baseline policy if it exists and netpol-guard wrote it
 /// (`baseline::is_ours`: a user's policy that happens to have the name, or
 /// the label, is left alone).
@@ -548,13 +559,7 @@ async fn delete_ours(
     ns: &str,
     name: &str,
 ) -> Result<(), GenerateError> {
-    let Some(stored) = get(api, name).await? else {
-        return Ok(());
-    };
-    if !ctx.leadership.is_leader() {
-        return Ok(());
-    }
-    if !baseline::is_ours(&stored) {
+    if !leader_and_ours(ctx, api, name).await? {
         return Ok(());
     }
     let deleted = api.delete(name, &DeleteParams::default()).await.map(|_| ());
@@ -578,10 +583,7 @@ async fn release_ours(
     ns: &str,
     name: &str,
 ) -> Result<(), GenerateError> {
-    let Some(stored) = get(api, name).await? else {
-        return Ok(());
-    };
-    if !ctx.leadership.is_leader() || !baseline::is_ours(&stored) {
+    if !leader_and_ours(ctx, api, name).await? {
         return Ok(());
     }
     let patch = serde_json::json!({"metadata": {
