@@ -255,6 +255,17 @@ fn judge_workload(
     if kind == WorkloadKind::Pod && workload::is_controller_owned(obj) {
         return Ok(()); // judged at its controller
     }
+    // A Deployment's new ReplicaSet, a CronJob's Job, written by their
+    // controller: judged when the owner was admitted. Judging them again
+    // would stall the rollout of an owner admitted before its namespace was
+    // managed (existing workloads keep working until fixed). Only from the
+    // controllers themselves: anyone can write an ownerReference.
+    if kind != WorkloadKind::Pod
+        && WORKLOAD_CONTROLLERS.contains(&req.user_info.username.as_str())
+        && workload::judged_at_owner(kind, obj)
+    {
+        return Ok(());
+    }
     let name = workload::display_name(obj, req.name.as_deref());
     let pods = workload::pod_shape(kind, obj)?;
     // Named by an admin in `exemptions.workloads`: nothing else exempts a
@@ -464,6 +475,15 @@ fn sets_managed_by(req: &AdmissionRequest) -> bool {
     };
     labelled(req.object.as_ref()) && !labelled(req.old_object.as_ref())
 }
+
+/// The users kube-controller-manager's workload controllers write
+/// ReplicaSets and Jobs as: their own service accounts
+/// (`--use-service-account-credentials`), or the controller manager's user.
+pub const WORKLOAD_CONTROLLERS: [&str; 3] = [
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:cronjob-controller",
+    "system:kube-controller-manager",
+];
 
 /// The users kube-controller-manager deletes namespaces' contents as: the
 /// namespace controller's own service account

@@ -599,3 +599,35 @@ fn host_network_workloads_are_denied_in_managed_namespaces_unless_an_admin_names
         Verdict::allow()
     );
 }
+
+/// Issue 13: a Deployment admitted before its namespace was managed could
+/// not roll out: the ReplicaSet its controller creates was denied. A
+/// controller-owned ReplicaSet written by the deployment controller is
+/// judged at its owner; the same object from anyone else is judged itself.
+#[test]
+fn a_controllers_replica_set_is_judged_at_its_owner_only_when_the_controller_writes_it() {
+    let mut req = request("deployment-create-uncovered");
+    req.kind.kind = "ReplicaSet".into();
+    let obj = req.object.as_mut().unwrap();
+    obj["kind"] = json!("ReplicaSet");
+    obj["metadata"]["name"] = json!("ledger-6d9f");
+    obj["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment",
+        "name": "ledger", "uid": "u", "controller": true}]);
+    for controller in [
+        "system:serviceaccount:kube-system:deployment-controller",
+        "system:kube-controller-manager",
+    ] {
+        let mut r = req.clone();
+        r.user_info.username = controller.into();
+        assert_eq!(
+            decide(&r, &Settings::default()),
+            Verdict::allow(),
+            "{controller}"
+        );
+    }
+    // A developer's ReplicaSet naming a Deployment as its owner: judged.
+    assert_eq!(
+        rules_of(&decide(&req, &Settings::default())),
+        [(RuleId::RequireNetworkPolicy, Action::Deny)]
+    );
+}

@@ -421,3 +421,52 @@ pub fn every_event_is_visible_and_none_failed(env: &Env) {
         assert!(failures.is_empty(), "{}: {failures:?}", r.name);
     }
 }
+
+/// Issue 13: a Deployment that existed before its namespace was managed
+/// must still roll out (existing workloads keep working until fixed); its
+/// new ReplicaSet, created by the deployment controller, was denied.
+pub fn an_existing_uncovered_deployment_still_rolls_out(env: &Env) {
+    env.namespace("rollout", false, None);
+    let out = apply_as_developer(env, &[], &[deployment("rollout", "legacy", "legacy")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(Duration::from_secs(30), "the first ReplicaSet", || {
+        (env.cluster.names(&["replicasets", "-n", "rollout"]).len() == 1).then_some(())
+    });
+    env.cluster
+        .kubectl_ok(&["label", "namespace", "rollout", "platform.io/managed=true"]);
+    env.wait_baseline(
+        "rollout",
+        &[ALLOW_DNS, DEFAULT_DENY],
+        Duration::from_secs(15),
+    );
+    // The update is let through with a warning (it was already uncovered)...
+    let out = as_developer(
+        env,
+        &[
+            "-n",
+            "rollout",
+            "set",
+            "image",
+            "deployment/legacy",
+            "app=registry.example/app:2",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        warnings(&out).iter().any(|w| w.starts_with(
+            "require-network-policy: Deployment rollout/legacy has no NetworkPolicy; this update is allowed"
+        )),
+        "{:?}",
+        warnings(&out)
+    );
+    // ...and the deployment controller's new ReplicaSet gets in.
+    eventually(
+        Duration::from_secs(30),
+        "the rollout's new ReplicaSet",
+        || (env.cluster.names(&["replicasets", "-n", "rollout"]).len() == 2).then_some(()),
+    );
+    // A new uncovered Deployment is still denied.
+    let out = apply_as_developer(env, &[], &[deployment("rollout", "fresh", "fresh")]);
+    assert!(!out.status.success());
+}

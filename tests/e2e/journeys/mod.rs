@@ -40,6 +40,7 @@ pub fn all() -> Vec<Journey> {
         admin::namespace_deletion_completes_with_per_controller_credentials,
         admin::namespace_deletion_completes_with_shared_credentials,
         admin::auto_manage_labels_a_new_namespace,
+        admin::an_existing_uncovered_deployment_still_rolls_out,
         admin::every_event_is_visible_and_none_failed,
         takeover::a_name_squatted_while_unmanaged_is_taken_over,
         takeover::a_name_squatted_before_audit_is_taken_over_on_enforce,
