@@ -46,12 +46,7 @@ pub fn is_ours(obj: &Value) -> bool {
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .is_some_and(|n| NAMES.contains(&n));
-    let label_ok = meta
-        .and_then(|m| m.pointer("/labels"))
-        .and_then(|l| l.get(MANAGED_BY_KEY))
-        .and_then(Value::as_str)
-        == Some(MANAGED_BY_VALUE);
-    if !(name_ok && label_ok) {
+    if !(name_ok && has_managed_by_label(obj)) {
         return false;
     }
     let Some(managed) = meta
@@ -60,10 +55,7 @@ pub fn is_ours(obj: &Value) -> bool {
     else {
         return true;
     };
-    let hashed = meta
-        .and_then(|m| m.pointer("/annotations"))
-        .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
-        .is_some_and(Value::is_string);
+    let hashed = has_config_hash(obj);
     let spec_owners: Vec<&str> = managed
         .iter()
         .filter(|e| e.pointer("/fieldsV1/f:spec").is_some())
@@ -128,15 +120,22 @@ pub fn config_hash(b: &Baseline) -> String {
 /// (it was written by netpol-guard, and may have been edited since). Proves
 /// nothing (see [`is_ours`]); it only tells an edit from a squat in reports.
 pub fn carries_our_marks(obj: &Value) -> bool {
-    let meta = obj.get("metadata");
-    meta.and_then(|m| m.pointer("/labels"))
+    has_managed_by_label(obj) && has_config_hash(obj)
+}
+
+/// Whether an object carries `app.kubernetes.io/managed-by: netpol-guard`.
+pub fn has_managed_by_label(obj: &Value) -> bool {
+    obj.pointer("/metadata/labels")
         .and_then(|l| l.get(MANAGED_BY_KEY))
         .and_then(Value::as_str)
         == Some(MANAGED_BY_VALUE)
-        && meta
-            .and_then(|m| m.pointer("/annotations"))
-            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
-            .is_some_and(Value::is_string)
+}
+
+/// Whether an object carries the config-hash annotation.
+fn has_config_hash(obj: &Value) -> bool {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+        .is_some_and(Value::is_string)
 }
 
 /// Whether a stored policy is exactly what the generator would write: the

@@ -467,12 +467,7 @@ fn judge_baseline_change(
 /// Whether the request puts netpol-guard's managed-by label on a policy
 /// that did not carry it.
 fn sets_managed_by(req: &AdmissionRequest) -> bool {
-    let labelled = |o: Option<&Value>| {
-        o.and_then(|o| o.pointer("/metadata/labels"))
-            .and_then(|l| l.get(baseline::MANAGED_BY_KEY))
-            .and_then(Value::as_str)
-            == Some(baseline::MANAGED_BY_VALUE)
-    };
+    let labelled = |o: Option<&Value>| o.is_some_and(baseline::has_managed_by_label);
     labelled(req.object.as_ref()) && !labelled(req.old_object.as_ref())
 }
 

@@ -154,7 +154,7 @@ fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action 
         let event = Event {
             type_: EventType::Warning,
             reason: "BaselineReconcileFailed".into(),
-            note: Some(truncate(
+            note: Some(crate::engine::truncate_chars(
                 &format!(
                     "netpol-guard failed {failures} times in a row to keep this namespace's baseline; it may be missing or not as configured. Last error: {e}"
                 ),
@@ -171,10 +171,6 @@ fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action 
         });
     }
     Action::requeue(delay)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }
 
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, GenerateError> {

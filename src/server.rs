@@ -629,11 +629,7 @@ async fn admit<'a>(
             .observe(endpoint, "", "", Decision::Rejected, started.elapsed());
         // Anyone can send junk: at most one line a second (with how many
         // were not logged), so junk cannot flood the logs.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if state.last_reject_warning.swap(now, Ordering::SeqCst) != now {
+        if first_this_second(&state.last_reject_warning) {
             let unlogged = state.unlogged_rejects.swap(0, Ordering::SeqCst);
             tracing::warn!(endpoint, status = r.status.as_u16(), error = %r.message, unlogged, "rejected request body");
         } else {
@@ -664,11 +660,7 @@ fn shed(state: &AppState, endpoint: &'static str) -> Response {
         "netpol_guard_shed_requests_total",
         &[("endpoint", endpoint)],
     );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    if state.last_shed_warning.swap(now, Ordering::SeqCst) != now {
+    if first_this_second(&state.last_shed_warning) {
         tracing::warn!(
             endpoint,
             max_in_flight = max,
@@ -1193,15 +1185,22 @@ async fn serve_on(
     drain(graceful, &draining_tx).await;
 }
 
-/// Counts a connection closed for `--max-connections`, and says so at WARN
-/// at most once a second.
-fn refused_connection(last_warning: &AtomicU64, max: usize) {
-    crate::metrics::REFUSED_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+/// True for the first call in each wall-clock second (`last` holds the
+/// second of the previous one): warnings that anyone can trigger are
+/// written at most once a second.
+fn first_this_second(last: &AtomicU64) -> bool {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    if last_warning.swap(now, Ordering::Relaxed) != now {
+    last.swap(now, Ordering::SeqCst) != now
+}
+
+/// Counts a connection closed for `--max-connections`, and says so at WARN
+/// at most once a second.
+fn refused_connection(last_warning: &AtomicU64, max: usize) {
+    crate::metrics::REFUSED_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+    if first_this_second(last_warning) {
         tracing::warn!(
             max_connections = max,
             "too many connections: closing new ones (netpol_guard_refused_connections_total counts them)"
