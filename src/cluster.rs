@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::Directions;
 use crate::selector::{Labels, Selector, SelectorError};
+use crate::workload::{self, PodShape, WorkloadKind};
 
 /// Which API kind a covering policy came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,6 +188,43 @@ pub enum ViewError {
     NoNamespace { kind: &'static str, name: String },
 }
 
+/// A workload that exists, cut down to what coverage reads: the view keeps
+/// these so a policy change can say which workloads it uncovers
+/// (`uncovers-workloads`) without listing anything per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownWorkload {
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub pods: PodShape,
+}
+
+impl KnownWorkload {
+    /// The order reports list workloads in: owners before what they run
+    /// (Deployments first, bare Pods last), then by name.
+    pub fn report_order(&self) -> (usize, &str) {
+        const ORDER: [WorkloadKind; 8] = [
+            WorkloadKind::Deployment,
+            WorkloadKind::StatefulSet,
+            WorkloadKind::DaemonSet,
+            WorkloadKind::ReplicaSet,
+            WorkloadKind::CronJob,
+            WorkloadKind::Job,
+            WorkloadKind::ReplicationController,
+            WorkloadKind::Pod,
+        ];
+        let rank = ORDER
+            .iter()
+            .position(|k| *k == self.kind)
+            .unwrap_or(ORDER.len());
+        (rank, &self.name)
+    }
+
+    /// `Kind name`, as reports and messages name it.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.kind.as_str(), self.name)
+    }
+}
+
 /// The cluster as the engine sees it. Namespaces are behind `Arc`s so a
 /// live update clones the map and rebuilds only the namespaces that changed.
 #[derive(Debug, Default, Clone)]
@@ -194,6 +232,13 @@ pub struct ClusterView {
     namespaces: HashMap<String, Arc<NamespaceEntry>>,
     clusterwide: Arc<PolicyIndex>,
     clusterwide_objects: usize,
+    /// Existing workloads per namespace (those judged themselves, not at
+    /// their owner), in no particular order.
+    workloads: HashMap<String, Arc<Vec<Arc<KnownWorkload>>>>,
+    /// Whether `workloads` is complete: every workload kind has been read
+    /// (from the watches, or from `--state` manifests that hold workloads).
+    /// Until then nothing is said about what a policy change uncovers.
+    workloads_known: bool,
 }
 
 /// One policy object, compiled.
@@ -220,6 +265,17 @@ impl ClusterView {
             let entry = Arc::make_mut(self.namespaces.entry(name).or_default());
             entry.labels = Some(meta.labels);
             entry.terminating = meta.terminating;
+            return Ok(true);
+        }
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if let Some(wk) = WorkloadKind::from_group_kind(group, kind) {
+            // A workload whose pods cannot be read is reported where it is
+            // judged, not here.
+            if let Some((ns, w)) = known_workload(wk, obj) {
+                let list = Arc::make_mut(self.workloads.entry(ns).or_default());
+                list.push(Arc::new(w));
+            }
+            self.workloads_known = true;
             return Ok(true);
         }
         let Some(kind) = PolicyKind::from_type(api_version, kind) else {
@@ -318,7 +374,82 @@ impl ClusterView {
                 .collect(),
             clusterwide: self.clusterwide.clone(),
             clusterwide_objects: self.clusterwide_objects,
+            workloads: self
+                .workloads
+                .get_key_value(ns)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .into_iter()
+                .collect(),
+            workloads_known: self.workloads_known,
         }
+    }
+
+    /// A focused view of `ns` (see [`ClusterView::focused`]) in which the
+    /// policy `kind`/`name` is replaced by `new`, or removed when `new` is
+    /// `None`: what the namespace would be after an UPDATE or DELETE. Only
+    /// coverage is meant to be asked of it (its object counts are not
+    /// maintained). A `new` object that cannot be compiled is an error.
+    pub fn with_policy_replaced(
+        &self,
+        ns: &str,
+        kind: PolicyKind,
+        name: &str,
+        new: Option<&Value>,
+    ) -> Result<ClusterView, ViewError> {
+        let mut out = self.focused(ns);
+        let old = self.namespaces.get(ns).cloned().unwrap_or_default();
+        let mut entry = NamespaceEntry {
+            labels: old.labels.clone(),
+            terminating: old.terminating,
+            isolating: old.isolating,
+            objects: old.objects,
+            ..NamespaceEntry::default()
+        };
+        for e in old.kube.entries.iter().chain(&old.cilium.entries) {
+            if !(e.kind == kind && e.name == name) {
+                match e.kind {
+                    PolicyKind::NetworkPolicy => entry.kube.push(e.clone()),
+                    _ => entry.cilium.push(e.clone()),
+                }
+            }
+        }
+        if let Some(obj) = new {
+            let compiled = compile(obj, kind)?;
+            for e in compiled.entries {
+                match e.kind {
+                    PolicyKind::NetworkPolicy => entry.kube.push(e),
+                    _ => entry.cilium.push(e),
+                }
+            }
+        }
+        out.namespaces.insert(ns.to_string(), Arc::new(entry));
+        Ok(out)
+    }
+
+    /// Replaces the known workloads of one namespace (from the watches,
+    /// which share each workload with the view).
+    pub fn set_workloads(&mut self, ns: &str, workloads: Vec<Arc<KnownWorkload>>) {
+        if workloads.is_empty() {
+            self.workloads.remove(ns);
+        } else {
+            self.workloads.insert(ns.to_string(), Arc::new(workloads));
+        }
+    }
+
+    /// Marks the known workloads complete (or not, after a watch restart).
+    pub fn set_workloads_known(&mut self, known: bool) {
+        self.workloads_known = known;
+    }
+
+    /// The existing workloads of `ns`, when the view knows them all.
+    pub fn workloads(&self, ns: &str) -> Option<&[Arc<KnownWorkload>]> {
+        self.workloads_known
+            .then(|| self.workloads.get(ns).map_or(&[][..], |w| w.as_slice()))
+    }
+
+    /// Number of known workloads, over every namespace.
+    pub fn workload_count(&self) -> usize {
+        self.workloads.values().map(|w| w.len()).sum()
     }
 
     /// Replaces only a namespace's metadata, keeping its compiled policies
@@ -638,6 +769,26 @@ pub fn slim_policy(obj: &Value) -> Value {
     }
     out.insert("metadata".into(), Value::Object(meta));
     Value::Object(out)
+}
+
+/// A workload object as the view keeps it, with its namespace: `None` for
+/// one judged at its owner (a Deployment's ReplicaSets, a controller's
+/// Pods), or one whose pods cannot be read.
+pub fn known_workload(kind: WorkloadKind, obj: &Value) -> Option<(String, KnownWorkload)> {
+    if workload::judged_at_owner(kind, obj) {
+        return None;
+    }
+    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str)?;
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str)?;
+    let pods = workload::pod_shape(kind, obj).ok()?;
+    Some((
+        ns.to_string(),
+        KnownWorkload {
+            kind,
+            name: name.to_string(),
+            pods,
+        },
+    ))
 }
 
 /// String labels of an object (non-string values are ignored).

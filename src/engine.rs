@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use crate::admission::{AdmissionRequest, Operation};
 use crate::baseline;
-use crate::cluster::ClusterView;
+use std::sync::Arc;
+
+use crate::cluster::{ClusterView, KnownWorkload, PolicyKind};
 use crate::config::{MODE_LABEL, Mode, Settings};
 use crate::rules::{self, Action, Finding, RuleId, coverage};
 use crate::workload::{self, WorkloadKind};
@@ -211,6 +213,14 @@ fn judge(
                         verdict.push(f, settings);
                     }
                 }
+                judge_coverage_loss(
+                    req,
+                    PolicyKind::NetworkPolicy,
+                    namespace,
+                    view,
+                    settings,
+                    &mut verdict,
+                );
             }
             ("cilium.io", "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => {
                 if let Some(obj) = changed_object(req) {
@@ -218,6 +228,16 @@ fn judge(
                     for f in rules::cilium::check(obj, clusterwide, settings) {
                         verdict.push(f, settings);
                     }
+                }
+                if kind == "CiliumNetworkPolicy" {
+                    judge_coverage_loss(
+                        req,
+                        PolicyKind::CiliumNetworkPolicy,
+                        namespace,
+                        view,
+                        settings,
+                        &mut verdict,
+                    );
                 }
             }
             _ => {}
@@ -270,23 +290,13 @@ fn judge_workload(
     let pods = workload::pod_shape(kind, obj)?;
     // Named by an admin in `exemptions.workloads`: nothing else exempts a
     // workload from host-network.
-    if settings
-        .config
-        .exemptions
-        .workloads
-        .iter()
-        .any(|w| w.namespace == namespace && w.kind == kind.as_str() && w.name == name)
-    {
+    if named_exempt(settings, namespace, kind, &name) {
         return Ok(());
     }
     if pods.host_network {
         judge_host_network(req, kind, namespace, &name, verdict, settings);
     }
-    if settings
-        .exempt_workloads
-        .iter()
-        .any(|s| s.matches(&pods.labels))
-    {
+    if label_exempt(settings, &pods) {
         return Ok(());
     }
     let subject = coverage::Subject {
@@ -316,6 +326,98 @@ fn judge_workload(
     }
     verdict.push(finding, settings);
     Ok(())
+}
+
+/// A workload a cluster admin named in `exemptions.workloads`.
+fn named_exempt(settings: &Settings, namespace: &str, kind: WorkloadKind, name: &str) -> bool {
+    settings
+        .config
+        .exemptions
+        .workloads
+        .iter()
+        .any(|w| w.namespace == namespace && w.kind == kind.as_str() && w.name == name)
+}
+
+/// A workload whose pod labels match `exemptions.workloadLabels`.
+fn label_exempt(settings: &Settings, pods: &workload::PodShape) -> bool {
+    settings
+        .exempt_workloads
+        .iter()
+        .any(|s| s.matches(&pods.labels))
+}
+
+/// `uncovers-workloads`: a policy UPDATE or DELETE in a managed namespace
+/// after which existing workloads that it covered are covered by nothing.
+/// Their pods keep running, cut off by default-deny, and nobody is told, so
+/// the request gets a warning naming them. The workloads come from the
+/// view (the live watches' slim cache), never from a read per request; a
+/// view that does not know every workload says nothing. Workloads exempt
+/// from `require-network-policy`, or on the host network (where no policy
+/// applies), are left out. Not raised while the namespace is being deleted,
+/// nor for the controllers that delete its contents: a configured `deny`
+/// must never block namespace deletion.
+fn judge_coverage_loss(
+    req: &AdmissionRequest,
+    kind: PolicyKind,
+    namespace: &str,
+    view: &ClusterView,
+    settings: &Settings,
+    verdict: &mut Verdict,
+) {
+    if !matches!(req.operation, Operation::Update | Operation::Delete)
+        || view.is_terminating(namespace)
+        || CONTROLLER_IDENTITIES.contains(&req.user_info.username.as_str())
+        || req.user_info.username == GARBAGE_COLLECTOR
+        || req.user_info.username == settings.config.service_account
+        || !is_managed(namespace, view, settings)
+    {
+        return;
+    }
+    let Some(existing) = view.workloads(namespace).filter(|w| !w.is_empty()) else {
+        return;
+    };
+    let Some(old) = req.old_object.as_ref().filter(|o| !o.is_null()) else {
+        return;
+    };
+    let name = workload::display_name(old, req.name.as_deref());
+    // A new object that cannot be compiled is another rule's (or the API
+    // server's) to reject.
+    let Ok(after) = view.with_policy_replaced(namespace, kind, &name, changed_object(req)) else {
+        return;
+    };
+    let mut lost: Vec<&Arc<KnownWorkload>> = existing
+        .iter()
+        .filter(|w| {
+            !w.pods.host_network
+                && !named_exempt(settings, namespace, w.kind, &w.name)
+                && !label_exempt(settings, &w.pods)
+        })
+        .filter(|w| {
+            let subject = coverage::Subject {
+                kind: w.kind,
+                namespace,
+                name: &w.name,
+                pods: &w.pods,
+            };
+            coverage::is_covered(&subject, view, settings)
+                && !coverage::is_covered(&subject, &after, settings)
+        })
+        .collect();
+    if lost.is_empty() {
+        return;
+    }
+    lost.sort_by(|a, b| a.report_order().cmp(&b.report_order()));
+    let lost: Vec<String> = lost.iter().map(|w| w.label()).collect();
+    let verb = if req.operation == Operation::Delete {
+        "deleting"
+    } else {
+        "this change to"
+    };
+    let policy = format!("{} {namespace}/{name}", kind.as_str());
+    verdict.push(
+        coverage::coverage_loss(verb, &policy, namespace, &lost),
+        settings,
+    );
 }
 
 /// `host-network`: pods with `hostNetwork: true` share the node's network
@@ -479,6 +581,10 @@ pub const WORKLOAD_CONTROLLERS: [&str; 3] = [
     "system:serviceaccount:kube-system:cronjob-controller",
     "system:kube-controller-manager",
 ];
+
+/// The garbage collector deletes objects whose owner is gone: a policy an
+/// operator's custom resource owned, say. It cannot be told to wait.
+const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
 
 /// The users kube-controller-manager deletes namespaces' contents as: the
 /// namespace controller's own service account

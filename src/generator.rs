@@ -28,11 +28,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::baseline::{self, MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::cluster::KnownWorkload;
 use crate::config::{MODE_LABEL, Mode, OnUnmanage};
 use crate::leader::Leadership;
 use crate::rules::coverage;
 use crate::server::AppState;
-use crate::workload::{self, WorkloadKind};
+use crate::workload::WorkloadKind;
 
 /// Every namespace is reconciled again this often, whatever happens.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -406,23 +407,64 @@ async fn get(api: &Api<NetworkPolicy>, name: &str) -> Result<Option<Value>, Gene
     Ok(found.and_then(|p| serde_json::to_value(p).ok()))
 }
 
-/// The workload kinds the impact report lists, with their API resources.
-const IMPACT_KINDS: [(WorkloadKind, &str, &str, &str); 6] = [
+/// The workload kinds the impact report lists when the view does not know
+/// the workloads yet, with their API resources.
+const IMPACT_KINDS: [(WorkloadKind, &str, &str, &str); 8] = [
     (WorkloadKind::Deployment, "apps", "v1", "deployments"),
     (WorkloadKind::StatefulSet, "apps", "v1", "statefulsets"),
     (WorkloadKind::DaemonSet, "apps", "v1", "daemonsets"),
+    (WorkloadKind::ReplicaSet, "apps", "v1", "replicasets"),
     (WorkloadKind::CronJob, "batch", "v1", "cronjobs"),
     (WorkloadKind::Job, "batch", "v1", "jobs"),
+    (
+        WorkloadKind::ReplicationController,
+        "",
+        "v1",
+        "replicationcontrollers",
+    ),
     (WorkloadKind::Pod, "", "v1", "pods"),
 ];
 
 /// The existing workloads of `namespace` that no policy lets traffic
 /// through to (judged like `require-network-policy`, against the live view),
-/// e.g. `Deployment ledger`. Controller-owned Pods and Jobs are skipped:
-/// their controller is listed.
+/// e.g. `Deployment ledger`. Workloads judged at their owner (a
+/// Deployment's ReplicaSets, a controller's Pods) are skipped: their owner
+/// is listed. Read from the view's workload cache once its watches have
+/// synced; until then listed from the API server.
 async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, GenerateError> {
     let view = ctx.state.view();
     let settings = ctx.state.settings();
+    let listed;
+    let workloads = match view.workloads(namespace) {
+        Some(known) => known,
+        None => {
+            listed = list_workloads(ctx, namespace).await?;
+            listed.as_slice()
+        }
+    };
+    let mut uncovered: Vec<&Arc<KnownWorkload>> = workloads
+        .iter()
+        .filter(|w| {
+            let subject = coverage::Subject {
+                kind: w.kind,
+                namespace,
+                name: &w.name,
+                pods: &w.pods,
+            };
+            !coverage::is_covered(&subject, &view, &settings)
+        })
+        .collect();
+    uncovered.sort_by(|a, b| a.report_order().cmp(&b.report_order()));
+    Ok(uncovered.iter().map(|w| w.label()).collect())
+}
+
+/// Lists the workloads of `namespace` as the view would keep them. Pods
+/// are read by their metadata alone (labels and owners are what this
+/// needs; a pod's spec is most of its bytes).
+async fn list_workloads(
+    ctx: &Ctx,
+    namespace: &str,
+) -> Result<Vec<Arc<KnownWorkload>>, GenerateError> {
     let mut out = Vec::new();
     for (kind, group, version, plural) in IMPACT_KINDS {
         let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
@@ -431,8 +473,25 @@ async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, 
             namespace,
             &ApiResource::from_gvk_with_plural(&gvk, plural),
         );
-        let list = match api.list(&ListParams::default()).await {
-            Ok(list) => list,
+        let api_version = gvk.api_version();
+        let items: Result<Vec<Value>, kube::Error> = if kind == WorkloadKind::Pod {
+            api.list_metadata(&ListParams::default()).await.map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|p| serde_json::to_value(&p.metadata).ok())
+                    .map(|meta| serde_json::json!({"metadata": meta, "spec": {}}))
+                    .collect()
+            })
+        } else {
+            api.list(&ListParams::default()).await.map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|o| serde_json::to_value(o).ok())
+                    .collect()
+            })
+        };
+        let items = match items {
+            Ok(items) => items,
             // An old server, a missing API or an RBAC gap: report the rest.
             Err(e) if matches!(crate::apierror::status_code(&e), Some(403 | 404)) => {
                 ctx.state
@@ -449,27 +508,17 @@ async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, 
                 });
             }
         };
-        for obj in list.items {
-            let Ok(value) = serde_json::to_value(&obj) else {
-                continue;
-            };
-            if matches!(kind, WorkloadKind::Pod | WorkloadKind::Job)
-                && workload::is_controller_owned(&value)
-            {
-                continue;
+        for mut value in items {
+            if let Some(map) = value.as_object_mut() {
+                map.insert("apiVersion".into(), api_version.clone().into());
+                map.insert("kind".into(), kind.as_str().into());
+                // List items may come without their namespace.
+                if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.entry("namespace").or_insert_with(|| namespace.into());
+                }
             }
-            let Ok(pods) = workload::pod_shape(kind, &value) else {
-                continue;
-            };
-            let name = obj.name_any();
-            let subject = coverage::Subject {
-                kind,
-                namespace,
-                name: &name,
-                pods: &pods,
-            };
-            if !coverage::is_covered(&subject, &view, &settings) {
-                out.push(format!("{} {name}", kind.as_str()));
+            if let Some((_, w)) = crate::cluster::known_workload(kind, &value) {
+                out.push(Arc::new(w));
             }
         }
     }

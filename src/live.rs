@@ -14,26 +14,50 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use crate::cluster::{ClusterView, NamespaceMeta, PolicyKind};
+use crate::cluster::{ClusterView, KnownWorkload, NamespaceMeta, PolicyKind};
 use crate::server::AppState;
+use crate::workload::WorkloadKind;
 
 /// The resources the view watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resource {
     Namespaces,
     Policy(PolicyKind),
+    Workloads(WorkloadKind),
 }
+
+/// The workload kinds whose existing objects the view keeps (slim, for
+/// `uncovers-workloads`), with their API group, version and resource.
+const WORKLOAD_RESOURCES: [(WorkloadKind, &str, &str, &str); 8] = [
+    (WorkloadKind::Deployment, "apps", "v1", "deployments"),
+    (WorkloadKind::StatefulSet, "apps", "v1", "statefulsets"),
+    (WorkloadKind::DaemonSet, "apps", "v1", "daemonsets"),
+    (WorkloadKind::ReplicaSet, "apps", "v1", "replicasets"),
+    (WorkloadKind::CronJob, "batch", "v1", "cronjobs"),
+    (WorkloadKind::Job, "batch", "v1", "jobs"),
+    (
+        WorkloadKind::ReplicationController,
+        "",
+        "v1",
+        "replicationcontrollers",
+    ),
+    (WorkloadKind::Pod, "", "v1", "pods"),
+];
 
 impl Resource {
     pub fn as_str(self) -> &'static str {
         match self {
+            Resource::Workloads(kind) => WORKLOAD_RESOURCES
+                .iter()
+                .find(|(k, ..)| *k == kind)
+                .map_or("workloads", |(.., plural)| plural),
             Resource::Namespaces => "namespaces",
             Resource::Policy(PolicyKind::NetworkPolicy) => "networkpolicies",
             Resource::Policy(PolicyKind::CiliumNetworkPolicy) => "ciliumnetworkpolicies",
@@ -87,6 +111,19 @@ enum Change<T> {
     Delete(T),
 }
 
+/// What handling a change did to the model: whether the view must be
+/// published again, and whether a resource has now been listed.
+enum Outcome {
+    /// Nothing the view keeps changed (a pod's status, a resourceVersion).
+    Unchanged,
+    Changed,
+    Synced(Resource),
+}
+
+/// A watched workload: namespace, name, and what the view keeps of it
+/// (`None` when it is judged at its owner, or its pods cannot be read).
+type WorkloadItem = (String, String, Option<Arc<KnownWorkload>>);
+
 /// What the watches have seen, and the view built from it.
 #[derive(Default)]
 struct Model {
@@ -94,6 +131,8 @@ struct Model {
     /// Namespaced policies: namespace -> (kind, name) -> object.
     policies: HashMap<String, BTreeMap<PolicyKey, Value>>,
     clusterwide: BTreeMap<String, Value>,
+    /// Existing workloads: namespace -> (kind, name) -> slim workload.
+    workloads: HashMap<String, BTreeMap<(&'static str, String), Arc<KnownWorkload>>>,
     view: ClusterView,
     synced: HashSet<Resource>,
 }
@@ -177,6 +216,63 @@ impl Model {
         }
     }
 
+    fn rebuild_workloads(&mut self, ns: &str) {
+        let list = self
+            .workloads
+            .get(ns)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        self.view.set_workloads(ns, list);
+    }
+
+    /// Replaces every object of a workload kind (after a (re)list).
+    fn replace_workloads(&mut self, kind: WorkloadKind, items: Vec<WorkloadItem>) {
+        let mut dirty: HashSet<String> = HashSet::new();
+        for (ns, map) in &mut self.workloads {
+            let before = map.len();
+            map.retain(|(k, _), _| *k != kind.as_str());
+            if map.len() != before {
+                dirty.insert(ns.clone());
+            }
+        }
+        for (ns, name, w) in items {
+            if let Some(w) = w {
+                dirty.insert(ns.clone());
+                self.workloads
+                    .entry(ns)
+                    .or_default()
+                    .insert((kind.as_str(), name), w);
+            }
+        }
+        self.workloads.retain(|_, m| !m.is_empty());
+        for ns in dirty {
+            self.rebuild_workloads(&ns);
+        }
+    }
+
+    /// One workload added, changed or gone; false when the view keeps the
+    /// same as before (most pod events are status updates).
+    fn set_workload(&mut self, kind: WorkloadKind, item: WorkloadItem) -> bool {
+        let (ns, name, w) = item;
+        let key = (kind.as_str(), name);
+        let map = self.workloads.entry(ns.clone()).or_default();
+        let changed = match w {
+            Some(w) if map.get(&key) == Some(&w) => false,
+            Some(w) => {
+                map.insert(key, w);
+                true
+            }
+            None => map.remove(&key).is_some(),
+        };
+        if map.is_empty() {
+            self.workloads.remove(&ns);
+        }
+        if changed {
+            self.rebuild_workloads(&ns);
+        }
+        changed
+    }
+
     fn replace_namespaces(&mut self, all: HashMap<String, NamespaceMeta>) {
         let old: HashSet<String> = self.namespaces.keys().cloned().collect();
         self.namespaces = all;
@@ -236,12 +332,26 @@ impl LiveView {
         tokio::spawn(this.clone().watch_namespaces());
         tokio::spawn(this.clone().watch_policies(PolicyKind::NetworkPolicy, true));
         tokio::spawn(this.clone().watch_cilium(PolicyKind::CiliumNetworkPolicy));
-        tokio::spawn(this.watch_cilium(PolicyKind::CiliumClusterwideNetworkPolicy));
+        tokio::spawn(
+            this.clone()
+                .watch_cilium(PolicyKind::CiliumClusterwideNetworkPolicy),
+        );
+        for (kind, group, version, plural) in WORKLOAD_RESOURCES {
+            if kind == WorkloadKind::Pod {
+                tokio::spawn(this.clone().watch_pods());
+            } else {
+                tokio::spawn(this.clone().watch_workloads(kind, group, version, plural));
+            }
+        }
     }
 
     fn publish(&self, model: &mut Model, synced: Option<Resource>) {
         if let Some(r) = synced {
             model.synced.insert(r);
+            let all_workloads = WORKLOAD_RESOURCES
+                .iter()
+                .all(|(k, ..)| model.synced.contains(&Resource::Workloads(*k)));
+            model.view.set_workloads_known(all_workloads);
         }
         self.state.set_view(model.view.clone());
         let core = [
@@ -258,13 +368,16 @@ impl LiveView {
         }
     }
 
-    fn with_model(&self, f: impl FnOnce(&mut Model) -> Option<Resource>) {
+    fn with_model(&self, f: impl FnOnce(&mut Model) -> Outcome) {
         let mut guard = match self.model.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let synced = f(&mut guard);
-        self.publish(&mut guard, synced);
+        match f(&mut guard) {
+            Outcome::Unchanged => {}
+            Outcome::Changed => self.publish(&mut guard, None),
+            Outcome::Synced(r) => self.publish(&mut guard, Some(r)),
+        }
     }
 
     fn watch_error(&self, resource: Resource, e: &watcher::Error) {
@@ -283,7 +396,7 @@ impl LiveView {
         resource: Resource,
         mut stream: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
         convert: impl Fn(K) -> Option<T>,
-        mut handle: impl FnMut(&mut Model, Change<T>) -> Option<Resource>,
+        mut handle: impl FnMut(&mut Model, Change<T>) -> Outcome,
     ) {
         let mut buffer: Option<Vec<T>> = None;
         while let Some(event) = stream.next().await {
@@ -330,17 +443,17 @@ impl LiveView {
             |m, change| match change {
                 Change::Replace(all) => {
                     m.replace_namespaces(all.into_iter().collect());
-                    Some(Resource::Namespaces)
+                    Outcome::Synced(Resource::Namespaces)
                 }
                 Change::Apply((name, meta)) => {
                     m.namespaces.insert(name.clone(), meta);
                     m.rebuild_namespace(&name);
-                    None
+                    Outcome::Changed
                 }
                 Change::Delete((name, _)) => {
                     m.namespaces.remove(&name);
                     m.rebuild_namespace(&name);
-                    None
+                    Outcome::Changed
                 }
             },
         )
@@ -362,14 +475,99 @@ impl LiveView {
                 match change {
                     Change::Replace(all) => {
                         m.replace_policies(kind, all);
-                        return required.then_some(resource);
+                        return if required {
+                            Outcome::Synced(resource)
+                        } else {
+                            Outcome::Changed
+                        };
                     }
                     Change::Apply(v) => m.apply_policy(kind, v),
                     Change::Delete(v) => m.delete_policy(kind, &v),
                 }
-                None
+                Outcome::Changed
             },
         )
+        .await;
+    }
+
+    /// Watches one workload kind, keeping only what coverage reads of each
+    /// object (`cluster::known_workload`): template labels, ports, service
+    /// account, hostNetwork.
+    async fn watch_workloads(
+        self: Arc<Self>,
+        kind: WorkloadKind,
+        group: &'static str,
+        version: &'static str,
+        plural: &'static str,
+    ) {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, kind.as_str()),
+            plural,
+        );
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let api_version = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        let convert = move |o: DynamicObject| {
+            let mut v = serde_json::to_value(&o).ok()?;
+            let map = v.as_object_mut()?;
+            map.insert("apiVersion".into(), api_version.clone().into());
+            map.insert("kind".into(), kind.as_str().into());
+            workload_item(kind, &v)
+        };
+        self.follow_workloads(kind, stream, convert).await;
+    }
+
+    /// Watches Pods' metadata only: a bare Pod is judged by its labels and
+    /// owners, and a pod's spec (most of its bytes) never crosses the wire.
+    /// Its service account and hostNetwork are not read: the view takes
+    /// the default account and the pod network for bare Pods.
+    async fn watch_pods(self: Arc<Self>) {
+        let api: Api<PartialObjectMeta<Pod>> = Api::all(self.client.clone());
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let convert = |p: PartialObjectMeta<Pod>| {
+            let meta = serde_json::to_value(&p.metadata).ok()?;
+            let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}});
+            workload_item(WorkloadKind::Pod, &v)
+        };
+        self.follow_workloads(WorkloadKind::Pod, stream, convert)
+            .await;
+    }
+
+    async fn follow_workloads<K>(
+        &self,
+        kind: WorkloadKind,
+        stream: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
+        convert: impl Fn(K) -> Option<WorkloadItem>,
+    ) {
+        let resource = Resource::Workloads(kind);
+        self.follow(resource, stream, convert, |m, change| match change {
+            Change::Replace(all) => {
+                m.replace_workloads(kind, all);
+                Outcome::Synced(resource)
+            }
+            Change::Apply(item) => {
+                if m.set_workload(kind, item) {
+                    Outcome::Changed
+                } else {
+                    Outcome::Unchanged
+                }
+            }
+            Change::Delete((ns, name, _)) => {
+                if m.set_workload(kind, (ns, name, None)) {
+                    Outcome::Changed
+                } else {
+                    Outcome::Unchanged
+                }
+            }
+        })
         .await;
     }
 
@@ -493,6 +691,14 @@ pub struct NamespaceSnapshot {
     /// `None`: the namespace does not exist.
     pub meta: Option<NamespaceMeta>,
     pub policies: Vec<Value>,
+}
+
+/// A watched workload object as the model keeps it.
+fn workload_item(kind: WorkloadKind, obj: &Value) -> Option<WorkloadItem> {
+    let ns = namespace(obj)?;
+    let name = name(obj)?;
+    let kept = crate::cluster::known_workload(kind, obj).map(|(_, w)| Arc::new(w));
+    Some((ns, name, kept))
 }
 
 /// The name and what the view keeps of a Namespace's metadata.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::selector::Labels;
 
 /// The eight workload kinds, by API group and kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkloadKind {
     Pod,
     Deployment,

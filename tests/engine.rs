@@ -631,3 +631,166 @@ fn a_controllers_replica_set_is_judged_at_its_owner_only_when_the_controller_wri
         [(RuleId::RequireNetworkPolicy, Action::Deny)]
     );
 }
+
+/// The fixture cluster plus existing workloads in `payments`: `api` covered
+/// by policy payments-api, `db` by policy postgres, `batch` by nothing.
+fn view_with_workloads() -> ClusterView {
+    let mut v = view();
+    for (kind, api, name, app) in [
+        ("Deployment", "apps/v1", "api", "payments-api"),
+        ("StatefulSet", "apps/v1", "db", "postgres"),
+        ("Deployment", "apps/v1", "batch", "batch"),
+    ] {
+        v.add(&json!({"apiVersion": api, "kind": kind,
+            "metadata": {"name": name, "namespace": "payments"},
+            "spec": {"template": {"metadata": {"labels": {"app": app}}, "spec": {"containers": []}}}}))
+            .unwrap();
+    }
+    // A Deployment's ReplicaSet is judged at its owner: never listed.
+    v.add(&json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "api-5d4f", "namespace": "payments", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "uid": "u", "controller": true}]},
+        "spec": {"template": {"metadata": {"labels": {"app": "payments-api"}}}}}))
+        .unwrap();
+    v
+}
+
+/// A DELETE (or UPDATE to `new`) of policy `name` in payments, by a developer.
+fn policy_change(name: &str, new: Option<serde_json::Value>) -> AdmissionRequest {
+    let mut req = request("networkpolicy-delete-baseline");
+    let old = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "payments-api"}}}});
+    req.name = Some(name.into());
+    req.old_object = Some(old);
+    req.object = new.clone();
+    req.operation = if new.is_some() {
+        Operation::Update
+    } else {
+        Operation::Delete
+    };
+    req
+}
+
+#[test]
+fn deleting_the_only_policy_of_existing_workloads_warns_and_names_them() {
+    let view = view_with_workloads();
+    let req = policy_change("payments-api", None);
+    let v = engine::decide(&req, &view, &Settings::default()).unwrap();
+    assert!(v.allowed());
+    assert_eq!(rules_of(&v), [(RuleId::UncoversWorkloads, Action::Warn)]);
+    assert_eq!(
+        v.warnings(),
+        [
+            "uncovers-workloads: deleting NetworkPolicy payments/payments-api leaves Deployment api without a policy \
+          that grants its pods traffic. Cover it first."
+        ]
+    );
+    let full = v.findings[0].0.full_text();
+    assert!(
+        full.contains("Why: in namespace payments, Deployment api has no other policy"),
+        "{full}"
+    );
+
+    // An update that narrows the selector away from the pods does the same;
+    // one that keeps them covered says nothing.
+    let narrowed = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "payments-api", "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "payments-api-v2"}},
+                 "ingress": [{"from": [{"podSelector": {}}]}]}});
+    let v = engine::decide(
+        &policy_change("payments-api", Some(narrowed)),
+        &view,
+        &Settings::default(),
+    )
+    .unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::UncoversWorkloads, Action::Warn)]);
+    assert!(v.warnings()[0].starts_with("uncovers-workloads: this change to NetworkPolicy payments/payments-api leaves Deployment api "));
+    let kept = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "payments-api", "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "payments-api"}},
+                 "ingress": [{"from": [{"podSelector": {}}]}]}});
+    let v = engine::decide(
+        &policy_change("payments-api", Some(kept)),
+        &view,
+        &Settings::default(),
+    )
+    .unwrap();
+    assert_eq!(v, Verdict::allow());
+}
+
+#[test]
+fn coverage_loss_is_silent_without_known_workloads_or_outside_managed_namespaces() {
+    // The fixture view knows no workloads: nothing can be said.
+    let v = decide(&policy_change("payments-api", None), &Settings::default());
+    assert_eq!(v, Verdict::allow());
+    // A policy nobody else depends on: nothing lost.
+    let view = view_with_workloads();
+    let v = engine::decide(
+        &policy_change("unrelated", None),
+        &view,
+        &Settings::default(),
+    )
+    .unwrap();
+    assert_eq!(v, Verdict::allow());
+    // Unmanaged namespace.
+    let mut req = policy_change("payments-api", None);
+    req.namespace = Some("legacy".into());
+    let v = engine::decide(&req, &view, &Settings::default()).unwrap();
+    assert_eq!(v, Verdict::allow());
+    // The namespace controller emptying a namespace: never even a warning,
+    // so a configured deny cannot block namespace deletion.
+    let mut req = policy_change("payments-api", None);
+    req.user_info.username = "system:serviceaccount:kube-system:namespace-controller".into();
+    let s = settings("rules:\n  uncovers-workloads: deny\n");
+    assert_eq!(engine::decide(&req, &view, &s).unwrap(), Verdict::allow());
+}
+
+#[test]
+fn coverage_loss_can_be_denied_turned_off_and_skips_exempt_workloads() {
+    let view = view_with_workloads();
+    let req = policy_change("payments-api", None);
+    let deny = settings("rules:\n  uncovers-workloads: deny\n");
+    let v = engine::decide(&req, &view, &deny).unwrap();
+    assert!(!v.allowed());
+    assert!(
+        v.denial_message()
+            .unwrap()
+            .contains("Fix: apply the policy that should cover them first")
+    );
+    let off = settings("rules:\n  uncovers-workloads: off\n");
+    assert_eq!(engine::decide(&req, &view, &off).unwrap(), Verdict::allow());
+    let exempt = settings(
+        "exemptions:\n  workloads:\n  - {namespace: payments, kind: Deployment, name: api}\n",
+    );
+    assert_eq!(
+        engine::decide(&req, &view, &exempt).unwrap(),
+        Verdict::allow()
+    );
+}
+
+#[test]
+fn coverage_loss_lists_as_many_workloads_as_fit_then_counts_the_rest() {
+    let mut view = view();
+    for i in 0..40 {
+        view.add(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": format!("api-{i:02}"), "namespace": "payments"},
+            "spec": {"template": {"metadata": {"labels": {"app": "payments-api"}}}}}))
+            .unwrap();
+    }
+    let v = engine::decide(
+        &policy_change("payments-api", None),
+        &view,
+        &Settings::default(),
+    )
+    .unwrap();
+    let w = &v.warnings()[0];
+    assert!(w.chars().count() <= 256, "{w}");
+    assert!(w.starts_with("uncovers-workloads: deleting NetworkPolicy payments/payments-api leaves Deployment api-00, Deployment api-01, "), "{w}");
+    assert!(w.contains(" more without a policy"), "{w}");
+    let detail = v.findings[0].0.full_text();
+    assert!(
+        detail.contains("Deployment api-39"),
+        "the detail names them all: {detail}"
+    );
+}

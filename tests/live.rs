@@ -457,3 +457,57 @@ async fn forged_reviews_cannot_amplify_into_api_server_reads() {
     );
     println!("100 concurrent denials: {lists} policy LISTs");
 }
+
+/// The AdmissionReview of a developer deleting policy `name` in payments.
+fn policy_delete_review(name: &str) -> Vec<u8> {
+    let mut review: Value =
+        serde_json::from_slice(&fixture("networkpolicy-delete-baseline.json")).unwrap();
+    let req = &mut review["request"];
+    req["name"] = json!(name);
+    req["oldObject"]["metadata"]["name"] = json!(name);
+    req["oldObject"]["metadata"]["labels"] = json!({});
+    serde_json::to_vec(&review).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_delete_names_the_workloads_it_uncovers_from_the_watched_workloads() {
+    let fake = fake_cluster().await;
+    let template = |app: &str| json!({"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    fake.apply_object(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "payments"},
+        "spec": {"selector": {"matchLabels": {"app": "payments-api"}}, "template": template("payments-api")}}));
+    // A bare Pod, read by its metadata alone, and a Pod of a ReplicaSet
+    // (judged at its owner: never named).
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "debug", "namespace": "payments", "labels": {"app": "payments-api"}},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}}));
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "api-5d4f-x", "namespace": "payments", "labels": {"app": "payments-api"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-5d4f", "uid": "u", "controller": true}]},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}}));
+    let live = start_live(&fake, &[]);
+    wait_ready(&live.server).await;
+    let warnings = || async {
+        let mut c = live.server.connect().await;
+        let r = c
+            .post("/validate", policy_delete_review("payments-api"))
+            .await
+            .json();
+        assert_eq!(r["response"]["allowed"], true, "{r}");
+        r["response"]["warnings"].clone()
+    };
+    eventually("the warning names the Deployment and the bare Pod", || async {
+        warnings().await
+            == json!(["uncovers-workloads: deleting NetworkPolicy payments/payments-api leaves Deployment api, Pod debug \
+                       without a policy that grants their pods traffic. Cover them first."])
+    })
+    .await;
+    // The watches follow deletions: with the Deployment and the Pod gone,
+    // the delete uncovers nothing.
+    fake.delete_object("apps/v1", "Deployment", Some("payments"), "api");
+    fake.delete_object("v1", "Pod", Some("payments"), "debug");
+    eventually("no warning once they are gone", || async {
+        warnings().await.is_null()
+    })
+    .await;
+}

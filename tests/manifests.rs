@@ -482,10 +482,14 @@ fn rbac_is_least_privilege() {
         verbs_for("ClusterRole", "ciliumnetworkpolicies"),
         ["get", "list", "watch"]
     );
-    // The impact report and the background audit list every workload kind,
-    // and never need more.
+    // Every workload kind is watched (the slim workload cache) and listed
+    // (the background audit), and never written.
     for resource in WORKLOAD_RESOURCES {
-        assert_eq!(verbs_for("ClusterRole", resource), ["list"], "{resource}");
+        assert_eq!(
+            verbs_for("ClusterRole", resource),
+            ["list", "watch"],
+            "{resource}"
+        );
     }
     // PolicyReports: server-side apply (create, patch), and list + delete
     // for the stale ones; the ClusterPolicyReport is only ever applied.

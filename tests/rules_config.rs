@@ -11,11 +11,17 @@ use netpol_guard::manifests;
 use netpol_guard::rules::{Action, RuleId};
 use serde_json::{Value, json};
 
+/// The fixture cluster, plus a Deployment that policy payments-api covers
+/// (for `uncovers-workloads`).
 fn view() -> ClusterView {
     let mut v = ClusterView::new();
     for o in manifests::load_paths(&[common::fixtures_cluster()]).unwrap() {
         v.add(&o.object).unwrap();
     }
+    v.add(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "payments"},
+        "spec": {"template": {"metadata": {"labels": {"app": "payments-api"}}}}}))
+        .unwrap();
     v
 }
 
@@ -143,7 +149,23 @@ fn cases() -> Vec<(RuleId, AdmissionRequest, Action)> {
             Action::Warn,
         ),
         (RuleId::HostNetwork, host_network(), Action::Deny),
+        (
+            RuleId::UncoversWorkloads,
+            delete_payments_api(),
+            Action::Warn,
+        ),
     ]
+}
+
+/// A developer deletes policy payments-api, the only one covering `api`.
+fn delete_payments_api() -> AdmissionRequest {
+    let mut req = fixture("networkpolicy-delete-baseline");
+    req.name = Some("payments-api".into());
+    if let Some(old) = req.old_object.as_mut() {
+        old["metadata"]["name"] = json!("payments-api");
+        old["metadata"]["labels"] = json!({});
+    }
+    req
 }
 
 /// A covered Deployment whose pods use the host network.

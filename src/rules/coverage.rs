@@ -132,6 +132,59 @@ pub fn existing_violation(subject: &Subject<'_>) -> Finding {
     .milder()
 }
 
+/// The finding for a policy UPDATE or DELETE after which `lost` (existing
+/// workloads, `Kind name`, sorted) are no longer covered. `verb` is
+/// `deleting` or `this change to`; `policy` is `Kind namespace/name`.
+pub fn coverage_loss(verb: &str, policy: &str, namespace: &str, lost: &[String]) -> Finding {
+    let head = format!("uncovers-workloads: {verb} {policy} leaves ");
+    let tail = if lost.len() == 1 {
+        " without a policy that grants its pods traffic. Cover it first."
+    } else {
+        " without a policy that grants their pods traffic. Cover them first."
+    };
+    // As many names as fit in one warning line, then a count of the rest.
+    let listed = |shown: &[String]| {
+        let hidden = lost.len() - shown.len();
+        match (shown.is_empty(), hidden) {
+            (_, 0) => shown.join(", "),
+            (true, n) => format!("{n} workloads"),
+            (false, n) => format!("{} and {n} more", shown.join(", ")),
+        }
+    };
+    let mut shown: Vec<String> = Vec::new();
+    for w in lost {
+        let mut next = shown.clone();
+        next.push(w.clone());
+        let text = format!("{head}{}{tail}", listed(&next));
+        if text.chars().count() > crate::rules::MAX_WARNING_CHARS {
+            break;
+        }
+        shown = next;
+    }
+    let list = listed(&shown);
+    const LISTED: usize = 50;
+    let mut named = lost
+        .iter()
+        .take(LISTED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if lost.len() > LISTED {
+        named.push_str(&format!(" and {} more", lost.len() - LISTED));
+    }
+    Finding::new(
+        RuleId::UncoversWorkloads,
+        one_line(&format!("{head}{list}{tail}")),
+    )
+    .with_detail(format!(
+        "Why: in namespace {namespace}, {named} ha{} no other policy that grants {} pods traffic. Under the namespace's \
+         default-deny they are cut off, and require-network-policy would deny them if they were created now.\nFix: apply \
+         the policy that should cover them first (or keep this one), then change or remove this one.",
+        if lost.len() == 1 { "s" } else { "ve" },
+        if lost.len() == 1 { "its" } else { "their" },
+    ))
+}
+
 fn directions_text(d: Directions) -> &'static str {
     match d {
         Directions::Any => "ingress or egress",

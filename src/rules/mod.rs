@@ -92,6 +92,8 @@ rules! {
         "io.cilium.k8s.namespace.labels selectors that a namespaced CNP ignores";
     HostNetwork => "host-network", Deny,
         "a workload in a managed namespace whose pods use the node's network (hostNetwork: true)";
+    UncoversWorkloads => "uncovers-workloads", Warn,
+        "a policy update or delete that leaves existing workloads of a managed namespace uncovered";
 }
 
 impl fmt::Display for RuleId {

@@ -249,3 +249,70 @@ pub fn host_network_workloads_are_rejected(env: &Env) {
     let out = apply_as_developer(env, &[], &[ds]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Deleting the only policy of a running Deployment (and of a bare Pod)
+/// warns and names them, from the watched workloads: kubectl prints it.
+/// Once they are gone, the same delete is silent.
+pub fn deleting_the_only_policy_of_workloads_names_them(env: &Env) {
+    env.namespace("dev-d", true, None);
+    env.wait_baseline("dev-d", &[ALLOW_DNS, DEFAULT_DENY], Duration::from_secs(15));
+    let out = apply_as_developer(
+        env,
+        &[],
+        &[
+            policy("dev-d", "web", "web"),
+            deployment("dev-d", "web", "web"),
+            pod("dev-d", "probe", "web"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The watches see them within moments; a dry-run delete asks the
+    // webhook without deleting anything.
+    let want = "uncovers-workloads: deleting NetworkPolicy dev-d/web leaves Deployment web, Pod probe without a \
+                policy that grants their pods traffic. Cover them first.";
+    let dry_run_delete = || {
+        crate::apply::as_developer(
+            env,
+            &[
+                "delete",
+                "networkpolicy",
+                "-n",
+                "dev-d",
+                "web",
+                "--dry-run=server",
+            ],
+            None,
+        )
+    };
+    eventually(Duration::from_secs(15), "the warning naming both", || {
+        let out = dry_run_delete();
+        warnings(&out).iter().any(|w| w == want).then_some(())
+    });
+    let out = crate::apply::as_developer(
+        env,
+        &[
+            "delete",
+            "deployment,pod",
+            "-n",
+            "dev-d",
+            "--all",
+            "--wait=false",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(
+        Duration::from_secs(30),
+        "a silent delete once they are gone",
+        || {
+            let out = dry_run_delete();
+            (out.status.success() && warnings(&out).is_empty()).then_some(())
+        },
+    );
+    let out = crate::apply::as_developer(
+        env,
+        &["delete", "networkpolicy", "-n", "dev-d", "web"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
