@@ -148,6 +148,16 @@ fn cases() -> Vec<(RuleId, AdmissionRequest, Action)> {
             )),
             Action::Warn,
         ),
+        (
+            RuleId::NodeEntity,
+            create(&cnp(
+                "CiliumNetworkPolicy",
+                json!({"endpointSelector": app,
+            "ingress": [{"fromEntities": ["remote-node"],
+                         "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]}]}),
+            )),
+            Action::Warn,
+        ),
         (RuleId::HostNetwork, host_network(), Action::Deny),
         (
             RuleId::UncoversWorkloads,
@@ -260,6 +270,15 @@ fn milder_variants_stay_warnings_under_deny() {
     // An allow-all peer limited to a port warns (DNS exfiltration), not denies.
     let req = create(&np(json!({"podSelector": {}, "policyTypes": ["Egress"],
         "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]})));
+    assert_eq!(
+        findings(&req, ""),
+        (true, vec![(RuleId::AllowAllPeers, Action::Warn)])
+    );
+    // So does a Cilium L4-only rule (toPorts, no peer field), in a CCNP too.
+    let req = create(&cnp(
+        "CiliumClusterwideNetworkPolicy",
+        json!({"endpointSelector": {}, "egress": [{"toPorts": [{"ports": [{"port": "53", "protocol": "ANY"}]}]}]}),
+    ));
     assert_eq!(
         findings(&req, ""),
         (true, vec![(RuleId::AllowAllPeers, Action::Warn)])

@@ -1,13 +1,20 @@
 //! Rules for cilium.io/v2 CiliumNetworkPolicy (CNP) and
 //! CiliumClusterwideNetworkPolicy (CCNP): `world-entity`, `world-cidr`,
-//! `fqdn-wildcard`, `any-endpoint-peer`, `default-deny-disabled` and
-//! `namespace-labels-ignored`.
+//! `fqdn-wildcard`, `any-endpoint-peer`, `node-entity`, `allow-all-peers`
+//! (L4-only rules), `default-deny-disabled` and `namespace-labels-ignored`.
 //!
 //! Both `spec` (one rule set) and `specs` (a list of them) are judged; in
 //! messages a rule of `specs` is located as `specs[K] ingress rule N`.
 //! `ingressDeny`/`egressDeny` rules only ever remove traffic, so they are not
 //! judged. The object is arbitrary user JSON: malformed parts are skipped,
 //! nothing here panics.
+//!
+//! The semantics follow Cilium's own (`pkg/k8s/apis/cilium.io/utils`,
+//! `pkg/policy/rule.go`): a rule with `toPorts` and no peer field matches
+//! every peer on those ports; a rule with neither allows nothing; an empty
+//! peer list (`fromEndpoints: []`) selects nothing. In a CNP an endpoint
+//! selector is limited to the policy's namespace unless it names the
+//! `io.kubernetes.pod.namespace` key or a `reserved:` label.
 
 use serde_json::{Map, Value};
 
@@ -16,8 +23,8 @@ use crate::config::Settings;
 use crate::rules::Finding;
 use crate::rules::RuleId;
 use crate::rules::netpol::{
-    Dir, fam_index, finding, is_empty_selector, snip, too_wide, union_families, world_cidr_detail,
-    world_cidr_message, world_union_message,
+    Dir, UNRESTRICTED_RANGE, fam_index, finding, is_empty_selector, selects_everything, snip,
+    too_wide, union_families, world_cidr_detail, world_cidr_message, world_union_message,
 };
 
 /// Findings on one CNP (`clusterwide == false`) or CCNP object, in document
@@ -45,8 +52,20 @@ pub fn check(policy: &Value, clusterwide: bool, settings: &Settings) -> Vec<Find
 /// Entities that include every address outside the cluster.
 const WORLD_ENTITIES: &[&str] = &["world", "world-ipv4", "world-ipv6", "all"];
 
+/// Entities of nodes, or of endpoints Cilium does not manage (`node-entity`).
+const NODE_ENTITIES: &[&str] = &["host", "remote-node", "unmanaged"];
+
+/// The entity of every endpoint and node of the cluster (`any-endpoint-peer`).
+const CLUSTER_ENTITY: &str = "cluster";
+
 /// The label-key prefix Cilium uses for namespace labels.
 const NAMESPACE_LABELS: &str = "io.cilium.k8s.namespace.labels";
+
+/// The label Cilium gives every pod: its namespace.
+const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+
+/// The label source of Cilium's reserved identities (`reserved:world`).
+const RESERVED: &str = "reserved:";
 
 struct Ctx<'a> {
     clusterwide: bool,
@@ -59,6 +78,9 @@ struct Fields {
     entities: &'static str,
     cidr: &'static str,
     cidr_set: &'static str,
+    nodes: &'static str,
+    /// Every field that names peers: a rule with none of them is L4-only.
+    peers: &'static [&'static str],
 }
 
 fn fields(dir: Dir) -> Fields {
@@ -68,12 +90,34 @@ fn fields(dir: Dir) -> Fields {
             entities: "fromEntities",
             cidr: "fromCIDR",
             cidr_set: "fromCIDRSet",
+            nodes: "fromNodes",
+            peers: &[
+                "fromEndpoints",
+                "fromRequires",
+                "fromEntities",
+                "fromCIDR",
+                "fromCIDRSet",
+                "fromNodes",
+                "fromGroups",
+            ],
         },
         Dir::Egress => Fields {
             endpoints: "toEndpoints",
             entities: "toEntities",
             cidr: "toCIDR",
             cidr_set: "toCIDRSet",
+            nodes: "toNodes",
+            peers: &[
+                "toEndpoints",
+                "toRequires",
+                "toEntities",
+                "toCIDR",
+                "toCIDRSet",
+                "toNodes",
+                "toGroups",
+                "toServices",
+                "toFQDNs",
+            ],
         },
     }
 }
@@ -83,6 +127,15 @@ fn list<'a>(rule: &'a Map<String, Value>, key: &str) -> &'a [Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
+}
+
+/// How far a peer that matches every endpoint it can reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Every pod of the CNP's own namespace: the milder variant.
+    Namespace,
+    /// Every endpoint of the cluster, in every namespace.
+    Cluster,
 }
 
 impl Ctx<'_> {
@@ -108,10 +161,33 @@ impl Ctx<'_> {
     fn check_rule(&self, dir: Dir, place: &str, rule: &Map<String, Value>, out: &mut Vec<Finding>) {
         let f = fields(dir);
 
+        // No peer field at all: every peer on the rule's ports (L4-only).
+        if f.peers
+            .iter()
+            .all(|k| rule.get(*k).is_none_or(Value::is_null))
+            && let Some(ports) = L4::of(rule)
+        {
+            out.push(l4_only(dir, place, &ports));
+        }
+
         for (j, sel) in list(rule, f.endpoints).iter().enumerate() {
             let at = format!("{place}, {}[{j}]", f.endpoints);
-            if is_empty_selector(sel) {
-                out.push(self.any_endpoint(dir, &at));
+            if let Some(escapes) = selects_every_endpoint(sel) {
+                let reach = if self.clusterwide || escapes {
+                    Reach::Cluster
+                } else {
+                    Reach::Namespace
+                };
+                let written = (!is_empty_selector(sel)).then(|| selector_text(sel));
+                out.push(self.any_endpoint(dir, &at, written.as_deref(), reach));
+            }
+            if let Some(entity) = reserved_entity(sel) {
+                let what = format!("label {RESERVED}{entity}");
+                if let Some(world) = WORLD_ENTITIES.iter().find(|w| **w == entity) {
+                    out.push(world_entity(dir, &at, &what, world));
+                } else if let Some(node) = NODE_ENTITIES.iter().find(|n| **n == entity) {
+                    out.push(node_entity(dir, &at, &what, node));
+                }
             }
             if !self.clusterwide {
                 self.namespace_labels(&at, sel, out);
@@ -119,13 +195,28 @@ impl Ctx<'_> {
         }
 
         for (j, entity) in list(rule, f.entities).iter().enumerate() {
-            if let Some(e) = entity.as_str()
-                && let Some(world) = WORLD_ENTITIES
-                    .iter()
-                    .find(|w| w.eq_ignore_ascii_case(e.trim()))
-            {
-                let at = format!("{place}, {}[{j}]", f.entities);
-                out.push(world_entity(dir, &at, world));
+            let Some(e) = entity.as_str().map(str::trim) else {
+                continue;
+            };
+            let at = format!("{place}, {}[{j}]", f.entities);
+            if let Some(world) = WORLD_ENTITIES.iter().find(|w| w.eq_ignore_ascii_case(e)) {
+                out.push(world_entity(dir, &at, &format!("entity {world}"), world));
+            } else if let Some(node) = NODE_ENTITIES.iter().find(|n| n.eq_ignore_ascii_case(e)) {
+                out.push(node_entity(dir, &at, &format!("entity {node}"), node));
+            } else if CLUSTER_ENTITY.eq_ignore_ascii_case(e) {
+                out.push(cluster_entity(dir, &at));
+            }
+        }
+
+        for (j, sel) in list(rule, f.nodes).iter().enumerate() {
+            if is_empty_selector(sel) || selects_everything(sel, false) {
+                let at = format!("{place}, {}[{j}]", f.nodes);
+                let what = if is_empty_selector(sel) {
+                    "{}".to_string()
+                } else {
+                    format!("selector {}", selector_text(sel))
+                };
+                out.push(node_entity(dir, &at, &what, "nodes"));
             }
         }
 
@@ -177,45 +268,91 @@ impl Ctx<'_> {
 
         if dir == Dir::Egress {
             for (j, fqdn) in list(rule, "toFQDNs").iter().enumerate() {
-                if let Some(pattern) = fqdn.get("matchPattern").and_then(Value::as_str)
-                    && matches_every_name(pattern)
+                for field in ["matchPattern", "matchName"] {
+                    if let Some(pattern) = fqdn.get(field).and_then(Value::as_str)
+                        && matches_every_name(pattern)
+                    {
+                        let at = format!("{place}, toFQDNs[{j}]");
+                        out.push(fqdn_wildcard(&at, field, pattern));
+                    }
+                }
+            }
+            for (j, svc) in list(rule, "toServices").iter().enumerate() {
+                if let Some(sel) = svc.get("k8sServiceSelector").and_then(Value::as_object)
+                    && let Some(inner) = sel.get("selector")
+                    && (is_empty_selector(inner) || selects_everything(inner, false))
                 {
-                    out.push(fqdn_wildcard(&format!("{place}, toFQDNs[{j}]"), pattern));
+                    let namespace = sel
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty());
+                    let at = format!("{place}, toServices[{j}]");
+                    out.push(any_service(&at, inner, namespace));
                 }
             }
         }
     }
 
-    fn any_endpoint(&self, dir: Dir, at: &str) -> Finding {
-        let (scope, why) = if self.clusterwide {
-            (
-                "every endpoint of the cluster, in every namespace",
-                "In a CiliumClusterwideNetworkPolicy an empty selector matches every endpoint \
-                 of every namespace, so the rule opens the selected pods to the whole cluster.",
-            )
-        } else {
-            (
-                "every pod of this namespace",
-                "In a CiliumNetworkPolicy an empty selector matches every pod of the policy's \
-                 namespace, so any compromised or newly deployed pod there gets through.",
-            )
-        };
+    /// `any-endpoint-peer` for a selector that matches every endpoint in
+    /// reach; `written` is the selector when it is not the literal `{}`.
+    fn any_endpoint(&self, dir: Dir, at: &str, written: Option<&str>, reach: Reach) -> Finding {
         let key = fields(dir).endpoints;
-        let message = format!(
-            "any-endpoint-peer: {at}: {{}} {} {scope}. Fix: select the peers by label, \
-             e.g. {key}: [{{matchLabels: {{app: frontend}}}}].",
-            dir.opens()
+        let fix = format!(
+            "Fix: select the peers by label, e.g. {key}: [{{matchLabels: {{app: frontend}}}}]."
         );
+        let message = match (written, reach) {
+            (None, Reach::Cluster) => format!(
+                "any-endpoint-peer: {at}: {{}} {} every endpoint of the cluster, in every \
+                 namespace. {fix}",
+                dir.opens()
+            ),
+            (None, Reach::Namespace) => format!(
+                "any-endpoint-peer: {at}: {{}} {} every pod of this namespace. {fix}",
+                dir.opens()
+            ),
+            (Some(sel), Reach::Cluster) => format!(
+                "any-endpoint-peer: {at}: selector {sel} matches (nearly) every endpoint of the \
+                 cluster. {fix}"
+            ),
+            (Some(sel), Reach::Namespace) => format!(
+                "any-endpoint-peer: {at}: selector {sel} matches (nearly) every pod of this \
+                 namespace. {fix}"
+            ),
+        };
+        let why = match reach {
+            Reach::Cluster if self.clusterwide => {
+                "In a CiliumClusterwideNetworkPolicy an empty selector, or one made only of \
+                 NotIn/DoesNotExist requirements or an Exists on io.kubernetes.pod.namespace, \
+                 matches every endpoint of every namespace, so the rule opens the selected pods \
+                 to the whole cluster."
+            }
+            Reach::Cluster => {
+                "A selector that names the io.kubernetes.pod.namespace key (or a reserved: label) \
+                 is not limited to the policy's namespace: made only of an Exists on that key or \
+                 of NotIn/DoesNotExist requirements, it matches every endpoint of every \
+                 namespace, so the rule opens the selected pods to the whole cluster."
+            }
+            Reach::Namespace => {
+                "In a CiliumNetworkPolicy an empty selector, or one made only of \
+                 NotIn/DoesNotExist requirements, matches every pod of the policy's namespace \
+                 (including every pod deployed later), so any compromised or newly deployed pod \
+                 there gets through."
+            }
+        };
         let detail = format!(
             "{why} Fix: name the peers, e.g.\n{key}:\n- matchLabels:\n    app: frontend{}",
-            if self.clusterwide {
+            if reach == Reach::Cluster {
                 "\n    k8s:io.kubernetes.pod.namespace: web"
             } else {
                 ""
             }
         );
         let f = finding(RuleId::AnyEndpointPeer, message).with_detail(detail);
-        if self.clusterwide { f } else { f.milder() }
+        match reach {
+            Reach::Cluster => f,
+            Reach::Namespace => f.milder(),
+        }
     }
 
     /// `namespace-labels-ignored`: the first namespace-label key of a selector
@@ -254,25 +391,127 @@ impl Ctx<'_> {
     }
 }
 
+/// A label key without its `k8s:` or `any:` source prefix (Cilium reads a
+/// key without a source as `any:`).
+fn without_source(key: &str) -> &str {
+    let key = key.trim();
+    key.strip_prefix("k8s:")
+        .or_else(|| key.strip_prefix("any:"))
+        .unwrap_or(key)
+}
+
 /// `io.cilium.k8s.namespace.labels...`, optionally with a `k8s:` or `any:`
 /// label-source prefix.
 fn is_namespace_label(key: &str) -> bool {
-    let key = key.trim();
-    let bare = key
-        .strip_prefix("k8s:")
-        .or_else(|| key.strip_prefix("any:"))
-        .unwrap_or(key);
-    bare.starts_with(NAMESPACE_LABELS)
+    without_source(key).starts_with(NAMESPACE_LABELS)
 }
 
-/// `*` (also `*.` and `**`): a pattern that matches every DNS name.
+/// `io.kubernetes.pod.namespace`, bare or with a `k8s:` or `any:` prefix:
+/// a selector naming it is not limited to the CNP's namespace.
+fn is_pod_namespace_key(key: &str) -> bool {
+    without_source(key) == POD_NAMESPACE
+}
+
+fn expr_key(e: &Value) -> &str {
+    e.get("key").and_then(Value::as_str).unwrap_or("")
+}
+
+fn expr_op(e: &Value) -> &str {
+    e.get("operator").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whether a peer endpoint selector matches every endpoint in its reach:
+/// `{}`, one made only of negative requirements (`selects_everything`), or
+/// of `Exists` on the pod-namespace key plus such requirements. `Some(true)`
+/// when it names the pod-namespace key or a `reserved:` label, which lifts
+/// a CNP's limit to its own namespace; `None` when it selects by label.
+fn selects_every_endpoint(sel: &Value) -> Option<bool> {
+    if is_empty_selector(sel) {
+        return Some(false);
+    }
+    let m = sel.as_object()?;
+    let exprs = m.get("matchExpressions").and_then(Value::as_array)?;
+    let (ns_exists, rest): (Vec<&Value>, Vec<&Value>) = exprs
+        .iter()
+        .partition(|e| is_pod_namespace_key(expr_key(e)) && expr_op(e) == "Exists");
+    let mut rest_sel = m.clone();
+    rest_sel.insert(
+        "matchExpressions".to_string(),
+        Value::Array(rest.into_iter().cloned().collect()),
+    );
+    let rest_sel = Value::Object(rest_sel);
+    let every = (!ns_exists.is_empty() && is_empty_selector(&rest_sel))
+        || selects_everything(&rest_sel, false);
+    every.then(|| {
+        exprs.iter().any(|e| {
+            let k = expr_key(e);
+            is_pod_namespace_key(k) || k.trim().starts_with(RESERVED)
+        })
+    })
+}
+
+/// The reserved identity a selector stands for: its one positive
+/// requirement is `reserved:<name>` (a `matchLabels` entry with the empty
+/// value reserved labels carry, an `In` listing `""`, or an `Exists`), and
+/// any other requirement only excludes. `None` otherwise.
+fn reserved_entity(sel: &Value) -> Option<String> {
+    let m = sel.as_object()?;
+    // (key, whether the requirement accepts the empty value)
+    let mut positive: Vec<(&str, bool)> = Vec::new();
+    match m.get("matchLabels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(l)) => positive.extend(
+            l.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().is_some_and(|v| v.trim().is_empty()))),
+        ),
+        Some(_) => return None,
+    }
+    match m.get("matchExpressions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(exprs)) => {
+            for e in exprs {
+                match expr_op(e) {
+                    "Exists" => positive.push((expr_key(e), true)),
+                    "In" => {
+                        let empty = e
+                            .get("values")
+                            .and_then(Value::as_array)
+                            .is_some_and(|v| v.iter().any(|v| v.as_str() == Some("")));
+                        positive.push((expr_key(e), empty));
+                    }
+                    "NotIn" | "DoesNotExist" => {}
+                    _ => return None,
+                }
+            }
+        }
+        Some(_) => return None,
+    }
+    match positive.as_slice() {
+        [(key, true)] => key
+            .trim()
+            .strip_prefix(RESERVED)
+            .map(|name| name.trim().to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+/// A selector as written, short enough for a message.
+fn selector_text(sel: &Value) -> String {
+    snip(&serde_json::to_string(sel).unwrap_or_default(), 40)
+}
+
+/// A pattern made only of wildcard labels (`*`, `*.`, `**`, `*.*`, `**.*`,
+/// `*.*.*`): it matches every DNS name of its shape, and whoever owns any
+/// domain can use a name of that shape.
 fn matches_every_name(pattern: &str) -> bool {
     let p = pattern.trim();
     let p = p.strip_suffix('.').unwrap_or(p);
-    !p.is_empty() && p.chars().all(|c| c == '*')
+    !p.is_empty()
+        && p.split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c == '*'))
 }
 
-fn world_entity(dir: Dir, at: &str, entity: &str) -> Finding {
+fn world_entity(dir: Dir, at: &str, what: &str, entity: &str) -> Finding {
     let scope = if entity == "all" {
         "every endpoint and address, inside and outside the cluster"
     } else {
@@ -295,7 +534,7 @@ fn world_entity(dir: Dir, at: &str, entity: &str) -> Finding {
     finding(
         RuleId::WorldEntity,
         format!(
-            "world-entity: {at}: entity {entity} {} {scope}. Fix: {fix}.",
+            "world-entity: {at}: {what} {} {scope}. Fix: {fix}.",
             dir.opens()
         ),
     )
@@ -310,21 +549,283 @@ fn world_entity(dir: Dir, at: &str, entity: &str) -> Finding {
     ))
 }
 
-fn fqdn_wildcard(at: &str, pattern: &str) -> Finding {
+/// `node-entity`: a peer of nodes (`host`, `remote-node`, every node) or of
+/// endpoints Cilium does not manage. `entity` is `nodes` for a
+/// fromNodes/toNodes selector.
+fn node_entity(dir: Dir, at: &str, what: &str, entity: &str) -> Finding {
+    let scope = match entity {
+        "host" => "the local node and its host-network pods",
+        "remote-node" => "every other node and their host-network pods",
+        "unmanaged" => "every endpoint Cilium does not manage",
+        _ => "every node and their host-network pods",
+    };
+    let fix = match dir {
+        Dir::Ingress => "keep it only for probes or health checks, limited by toPorts",
+        Dir::Egress => "keep it only for node services you need, limited by toPorts",
+    };
+    let example = match dir {
+        Dir::Ingress => {
+            "ingress:\n- fromEntities: [host, remote-node]\n  toPorts:\n  - ports:\n    \
+             - port: \"8080\"\n      protocol: TCP"
+        }
+        Dir::Egress => {
+            "egress:\n- toEntities: [host]\n  toPorts:\n  - ports:\n    - port: \"53\"\n      \
+             protocol: ANY"
+        }
+    };
     finding(
-        RuleId::FqdnWildcard,
+        RuleId::NodeEntity,
         format!(
-            "fqdn-wildcard: {at}: matchPattern \"{}\" allows every DNS name, i.e. the whole \
-             internet. Fix: use matchName for exact hosts, or a pattern under one domain \
-             such as *.example.com.",
-            snip(pattern.trim(), 10)
+            "node-entity: {at}: {what} {} {scope}. Fix: {fix}.",
+            dir.opens()
+        ),
+    )
+    .with_detail(format!(
+        "Nodes run the kubelet, node agents and every host-network pod, and unmanaged endpoints \
+         have no identity Cilium can tell apart: a peer of all of them is wide, and a compromised \
+         node or host-network pod gets through. It is common and often needed (kubelet probes, \
+         health checks), so this only warns by default. Fix: limit it to the ports you need, \
+         e.g.\n{example}"
+    ))
+}
+
+/// `any-endpoint-peer` for the `cluster` entity: every endpoint of every
+/// namespace and every node, in a CNP as in a CCNP.
+fn cluster_entity(dir: Dir, at: &str) -> Finding {
+    let key = fields(dir).endpoints;
+    finding(
+        RuleId::AnyEndpointPeer,
+        format!(
+            "any-endpoint-peer: {at}: entity cluster {} every endpoint and node of the cluster, \
+             in every namespace. Fix: select the peers by label, e.g. {key}: [{{matchLabels: \
+             {{app: frontend}}}}].",
+            dir.opens()
+        ),
+    )
+    .with_detail(format!(
+        "The cluster entity stands for every endpoint of every namespace, every node and every \
+         unmanaged endpoint, in a CiliumNetworkPolicy as in a clusterwide one: like a \
+         namespaceSelector: {{}}, any compromised or newly deployed pod anywhere gets through. \
+         Fix: name the peers, e.g.\n{key}:\n- matchLabels:\n    app: frontend\n    \
+         k8s:io.kubernetes.pod.namespace: web"
+    ))
+}
+
+/// `any-endpoint-peer` for `toServices` with a `k8sServiceSelector` that
+/// selects every service: of one namespace (milder) or of all of them.
+fn any_service(at: &str, sel: &Value, namespace: Option<&str>) -> Finding {
+    let written = if is_empty_selector(sel) {
+        "{}".to_string()
+    } else {
+        selector_text(sel)
+    };
+    let scope = match namespace {
+        Some(ns) => format!("every service of namespace {}", snip(ns, 30)),
+        None => "every service of every namespace".to_string(),
+    };
+    let f = finding(
+        RuleId::AnyEndpointPeer,
+        format!(
+            "any-endpoint-peer: {at}: selector {written} allows traffic to {scope}. Fix: name \
+             it, e.g. toServices: [{{k8sService: {{serviceName: api, namespace: web}}}}]."
         ),
     )
     .with_detail(
-        "A bare * pattern lets the pod reach any host it can resolve, which defeats the point \
-         of an FQDN allow list. Fix: name the hosts, e.g.\ntoFQDNs:\n- matchName: api.stripe.com\n\
-         - matchPattern: \"*.s3.amazonaws.com\"",
+        "An empty service selector (or one made only of NotIn/DoesNotExist requirements) \
+         selects every service, and without a namespace Cilium matches services of every \
+         namespace: the pods can reach every backend behind them. Fix: name the service, e.g.\n\
+         toServices:\n- k8sService:\n    serviceName: api\n    namespace: web",
+    );
+    if namespace.is_some() { f.milder() } else { f }
+}
+
+fn fqdn_wildcard(at: &str, field: &str, pattern: &str) -> Finding {
+    let p = pattern.trim();
+    let what = if p.strip_suffix('.').unwrap_or(p).contains('.') {
+        "allows every DNS name of that shape, i.e. any domain anyone can register"
+    } else {
+        "allows every DNS name, i.e. the whole internet"
+    };
+    finding(
+        RuleId::FqdnWildcard,
+        format!(
+            "fqdn-wildcard: {at}: {field} \"{}\" {what}. Fix: use matchName for exact hosts, or \
+             a pattern under one domain such as *.example.com.",
+            snip(p, 10)
+        ),
     )
+    .with_detail(
+        "A pattern made only of wildcards (*, *.*, **.*) lets the pod reach any host it can \
+         resolve (an attacker only needs a domain of the right shape), which defeats the point \
+         of an FQDN allow list; a * in matchName is no literal host either. Fix: name the hosts, \
+         e.g.\ntoFQDNs:\n- matchName: api.stripe.com\n- matchPattern: \"*.s3.amazonaws.com\"",
+    )
+}
+
+/// The L4 part of a rule without peers: its `toPorts` port entries and
+/// whether it has `icmps`. `None` when the rule lists neither, and so
+/// allows nothing.
+struct L4 {
+    ports: Vec<CiliumPort>,
+    icmp: bool,
+}
+
+/// One `toPorts[].ports[]` entry.
+struct CiliumPort {
+    /// Upper-cased; `ANY` when absent or empty.
+    protocol: String,
+    /// `None`: no port, `"0"` or empty, i.e. every port.
+    port: Option<PortSpec>,
+    end_port: Option<u64>,
+}
+
+enum PortSpec {
+    Num(u64),
+    Name(String),
+}
+
+impl L4 {
+    fn of(rule: &Map<String, Value>) -> Option<L4> {
+        let ports: Vec<CiliumPort> = list(rule, "toPorts")
+            .iter()
+            .filter_map(|pr| pr.get("ports").and_then(Value::as_array))
+            .flatten()
+            .filter_map(CiliumPort::parse)
+            .collect();
+        let icmp = list(rule, "icmps").iter().any(|i| {
+            i.get("fields")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+        });
+        (!ports.is_empty() || icmp).then_some(L4 { ports, icmp })
+    }
+
+    /// Some entry limits the port number (ICMP alone is a limit too).
+    fn restricted(&self) -> bool {
+        self.icmp || self.ports.iter().any(CiliumPort::restricts)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .ports
+            .iter()
+            .take(2)
+            .map(CiliumPort::describe)
+            .collect();
+        if self.icmp && parts.len() < 2 {
+            parts.push("ICMP".to_string());
+        }
+        let mut s = parts.join(", ");
+        if self.ports.len() + usize::from(self.icmp) > 2 {
+            s.push_str(", ...");
+        }
+        s
+    }
+}
+
+impl CiliumPort {
+    fn parse(v: &Value) -> Option<CiliumPort> {
+        let m = v.as_object()?;
+        let protocol = match m.get("protocol").and_then(Value::as_str).map(str::trim) {
+            None | Some("") => "ANY".to_string(),
+            Some(p) => snip(&p.to_ascii_uppercase(), 6),
+        };
+        let port = match m.get("port") {
+            Some(Value::Number(n)) => n.as_u64().filter(|n| *n != 0).map(PortSpec::Num),
+            Some(Value::String(s)) => match s.trim() {
+                "" => None,
+                s => match s.parse::<u64>() {
+                    Ok(0) => None,
+                    Ok(n) => Some(PortSpec::Num(n)),
+                    Err(_) => Some(PortSpec::Name(s.to_string())),
+                },
+            },
+            _ => None,
+        };
+        let end_port = m.get("endPort").and_then(Value::as_u64);
+        Some(CiliumPort {
+            protocol,
+            port,
+            end_port,
+        })
+    }
+
+    fn restricts(&self) -> bool {
+        match &self.port {
+            None => false,
+            Some(PortSpec::Num(n)) => self
+                .end_port
+                .is_none_or(|e| e.saturating_sub(*n).saturating_add(1) < UNRESTRICTED_RANGE),
+            Some(PortSpec::Name(_)) => true,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let proto = &self.protocol;
+        match &self.port {
+            None => format!("{proto} any port"),
+            Some(PortSpec::Num(n)) => match self.end_port {
+                Some(e) if e > *n => format!("{proto} {n}-{e}"),
+                _ => format!("{proto} {n}"),
+            },
+            Some(PortSpec::Name(s)) => format!("{proto} {}", snip(s, 15)),
+        }
+    }
+}
+
+/// `allow-all-peers` for an L4-only Cilium rule: `toPorts`/`icmps` and no
+/// peer field, which Cilium reads as every peer on those ports. Milder
+/// (warns) when the ports are limited, like a NetworkPolicy rule with
+/// ports and no from/to.
+fn l4_only(dir: Dir, place: &str, l4: &L4) -> Finding {
+    let (whom, fix, example) = match dir {
+        Dir::Ingress => (
+            "every source",
+            "name them in fromEndpoints, fromEntities or fromCIDRSet",
+            "ingress:\n- fromEndpoints:\n  - matchLabels:\n      app: frontend\n  toPorts:\n  \
+             - ports:\n    - port: \"8080\"\n      protocol: TCP",
+        ),
+        Dir::Egress => (
+            "every destination",
+            "name them in toEndpoints, toFQDNs or toCIDRSet",
+            "egress:\n- toEndpoints:\n  - matchLabels:\n      k8s:io.kubernetes.pod.namespace: \
+             kube-system\n      k8s:k8s-app: kube-dns\n  toPorts:\n  - ports:\n    - port: \
+             \"53\"\n      protocol: ANY",
+        ),
+    };
+    let detail = format!(
+        "In Cilium a rule with toPorts (or icmps) and no peer field is an L4-only rule: it \
+         matches {whom} (every pod of every namespace, the nodes and every address on the \
+         internet) on its ports. Port 53 to any host is a DNS exfiltration path. A rule with \
+         neither peers nor ports allows nothing. Fix: name the peers, e.g.\n{example}"
+    );
+    let has = if l4.ports.is_empty() {
+        "icmps"
+    } else {
+        "toPorts"
+    };
+    let f = if l4.restricted() {
+        finding(
+            RuleId::AllowAllPeers,
+            format!(
+                "allow-all-peers: {place} has {has} but no peer field: it {} {whom}, in and out \
+                 of the cluster, on {}. Fix: {fix}.",
+                dir.opens(),
+                l4.describe()
+            ),
+        )
+        .milder()
+    } else {
+        finding(
+            RuleId::AllowAllPeers,
+            format!(
+                "allow-all-peers: {place} has {has} but no peer field and no port limit: it {} \
+                 {whom}, in and out of the cluster, on every port. Fix: {fix}.",
+                dir.opens()
+            ),
+        )
+    };
+    f.with_detail(detail)
 }
 
 fn default_deny_disabled(prefix: &str, dd: &Map<String, Value>, out: &mut Vec<Finding>) {
@@ -426,7 +927,11 @@ mod tests {
                               "rules": {"dns": [{"matchPattern": "*"}]}}]},
                 {"toFQDNs": [{"matchName": "api.stripe.com"}, {"matchPattern": "*.example.com"}],
                  "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]},
-                {"toEntities": ["kube-apiserver", "cluster"]},
+                {"toEntities": ["kube-apiserver", "health", "ingress"]},
+                {"toServices": [{"k8sService": {"serviceName": "api", "namespace": "web"}},
+                                {"k8sServiceSelector": {"selector": app("api"), "namespace": "web"}}]},
+                {"toNodes": [{"matchLabels": {"node-role.kubernetes.io/control-plane": ""}}],
+                 "toPorts": [{"ports": [{"port": "6443", "protocol": "TCP"}]}]},
                 {"toCIDR": ["52.94.0.0/16"], "toCIDRSet": [{"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}]}
             ],
             "enableDefaultDeny": {"ingress": true, "egress": true}
@@ -440,7 +945,7 @@ mod tests {
     #[test]
     fn world_entities_are_denied() {
         let f = cnp(json!({"endpointSelector": app("web"),
-            "ingress": [{"fromEntities": ["cluster", "world"]}],
+            "ingress": [{"fromEntities": ["health", "world"]}],
             "egress": [{"toEntities": ["world-ipv4", "kube-apiserver", "world-ipv6"]}, {"toEntities": ["all"]}]}));
         assert_eq!(rules(&f), vec![RuleId::WorldEntity; 4]);
         assert!(f.iter().all(|f| f.severity == Action::Deny));
@@ -477,6 +982,193 @@ mod tests {
             "egress": [{"toEntities": ["kube-apiserver"]}]})),
             vec![]
         );
+    }
+
+    #[test]
+    fn cluster_entity_is_denied_in_cnp_and_ccnp() {
+        let spec = json!({"endpointSelector": app("db"),
+            "ingress": [{"fromEntities": ["kube-apiserver", "cluster"]}],
+            "egress": [{"toEntities": [" Cluster "]}]});
+        for f in [cnp(spec.clone()), ccnp(spec)] {
+            assert_eq!(rules(&f), vec![RuleId::AnyEndpointPeer; 2]);
+            assert!(f.iter().all(|f| f.severity == Action::Deny));
+            assert!(
+                f[0].message.starts_with(
+                    "any-endpoint-peer: ingress rule 0, fromEntities[1]: entity cluster admits \
+                     traffic from every endpoint and node of the cluster, in every namespace."
+                ),
+                "{}",
+                f[0].message
+            );
+            assert!(
+                f[1].message
+                    .contains("egress rule 0, toEntities[0]: entity cluster allows traffic to"),
+                "{}",
+                f[1].message
+            );
+        }
+    }
+
+    #[test]
+    fn node_entities_and_every_node_warn_by_default() {
+        let spec = json!({"endpointSelector": app("web"),
+            "ingress": [{"fromEntities": ["host", "remote-node"],
+                         "toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]},
+                        {"fromNodes": [{}, app("x"),
+                                       {"matchExpressions": [{"key": "pool", "operator": "NotIn", "values": ["gpu"]}]}]}],
+            "egress": [{"toEntities": ["unmanaged"]}, {"toNodes": [{"matchLabels": {}}]}]});
+        let defaults = Settings::default();
+        for f in [cnp(spec.clone()), ccnp(spec)] {
+            assert_eq!(rules(&f), vec![RuleId::NodeEntity; 6]);
+            // Deny severity: the rule's default action (warn) caps it.
+            assert!(f.iter().all(|f| f.severity == Action::Deny));
+            assert!(
+                f.iter()
+                    .all(|f| f.effective(defaults.action(RuleId::NodeEntity)) == Action::Warn)
+            );
+            assert!(
+                f[0].message.starts_with(
+                    "node-entity: ingress rule 0, fromEntities[0]: entity host admits traffic \
+                     from the local node and its host-network pods."
+                ),
+                "{}",
+                f[0].message
+            );
+            assert!(
+                f[1].message.contains(
+                    "fromEntities[1]: entity remote-node admits traffic from every other node"
+                ),
+                "{}",
+                f[1].message
+            );
+            assert!(
+                f[2].message.starts_with(
+                    "node-entity: ingress rule 1, fromNodes[0]: {} admits traffic from every node"
+                ),
+                "{}",
+                f[2].message
+            );
+            assert!(
+                f[3].message
+                    .contains("fromNodes[2]: selector {\"matchExpressions\""),
+                "{}",
+                f[3].message
+            );
+            assert!(
+                f[4].message.contains(
+                    "egress rule 0, toEntities[0]: entity unmanaged allows traffic to every \
+                     endpoint Cilium does not manage"
+                ),
+                "{}",
+                f[4].message
+            );
+            assert!(
+                f[5].message.contains("egress rule 1, toNodes[0]: {}"),
+                "{}",
+                f[5].message
+            );
+        }
+        let deny = Settings::from_yaml("rules: {node-entity: deny}\n").unwrap();
+        let f = run_with(
+            &json!({"spec": {"endpointSelector": {}, "ingress": [{"fromEntities": ["host"]}]}}),
+            false,
+            &deny,
+        );
+        assert_eq!(
+            f[0].effective(deny.action(RuleId::NodeEntity)),
+            Action::Deny
+        );
+    }
+
+    #[test]
+    fn scoped_entities_and_node_selectors_pass() {
+        let spec = json!({"endpointSelector": app("op"),
+            "ingress": [{"fromEntities": ["health", "ingress", "kube-apiserver", "init", "none"]},
+                        {"fromNodes": [{"matchLabels": {"node-role.kubernetes.io/control-plane": ""}}]}],
+            "egress": [{"toEntities": ["kube-apiserver"]},
+                       {"toNodes": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["edge"]}]}]}]});
+        assert_eq!(cnp(spec.clone()), vec![]);
+        assert_eq!(ccnp(spec), vec![]);
+    }
+
+    #[test]
+    fn reserved_labels_are_judged_like_their_entities() {
+        let spec = json!({"endpointSelector": app("web"),
+            "ingress": [{"fromEndpoints": [
+                {"matchLabels": {"reserved:world": ""}},
+                {"matchLabels": {"reserved:host": ""}},
+                {"matchExpressions": [{"key": "reserved:remote-node", "operator": "Exists"}]},
+                {"matchExpressions": [{"key": "reserved:unmanaged", "operator": "In", "values": [""]},
+                                      {"key": "app", "operator": "DoesNotExist"}]}]}],
+            "egress": [{"toEndpoints": [{"matchLabels": {"reserved:world-ipv6": ""}},
+                                        {"matchLabels": {"reserved:all": ""}}]}]});
+        for f in [cnp(spec.clone()), ccnp(spec)] {
+            assert_eq!(
+                rules(&f),
+                vec![
+                    RuleId::WorldEntity,
+                    RuleId::NodeEntity,
+                    RuleId::NodeEntity,
+                    RuleId::NodeEntity,
+                    RuleId::WorldEntity,
+                    RuleId::WorldEntity,
+                ]
+            );
+            assert!(f.iter().all(|f| f.severity == Action::Deny));
+            assert!(
+                f[0].message.starts_with(
+                    "world-entity: ingress rule 0, fromEndpoints[0]: label reserved:world admits \
+                     traffic from every address outside the cluster."
+                ),
+                "{}",
+                f[0].message
+            );
+            assert!(
+                f[1].message.contains(
+                    "fromEndpoints[1]: label reserved:host admits traffic from the local node"
+                ),
+                "{}",
+                f[1].message
+            );
+            assert!(
+                f[2].message.contains("label reserved:remote-node"),
+                "{}",
+                f[2].message
+            );
+            assert!(
+                f[3].message.contains("label reserved:unmanaged"),
+                "{}",
+                f[3].message
+            );
+            assert!(
+                f[4].message
+                    .contains("egress rule 0, toEndpoints[0]: label reserved:world-ipv6 allows"),
+                "{}",
+                f[4].message
+            );
+            assert!(
+                f[5].message.contains("inside and outside"),
+                "{}",
+                f[5].message
+            );
+        }
+    }
+
+    #[test]
+    fn scoped_reserved_labels_pass() {
+        let spec = json!({"endpointSelector": app("web"),
+            "ingress": [{"fromEndpoints": [
+                {"matchLabels": {"reserved:kube-apiserver": ""}},
+                {"matchLabels": {"reserved:health": ""}},
+                {"matchLabels": {"reserved:ingress": ""}},
+                // Reserved labels carry no value, and a second positive label narrows.
+                {"matchLabels": {"reserved:world": "true"}},
+                {"matchLabels": {"reserved:world": "", "app": "x"}},
+                {"matchLabels": {"reserved:world": "", "reserved:kube-apiserver": ""}},
+                {"matchExpressions": [{"key": "reserved:world", "operator": "In", "values": ["x"]}]},
+                {"matchExpressions": [{"key": "reserved:host", "operator": "Bogus"}]}]}]});
+        assert_eq!(cnp(spec.clone()), vec![]);
+        assert_eq!(ccnp(spec), vec![]);
     }
 
     // ----- world-cidr -----------------------------------------------------------
@@ -587,6 +1279,48 @@ mod tests {
         assert!(!matches_every_name("*.com"));
     }
 
+    #[test]
+    fn all_wildcard_patterns_and_star_names_are_denied() {
+        let f = cnp(json!({"endpointSelector": app("web"),
+            "egress": [{"toFQDNs": [{"matchPattern": "*.*"}, {"matchPattern": "**.*"},
+                                    {"matchPattern": " *.*.*. "}, {"matchName": "*"},
+                                    {"matchPattern": "*.example.com"}]}]}));
+        assert_eq!(rules(&f), vec![RuleId::FqdnWildcard; 4]);
+        assert!(f.iter().all(|f| f.severity == Action::Deny));
+        assert!(
+            f[0].message.starts_with(
+                "fqdn-wildcard: egress rule 0, toFQDNs[0]: matchPattern \"*.*\" allows every DNS \
+                 name of that shape, i.e. any domain anyone can register."
+            ),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[1].message.contains("toFQDNs[1]: matchPattern \"**.*\""),
+            "{}",
+            f[1].message
+        );
+        assert!(
+            f[2].message.contains("toFQDNs[2]: matchPattern \"*.*.*.\""),
+            "{}",
+            f[2].message
+        );
+        assert!(
+            f[3].message.starts_with(
+                "fqdn-wildcard: egress rule 0, toFQDNs[3]: matchName \"*\" allows every DNS name, \
+                 i.e. the whole internet."
+            ),
+            "{}",
+            f[3].message
+        );
+        assert!(matches_every_name("*.*"));
+        assert!(matches_every_name("**.*."));
+        assert!(!matches_every_name("*..*"));
+        assert!(!matches_every_name("*.example.com"));
+        assert!(!matches_every_name("**.example.com"));
+        assert!(!matches_every_name("."));
+    }
+
     // ----- any-endpoint-peer ---------------------------------------------------
 
     #[test]
@@ -635,6 +1369,217 @@ mod tests {
             "ingress": [{"fromEndpoints": [{"matchExpressions": [{"key": "app", "operator": "Exists"}]}]}]})),
             vec![]
         );
+    }
+
+    #[test]
+    fn namespace_exists_selector_spans_the_cluster_in_cnp_and_ccnp() {
+        for key in [
+            "k8s:io.kubernetes.pod.namespace",
+            "any:io.kubernetes.pod.namespace",
+            "io.kubernetes.pod.namespace",
+        ] {
+            let sel = json!({"matchExpressions": [{"key": key, "operator": "Exists"}]});
+            let spec = json!({"endpointSelector": app("db"),
+                "ingress": [{"fromEndpoints": [sel.clone()]}],
+                "egress": [{"toEndpoints": [{"matchLabels": {}, "matchExpressions": [
+                    {"key": key, "operator": "Exists"},
+                    {"key": "app", "operator": "NotIn", "values": ["x"]}]}]}]});
+            for f in [cnp(spec.clone()), ccnp(spec)] {
+                // In a CNP too: naming the namespace key lifts the limit to
+                // the policy's namespace, so it is every pod of the cluster.
+                assert_eq!(rules(&f), vec![RuleId::AnyEndpointPeer; 2], "{key}");
+                assert!(f.iter().all(|f| f.severity == Action::Deny), "{key}");
+                assert!(
+                    f[0].message.starts_with(
+                        "any-endpoint-peer: ingress rule 0, fromEndpoints[0]: selector \
+                         {\"matchExpressions\""
+                    ),
+                    "{}",
+                    f[0].message
+                );
+                assert!(
+                    f[0].message
+                        .contains("matches (nearly) every endpoint of the cluster."),
+                    "{}",
+                    f[0].message
+                );
+                assert!(
+                    f[1].message.contains("egress rule 0, toEndpoints[0]"),
+                    "{}",
+                    f[1].message
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn negative_only_selectors_are_judged_like_empty_ones() {
+        let spec = json!({"endpointSelector": app("db"),
+            "ingress": [{"fromEndpoints": [
+                {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["attacker"]}]},
+                {"matchLabels": {}, "matchExpressions": [{"key": "quarantine", "operator": "DoesNotExist"}]},
+                {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespace", "operator": "NotIn",
+                                       "values": ["kube-system"]}]}]}]});
+        let f = cnp(spec.clone());
+        assert_eq!(rules(&f), vec![RuleId::AnyEndpointPeer; 3]);
+        assert_eq!(
+            f.iter().map(|f| f.severity).collect::<Vec<_>>(),
+            vec![Action::Warn, Action::Warn, Action::Deny]
+        );
+        assert!(
+            f[0].message
+                .contains("fromEndpoints[0]: selector {\"matchExpressions\":[{\"key\":\"app\""),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message
+                .contains("matches (nearly) every pod of this namespace."),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[2].message.contains("every endpoint of the cluster"),
+            "{}",
+            f[2].message
+        );
+        let f = ccnp(spec);
+        assert_eq!(rules(&f), vec![RuleId::AnyEndpointPeer; 3]);
+        assert!(f.iter().all(|f| f.severity == Action::Deny));
+        assert!(
+            f[0].message.contains("every endpoint of the cluster"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn selectors_with_a_positive_requirement_pass() {
+        let spec = json!({"endpointSelector": app("db"),
+            "ingress": [{"fromEndpoints": [
+                {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+                {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespace", "operator": "Exists"},
+                                      {"key": "app", "operator": "In", "values": ["web"]}]},
+                {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "web"},
+                 "matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]},
+                {"matchExpressions": [{"key": "io.kubernetes.pod.namespace", "operator": "In",
+                                       "values": ["web"]}]},
+                {"matchExpressions": [{"key": "k8s:io.kubernetes.pod.namespaces", "operator": "Exists"}]}]}]});
+        assert_eq!(cnp(spec.clone()), vec![]);
+        assert_eq!(ccnp(spec), vec![]);
+    }
+
+    #[test]
+    fn service_selectors_matching_every_service_are_flagged() {
+        let spec = json!({"endpointSelector": app("web"),
+            "egress": [{"toServices": [
+                {"k8sServiceSelector": {"selector": {}}},
+                {"k8sServiceSelector": {"selector": {"matchLabels": {}}, "namespace": "billing"}},
+                {"k8sServiceSelector": {"selector": {"matchExpressions": [
+                    {"key": "internal", "operator": "DoesNotExist"}]}, "namespace": ""}},
+                {"k8sServiceSelector": {"selector": {"matchLabels": {"app": "api"}}}},
+                {"k8sService": {"serviceName": "api", "namespace": "web"}},
+                {"k8sService": {"serviceName": "api"}}]}]});
+        for f in [cnp(spec.clone()), ccnp(spec)] {
+            assert_eq!(rules(&f), vec![RuleId::AnyEndpointPeer; 3]);
+            assert_eq!(
+                f.iter().map(|f| f.severity).collect::<Vec<_>>(),
+                vec![Action::Deny, Action::Warn, Action::Deny]
+            );
+            assert!(
+                f[0].message.starts_with(
+                    "any-endpoint-peer: egress rule 0, toServices[0]: selector {} allows traffic \
+                     to every service of every namespace."
+                ),
+                "{}",
+                f[0].message
+            );
+            assert!(
+                f[1].message
+                    .contains("toServices[1]: selector {} allows traffic to every service of namespace billing."),
+                "{}",
+                f[1].message
+            );
+            assert!(
+                f[2].message
+                    .contains("toServices[2]: selector {\"matchExpressions\""),
+                "{}",
+                f[2].message
+            );
+        }
+    }
+
+    // ----- allow-all-peers (L4-only rules) -----------------------------------------
+
+    #[test]
+    fn l4_only_rules_allow_every_peer_on_their_ports() {
+        let spec = json!({"endpointSelector": app("web"),
+            "ingress": [{"toPorts": [{"ports": [{"port": "8080", "protocol": "TCP"}]}]},
+                        {"icmps": [{"fields": [{"type": 8, "family": "IPv4"}]}]}],
+            "egress": [{"toPorts": [{"ports": [{"port": "53", "protocol": "ANY"}],
+                                     "rules": {"dns": [{"matchPattern": "*"}]}}]},
+                       {"toPorts": [{"ports": [{"port": "0"}]}]},
+                       {"toPorts": [{"ports": [{"port": "1", "endPort": 65535, "protocol": "TCP"}]}],
+                        "toEndpoints": null}]});
+        for f in [cnp(spec.clone()), ccnp(spec)] {
+            assert_eq!(rules(&f), vec![RuleId::AllowAllPeers; 5]);
+            assert_eq!(
+                f.iter().map(|f| f.severity).collect::<Vec<_>>(),
+                vec![
+                    Action::Warn,
+                    Action::Warn,
+                    Action::Warn,
+                    Action::Deny,
+                    Action::Deny
+                ]
+            );
+            assert_eq!(
+                f[0].message,
+                "allow-all-peers: ingress rule 0 has toPorts but no peer field: it admits traffic \
+                 from every source, in and out of the cluster, on TCP 8080. Fix: name them in \
+                 fromEndpoints, fromEntities or fromCIDRSet."
+            );
+            assert!(
+                f[1].message
+                    .starts_with("allow-all-peers: ingress rule 1 has icmps but no peer field"),
+                "{}",
+                f[1].message
+            );
+            assert!(
+                f[2].message.contains(
+                    "egress rule 0 has toPorts but no peer field: it allows traffic to every \
+                     destination, in and out of the cluster, on ANY 53."
+                ),
+                "{}",
+                f[2].message
+            );
+            assert!(
+                f[3].message.starts_with(
+                    "allow-all-peers: egress rule 1 has toPorts but no peer field and no port \
+                     limit"
+                ),
+                "{}",
+                f[3].message
+            );
+            assert!(f[4].message.contains("egress rule 2"), "{}", f[4].message);
+        }
+    }
+
+    #[test]
+    fn empty_rules_empty_peer_lists_and_rules_with_peers_are_not_l4_only() {
+        // `{}` allows nothing (Cilium's documented default-deny form), an
+        // explicitly empty peer list selects nothing, and ports without
+        // entries open nothing.
+        let spec = json!({"endpointSelector": app("web"),
+            "ingress": [{}, {"fromEndpoints": [], "toPorts": [{"ports": [{"port": "80"}]}]},
+                        {"fromRequires": [app("prod")], "toPorts": [{"ports": [{"port": "80"}]}]},
+                        {"fromCIDRSet": [{"cidrGroupRef": "corp"}], "toPorts": [{"ports": [{"port": "80"}]}]}],
+            "egress": [{}, {"toPorts": []}, {"toPorts": [{"ports": []}]}, {"icmps": [{"fields": []}]},
+                       {"toFQDNs": [{"matchName": "api.stripe.com"}], "toPorts": [{"ports": [{"port": "443"}]}]},
+                       {"toServices": [{"k8sService": {"serviceName": "api"}}], "toPorts": [{"ports": [{"port": "443"}]}]},
+                       {"toEndpoints": [app("db")], "toPorts": [{"ports": [{"port": "5432"}]}]}]});
+        assert_eq!(cnp(spec.clone()), vec![]);
+        assert_eq!(ccnp(spec), vec![]);
     }
 
     // ----- default-deny-disabled -------------------------------------------------
@@ -823,6 +1768,26 @@ mod tests {
                                          "fromEndpoints": [1, "x", null, [], {"matchLabels": 3},
                                                            {"matchExpressions": [1, {"key": 2}]}]}],
                             "egress": [{"toFQDNs": [1, "*", {"matchPattern": 7}, {"matchName": "*"}]}]}}),
+            json!({"spec": {"ingress": [{"toPorts": "80", "icmps": 8, "fromNodes": "{}"},
+                                        {"toPorts": [1, null, {"ports": 1}, {"ports": [1, null, {"port": null},
+                                            {"port": -1}, {"port": 1.5}, {"port": [80]}, {"endPort": "x"},
+                                            {"port": "80", "endPort": -5, "protocol": 6}]}],
+                                         "icmps": [1, {"fields": 1}, {"fields": [null]}]},
+                                        {"fromNodes": [1, null, "x", {"matchExpressions": "x"},
+                                                       {"matchExpressions": [null, {"operator": "NotIn"}]}]},
+                                        {"fromEndpoints": [{"matchLabels": {"reserved:world": null, "reserved:host": 1}},
+                                                           {"matchLabels": {"reserved:": ""}},
+                                                           {"matchExpressions": [{"key": 5, "operator": "Exists"},
+                                                                                 {"key": "reserved:world", "operator": "In", "values": "x"},
+                                                                                 {"key": "k8s:io.kubernetes.pod.namespace", "operator": 1}]}]}],
+                            "egress": [{"toServices": "all"},
+                                       {"toServices": [1, null, {"k8sServiceSelector": 1},
+                                                       {"k8sServiceSelector": {"selector": null, "namespace": 5}},
+                                                       {"k8sServiceSelector": {"selector": "{}"}},
+                                                       {"k8sServiceSelector": {"namespace": "x"}},
+                                                       {"k8sService": null}],
+                                        "toNodes": [[]], "toEntities": [" "],
+                                        "toFQDNs": [{"matchName": 1, "matchPattern": null}, {"matchPattern": ""}]}]}}),
         ] {
             let _ = run_with(&policy, false, &Settings::default());
             let _ = run_with(&policy, true, &Settings::default());
@@ -830,6 +1795,17 @@ mod tests {
         // Sensible partial results: the well-formed parts still count.
         let f = cnp(json!({"endpointSelector": {}, "ingress": [{"fromEntities": [1, "world"]}]}));
         assert_eq!(rules(&f), vec![RuleId::WorldEntity]);
+        let f = cnp(json!({"endpointSelector": {},
+            "ingress": [{"toPorts": [1, {"ports": [null, {"port": "80"}]}]}],
+            "egress": [{"toNodes": [1, {}]}, {"toServices": [1, {"k8sServiceSelector": {"selector": {}}}]}]}));
+        assert_eq!(
+            rules(&f),
+            vec![
+                RuleId::AllowAllPeers,
+                RuleId::NodeEntity,
+                RuleId::AnyEndpointPeer
+            ]
+        );
     }
 
     #[test]
@@ -852,9 +1828,21 @@ mod tests {
         let mut eps = filler.clone();
         eps.push(json!({}));
         eps.push(json!({"matchLabels": {"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name": "x"}}));
-        let mut strs: Vec<Value> = (0..120).map(|_| json!("cluster")).collect();
+        eps.push(json!({"matchExpressions": [
+            {"key": "k8s:io.kubernetes.pod.namespace", "operator": "Exists"},
+            {"key": "x".repeat(300), "operator": "NotIn", "values": ["y".repeat(300)]}]}));
+        eps.push(json!({"matchLabels": {"reserved:world-ipv6": ""}}));
+        eps.push(json!({"matchLabels": {"reserved:remote-node": ""}}));
+        let mut strs: Vec<Value> = (0..120).map(|_| json!("health")).collect();
         strs.push(json!("world-ipv4"));
         strs.push(json!("all"));
+        strs.push(json!("cluster"));
+        strs.push(json!("remote-node"));
+        strs.push(json!("unmanaged"));
+        let mut nodes = filler.clone();
+        nodes.push(json!({}));
+        nodes.push(json!({"matchExpressions": [
+            {"key": "x".repeat(300), "operator": "DoesNotExist"}]}));
         let mut cidrs: Vec<Value> = (0..120).map(|_| json!("10.0.0.0/16")).collect();
         cidrs.push(json!("0000:0000:0000:0000:0000:0000:0000:0000/0"));
         let mut sets: Vec<Value> = (0..120).map(|_| json!({"cidr": "10.0.0.0/16"})).collect();
@@ -863,13 +1851,35 @@ mod tests {
         );
         let mut fqdns: Vec<Value> = (0..120).map(|_| json!({"matchName": "a.b"})).collect();
         fqdns.push(json!({"matchPattern": "*"}));
-        let rule_in = json!({"fromEndpoints": eps, "fromEntities": strs, "fromCIDR": cidrs, "fromCIDRSet": sets});
+        fqdns.push(json!({"matchPattern": "*.*.*.*.*.*.*.*"}));
+        fqdns.push(json!({"matchName": "*"}));
+        let mut services: Vec<Value> = (0..120)
+            .map(|_| json!({"k8sService": {"serviceName": "a"}}))
+            .collect();
+        services.push(json!({"k8sServiceSelector": {"selector": {}, "namespace": "n".repeat(63)}}));
+        services.push(
+            json!({"k8sServiceSelector": {"selector": {"matchExpressions": [
+            {"key": "x".repeat(300), "operator": "DoesNotExist"}]}}}),
+        );
+        let rule_in = json!({"fromEndpoints": eps, "fromEntities": strs, "fromCIDR": cidrs,
+                             "fromCIDRSet": sets, "fromNodes": nodes});
         let rule_out = json!({"toEndpoints": eps, "toEntities": strs, "toCIDR": cidrs, "toCIDRSet": sets,
-                              "toFQDNs": fqdns});
+                              "toNodes": nodes, "toFQDNs": fqdns, "toServices": services});
+        // L4-only rules with the longest port descriptions.
+        let ports = json!([{"ports": [
+            {"port": "a-named-port-15", "protocol": "ICMPv6"},
+            {"port": "65000", "endPort": 65535, "protocol": "ICMPv6"},
+            {"port": "443", "protocol": "TCP"}]}]);
+        let l4 = json!({"toPorts": ports, "icmps": [{"fields": [{"type": 8}]}]});
+        let l4_open = json!({"toPorts": [{"ports": [{"port": "0", "protocol": "ICMPv6"}]}]});
         let mut ingress = vec![json!({}); 120];
         ingress.push(rule_in);
+        ingress.push(l4.clone());
+        ingress.push(l4_open.clone());
         let mut egress = vec![json!({}); 120];
         egress.push(rule_out);
+        egress.push(l4);
+        egress.push(l4_open);
         let spec = json!({"endpointSelector": eps[121].clone(),
                           "enableDefaultDeny": {"ingress": false, "egress": false},
                           "ingress": ingress, "egress": egress});
@@ -877,13 +1887,20 @@ mod tests {
         specs.push(spec);
         let policy = json!({"specs": specs});
         let mut seen = std::collections::BTreeSet::new();
+        let mut count = 0;
         for cw in [false, true] {
             for f in run_with(&policy, cw, &Settings::default()) {
                 assert!(!f.message.ends_with("..."), "cut: {}", f.message);
                 seen.insert(f.rule);
+                count += 1;
             }
         }
-        assert_eq!(seen.len(), 6, "{seen:?}");
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        // Per kind: 1 default-deny; per direction 2 endpoint peers + 2
+        // reserved labels + 5 entities + 2 nodes + 2 CIDRs + 2 L4-only;
+        // egress adds 3 FQDNs and 2 services. The CNP adds 3
+        // namespace-labels (endpointSelector, fromEndpoints, toEndpoints).
+        assert_eq!(count, 2 * (1 + 2 * 15 + 5) + 3, "{count}");
     }
 
     // ----- fixtures -----------------------------------------------------------------

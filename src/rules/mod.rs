@@ -67,7 +67,7 @@ rules! {
     RequireNetworkPolicy => "require-network-policy", Deny,
         "a workload in a managed namespace whose pods no NetworkPolicy selects";
     AllowAllPeers => "allow-all-peers", Deny,
-        "an ingress/egress rule with no from/to: every source or destination";
+        "an ingress/egress rule with no from/to (a Cilium rule with toPorts and no peer): every source or destination";
     AnyNamespacePeer => "any-namespace-peer", Deny,
         "a peer namespaceSelector: {} that matches every pod in every namespace";
     WorldCidr => "world-cidr", Deny,
@@ -81,15 +81,17 @@ rules! {
     BaselineProtected => "baseline-protected", Deny,
         "a change to or deletion of a netpol-guard baseline policy";
     WorldEntity => "world-entity", Deny,
-        "a Cilium fromEntities/toEntities world, world-ipv4, world-ipv6 or all";
+        "a Cilium peer entity world, world-ipv4, world-ipv6 or all, or its reserved: label";
     FqdnWildcard => "fqdn-wildcard", Deny,
-        "a Cilium toFQDNs matchPattern \"*\" that allows every name";
+        "a Cilium toFQDNs pattern made only of wildcards (*, *.*, **.*) that allows every name";
     AnyEndpointPeer => "any-endpoint-peer", Deny,
-        "a Cilium fromEndpoints/toEndpoints {} (warns in a CNP, denies in a CCNP)";
+        "a Cilium peer matching every endpoint or service: {}, the cluster entity (warns when limited to one namespace)";
     DefaultDenyDisabled => "default-deny-disabled", Warn,
         "a Cilium enableDefaultDeny that turns default deny off";
     NamespaceLabelsIgnored => "namespace-labels-ignored", Warn,
         "io.cilium.k8s.namespace.labels selectors that a namespaced CNP ignores";
+    NodeEntity => "node-entity", Warn,
+        "a Cilium peer of nodes or unmanaged endpoints: host, remote-node, unmanaged, fromNodes/toNodes {}";
     HostNetwork => "host-network", Deny,
         "a workload in a managed namespace whose pods use the node's network (hostNetwork: true)";
     UncoversWorkloads => "uncovers-workloads", Warn,
