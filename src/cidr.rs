@@ -1,5 +1,6 @@
-//! CIDR blocks: parsing, width, containment. Used by the `world-cidr` rule and
-//! by config validation (`allowedCidrs`).
+//! CIDR blocks: parsing, width, containment, and sets of addresses (unions,
+//! except lists). Used by the `world-cidr` and `cluster-cidr-peer` rules and
+//! by config validation (`allowedCidrs`, `clusterCidrs`).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -73,25 +74,124 @@ impl Cidr {
 /// Whether the union of the `cidrs` of one family (`ipv4` or IPv6) covers that
 /// family's entire address space. Blocks of the other family are ignored.
 pub fn covers_family(cidrs: &[Cidr], ipv4: bool) -> bool {
-    let last = Cidr::everything(ipv4).end();
-    let mut ranges: Vec<(u128, u128)> = cidrs
-        .iter()
-        .filter(|c| c.is_ipv4() == ipv4)
-        .map(|c| (c.start(), c.end()))
-        .collect();
-    ranges.sort_unstable();
-    // `next` is the first address not yet covered by the ranges seen so far.
-    let mut next: u128 = 0;
-    for (start, end) in ranges {
-        if start > next {
-            return false;
-        }
-        if end >= last {
-            return true;
-        }
-        next = next.max(end + 1);
+    AddrSet::of(cidrs).covers(&Cidr::everything(ipv4))
+}
+
+impl Cidr {
+    /// The number of addresses in the block; `u128::MAX` for `::/0`
+    /// (2^128 does not fit).
+    pub fn size(&self) -> u128 {
+        let host_bits = u32::from(self.bits() - self.prefix);
+        1u128.checked_shl(host_bits).unwrap_or(u128::MAX)
     }
-    false
+}
+
+/// A set of addresses of both families: per family, sorted, disjoint and
+/// non-adjacent inclusive ranges. The one place where blocks are added up
+/// (`world-cidr`'s unions) and taken away (`except` lists, for
+/// `cluster-cidr-peer`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddrSet {
+    /// `[IPv4 ranges, IPv6 ranges]`.
+    ranges: [Vec<(u128, u128)>; 2],
+}
+
+fn family_index(ipv4: bool) -> usize {
+    if ipv4 { 0 } else { 1 }
+}
+
+/// Sorts and merges overlapping or adjacent ranges.
+fn normalise(ranges: &mut Vec<(u128, u128)>) {
+    ranges.sort_unstable();
+    let mut out: Vec<(u128, u128)> = Vec::with_capacity(ranges.len());
+    for &(start, end) in ranges.iter() {
+        match out.last_mut() {
+            // `last.1 + 1`, without overflowing at the end of the space.
+            Some(last) if last.1.checked_add(1).is_none_or(|next| start <= next) => {
+                last.1 = last.1.max(end);
+            }
+            _ => out.push((start, end)),
+        }
+    }
+    *ranges = out;
+}
+
+impl AddrSet {
+    /// The union of `cidrs` (both families).
+    pub fn of(cidrs: &[Cidr]) -> Self {
+        let mut set = Self::default();
+        for c in cidrs {
+            set.ranges[family_index(c.is_ipv4())].push((c.start(), c.end()));
+        }
+        for r in &mut set.ranges {
+            normalise(r);
+        }
+        set
+    }
+
+    /// The addresses of `block` not in any of `except` (an `ipBlock` with
+    /// its `except` list, a Cilium `CIDRSet`).
+    pub fn block_except(block: &Cidr, except: &[Cidr]) -> Self {
+        let mut set = Self::of(std::slice::from_ref(block));
+        for e in except {
+            set.remove(e);
+        }
+        set
+    }
+
+    /// Adds every address of `other`.
+    pub fn extend(&mut self, other: &AddrSet) {
+        for (mine, theirs) in self.ranges.iter_mut().zip(&other.ranges) {
+            if !theirs.is_empty() {
+                mine.extend_from_slice(theirs);
+                normalise(mine);
+            }
+        }
+    }
+
+    /// Takes the addresses of `c` out.
+    pub fn remove(&mut self, c: &Cidr) {
+        let (cut_start, cut_end) = (c.start(), c.end());
+        let ranges = &mut self.ranges[family_index(c.is_ipv4())];
+        let mut out = Vec::with_capacity(ranges.len() + 1);
+        for &(start, end) in ranges.iter() {
+            if end < cut_start || start > cut_end {
+                out.push((start, end));
+                continue;
+            }
+            if start < cut_start {
+                out.push((start, cut_start - 1));
+            }
+            if end > cut_end {
+                out.push((cut_end + 1, end));
+            }
+        }
+        *ranges = out;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.iter().all(Vec::is_empty)
+    }
+
+    /// Whether every address of `c` is in the set.
+    pub fn covers(&self, c: &Cidr) -> bool {
+        let (start, end) = (c.start(), c.end());
+        // Ranges are merged, so one of them holds all of `c` or none does.
+        self.ranges[family_index(c.is_ipv4())]
+            .iter()
+            .any(|&(s, e)| s <= start && end <= e)
+    }
+
+    /// How many addresses of `c` are in the set (saturating at
+    /// `u128::MAX`, which only the whole IPv6 space reaches).
+    pub fn overlap(&self, c: &Cidr) -> u128 {
+        let (start, end) = (c.start(), c.end());
+        self.ranges[family_index(c.is_ipv4())]
+            .iter()
+            .filter(|&&(s, e)| s <= end && start <= e)
+            .map(|&(s, e)| (e.min(end) - s.max(start)).saturating_add(1))
+            .fold(0u128, u128::saturating_add)
+    }
 }
 
 /// Four dot-separated decimal octets, leading zeros allowed.
@@ -264,5 +364,54 @@ mod tests {
         assert!("1.2.3/8".parse::<Cidr>().is_err());
         assert!("0256.0.0.0/8".parse::<Cidr>().is_err());
         assert!("1.2.3.4.5/8".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(c("10.0.0.0/8").size(), 1 << 24);
+        assert_eq!(c("10.0.0.1/32").size(), 1);
+        assert_eq!(c("0.0.0.0/0").size(), 1 << 32);
+        assert_eq!(c("fd00::/64").size(), 1 << 64);
+        assert_eq!(c("::/1").size(), 1 << 127);
+        assert_eq!(c("::/0").size(), u128::MAX, "2^128 saturates");
+    }
+
+    #[test]
+    fn address_sets_add_up_and_take_away() {
+        // Adjacent blocks merge; the other family stays apart.
+        let s = AddrSet::of(&[c("10.0.0.0/9"), c("10.128.0.0/9"), c("fd00::/8")]);
+        assert!(s.covers(&c("10.0.0.0/8")));
+        assert!(!s.covers(&c("11.0.0.0/8")));
+        assert!(s.covers(&c("fd00::/8")) && !s.covers(&c("fc00::/7")));
+        assert_eq!(s.overlap(&c("10.0.0.0/7")), 1 << 24);
+        assert_eq!(s.overlap(&c("fd00::/16")), 1 << 112);
+        // An except list carves addresses out, whole or in part.
+        let s = AddrSet::block_except(&c("10.0.0.0/8"), &[c("10.244.0.0/16")]);
+        assert_eq!(s.overlap(&c("10.244.0.0/16")), 0);
+        assert_eq!(s.overlap(&c("10.0.0.0/8")), (1 << 24) - (1 << 16));
+        assert!(!s.covers(&c("10.0.0.0/8")));
+        assert!(s.covers(&c("10.245.0.0/16")));
+        let s = AddrSet::block_except(&c("10.0.0.0/8"), &[c("10.244.0.0/17")]);
+        assert_eq!(s.overlap(&c("10.244.0.0/16")), 1 << 15);
+        // Excepts of the other family or outside the block change nothing.
+        let s = AddrSet::block_except(&c("10.0.0.0/8"), &[c("fd00::/8"), c("11.0.0.0/8")]);
+        assert!(s.covers(&c("10.0.0.0/8")));
+        // Everything but the block itself is empty.
+        assert!(AddrSet::block_except(&c("10.0.0.0/8"), &[c("0.0.0.0/0")]).is_empty());
+        // The ends of both spaces, without overflow.
+        let mut s = AddrSet::of(&[c("::/0"), c("0.0.0.0/0")]);
+        assert_eq!(s.overlap(&c("::/0")), u128::MAX);
+        assert_eq!(s.overlap(&c("0.0.0.0/0")), 1 << 32);
+        s.remove(&c("ffff::/16"));
+        s.remove(&c("::/16"));
+        s.remove(&c("255.0.0.0/8"));
+        assert_eq!(s.overlap(&c("::/0")), u128::MAX - (2u128 << 112) + 1);
+        assert!(!s.covers(&c("8000::/1")) && !s.covers(&c("::/1")));
+        assert!(s.covers(&c("1::/16")) && s.covers(&c("8000::/2")));
+        assert!(!s.covers(&c("0.0.0.0/0")) && s.covers(&c("0.0.0.0/1")));
+        let mut t = AddrSet::of(&[c("ffff::/16")]);
+        t.extend(&s);
+        t.extend(&AddrSet::of(&[c("::/16"), c("255.0.0.0/8")]));
+        assert!(t.covers(&c("::/0")) && t.covers(&c("0.0.0.0/0")));
     }
 }

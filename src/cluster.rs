@@ -239,6 +239,10 @@ pub struct ClusterView {
     /// (from the watches, or from `--state` manifests that hold workloads).
     /// Until then nothing is said about what a policy change uncovers.
     workloads_known: bool,
+    /// Whether the view holds every Namespace of the cluster: set by the
+    /// live watch once it has listed them, never for a view built from
+    /// manifests (which hold the namespaces they happen to mention).
+    namespaces_complete: bool,
 }
 
 /// One policy object, compiled.
@@ -381,6 +385,8 @@ impl ClusterView {
                 .into_iter()
                 .collect(),
             workloads_known: self.workloads_known,
+            // One namespace is not the cluster's list.
+            namespaces_complete: false,
         }
     }
 
@@ -471,6 +477,28 @@ impl ClusterView {
     /// Whether the view knows `ns` to be terminating (deletionTimestamp set).
     pub fn is_terminating(&self, ns: &str) -> bool {
         self.namespaces.get(ns).is_some_and(|n| n.terminating)
+    }
+
+    /// Marks the view as holding every Namespace of the cluster (or not).
+    /// Only a source that has listed them all may say so: the live
+    /// Namespace watch, once synced. Rules that judge a selector by "every
+    /// namespace there is" (`any-namespace-peer`) rely on it.
+    pub fn set_namespaces_complete(&mut self, complete: bool) {
+        self.namespaces_complete = complete;
+    }
+
+    /// Whether the view holds every Namespace of the cluster (see
+    /// [`ClusterView::set_namespaces_complete`]).
+    pub fn namespaces_complete(&self) -> bool {
+        self.namespaces_complete
+    }
+
+    /// The namespaces with known labels (a Namespace object was seen), in
+    /// no particular order.
+    pub fn namespaces(&self) -> impl Iterator<Item = (&str, &Labels)> {
+        self.namespaces
+            .iter()
+            .filter_map(|(name, n)| Some((name.as_str(), n.labels.as_ref()?)))
     }
 
     /// Number of namespaces with known labels.
@@ -1153,6 +1181,33 @@ mod live_update_tests {
         v.set_namespace("a", None, std::iter::empty());
         assert_eq!(v.namespace_labels("a"), None);
         assert_eq!(v.policy_count(), 1);
+    }
+
+    #[test]
+    fn completeness_is_only_what_the_source_says_and_focus_drops_it() {
+        let mut v = ClusterView::new();
+        assert!(!v.namespaces_complete(), "a new view knows nothing");
+        v.add(&np("policy-only", "p", "x")).unwrap();
+        let labels: Labels = [("env".to_string(), "prod".to_string())].into();
+        let meta = NamespaceMeta {
+            labels: labels.clone(),
+            terminating: false,
+        };
+        v.set_namespace("a", Some(meta), std::iter::empty());
+        v.set_namespaces_complete(true);
+        // Rebuilding a namespace (a watch event) keeps it.
+        v.set_namespace("b", Some(NamespaceMeta::default()), std::iter::empty());
+        assert!(v.namespaces_complete());
+        // Only namespaces whose Namespace object was seen are listed.
+        let mut names: Vec<(&str, &Labels)> = v.namespaces().collect();
+        names.sort();
+        assert_eq!(names, [("a", &labels), ("b", &Labels::new())]);
+        assert!(
+            !v.focused("a").namespaces_complete(),
+            "one namespace is not all"
+        );
+        v.set_namespaces_complete(false);
+        assert!(!v.namespaces_complete());
     }
 
     #[test]

@@ -159,6 +159,11 @@ pub struct Config {
     pub allowed_cidrs: Vec<String>,
     /// The widest CIDR accepted without `allowedCidrs`.
     pub cidr_limits: CidrLimits,
+    /// The cluster's pod and service CIDRs (IPv4 and IPv6): an IP block
+    /// that covers one, or half of one, is denied by `cluster-cidr-peer`.
+    /// Empty: the rule only warns about blocks that overlap the private
+    /// ranges where clusters usually live.
+    pub cluster_cidrs: Vec<String>,
     /// The user netpol-guard itself runs as (may change baseline policies).
     pub service_account: String,
     /// Largest AdmissionReview body accepted; larger ones get HTTP 413.
@@ -255,6 +260,7 @@ impl Default for Config {
             rules: RuleActions::default(),
             allowed_cidrs: vec![],
             cidr_limits: CidrLimits::default(),
+            cluster_cidrs: vec![],
             service_account: "system:serviceaccount:netpol-guard:netpol-guard".to_string(),
             max_body_bytes: 4 * 1024 * 1024,
             exemptions: Exemptions::default(),
@@ -358,6 +364,8 @@ pub struct Settings {
     pub config: Config,
     pub managed_selector: Selector,
     pub allowed_cidrs: Vec<Cidr>,
+    /// `clusterCidrs`, parsed.
+    pub cluster_cidrs: Vec<Cidr>,
     pub exempt_workloads: Vec<Selector>,
 }
 
@@ -423,6 +431,15 @@ impl Settings {
             .iter()
             .map(|c| c.parse())
             .collect::<Result<Vec<Cidr>, _>>()?;
+        let cluster_cidrs = config
+            .cluster_cidrs
+            .iter()
+            .map(|c| c.parse())
+            .collect::<Result<Vec<Cidr>, _>>()
+            .map_err(|e| ConfigError::Value {
+                key: "clusterCidrs",
+                problem: e.to_string(),
+            })?;
         if config.cidr_limits.ipv4_min_prefix > 32 {
             return Err(ConfigError::Value {
                 key: "cidrLimits.ipv4MinPrefix",
@@ -451,6 +468,7 @@ impl Settings {
             config,
             managed_selector,
             allowed_cidrs,
+            cluster_cidrs,
             exempt_workloads,
         })
     }
@@ -509,6 +527,7 @@ impl Default for Settings {
             managed_selector: Selector::compile(&Config::default().managed_namespaces.selector)
                 .unwrap_or_default(),
             allowed_cidrs: vec![],
+            cluster_cidrs: vec![],
             exempt_workloads: vec![],
         }
     }
@@ -584,6 +603,42 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("managedNamespaces.selector"), "{e}");
+    }
+
+    #[test]
+    fn cluster_cidrs_parse_and_a_bad_one_is_named() {
+        let s = Settings::from_yaml(
+            "clusterCidrs: [10.244.0.0/16, 10.96.0.0/12, 'fd00:10:244::/56']\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.cluster_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.244.0.0/16", "10.96.0.0/12", "fd00:10:244::/56"]
+        );
+        assert!(Settings::default().cluster_cidrs.is_empty());
+        for (bad, why) in [
+            ("10.244.0.0/33", "prefix length too long"),
+            ("10.244.0.0", "missing /prefix"),
+            ("pods", "missing /prefix"),
+        ] {
+            let e = Settings::from_yaml(&format!("clusterCidrs: [10.96.0.0/12, '{bad}']\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "invalid config: clusterCidrs: \"{bad}\" is not a CIDR block"
+                )),
+                "{e}"
+            );
+            assert!(e.contains(why), "{e}");
+        }
+        let e = Settings::from_yaml("clusterCidrs: 10.244.0.0/16\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clusterCidrs"), "{e}");
     }
 
     #[test]

@@ -209,7 +209,7 @@ fn judge(
             ("networking.k8s.io", "NetworkPolicy") => {
                 judge_baseline_change(req, namespace, view, settings, &mut verdict);
                 if let Some(obj) = changed_object(req) {
-                    for f in rules::netpol::check(obj, settings) {
+                    for f in rules::netpol::check_in_view(obj, view, settings) {
                         verdict.push(f, settings);
                     }
                 }

@@ -443,6 +443,10 @@ impl LiveView {
             |m, change| match change {
                 Change::Replace(all) => {
                     m.replace_namespaces(all.into_iter().collect());
+                    // A complete list: from now on the view knows every
+                    // namespace (a relist after a watch error replaces it
+                    // whole, and single changes keep it current).
+                    m.view.set_namespaces_complete(true);
                     Outcome::Synced(Resource::Namespaces)
                 }
                 Change::Apply((name, meta)) => {

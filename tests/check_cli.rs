@@ -149,3 +149,60 @@ fn config_default_and_validate() {
         "{err}"
     );
 }
+
+/// `clusterCidrs` turns cluster-cidr-peer's warning into a denial; a bad
+/// entry is a config error naming it. And offline input never knows every
+/// namespace of a cluster, so a selector matching all the namespaces given
+/// is not any-namespace-peer.
+#[test]
+fn check_judges_ip_blocks_by_cluster_cidrs_and_never_guesses_every_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::new();
+    for (ns, env) in [("shop", "prod"), ("web", "dev"), ("data", "prod")] {
+        yaml.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {{env: {env}, kubernetes.io/metadata.name: {ns}}}}}\n---\n"
+        ));
+    }
+    yaml.push_str(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: office, namespace: shop}\n\
+         spec:\n  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n  ingress:\n  \
+         - from:\n    - ipBlock: {cidr: 10.0.0.0/8}\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: envs, namespace: shop}\n\
+         spec:\n  podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress]\n  ingress:\n  \
+         - from:\n    - namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [prod, dev]}]}\n",
+    );
+    let input = dir.path().join("in.yaml");
+    std::fs::write(&input, yaml).unwrap();
+    let input = input.to_str().unwrap();
+    let (code, out, _) = run(&["check", input]);
+    assert_eq!(code, 0, "a warning only: {out}");
+    assert!(
+        out.contains("in.yaml:13: NetworkPolicy shop/office: WARN cluster-cidr-peer"),
+        "{out}"
+    );
+    assert!(!out.contains("any-namespace-peer"), "{out}");
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "clusterCidrs: [10.244.0.0/16, 'fd00:10:244::/56']\n").unwrap();
+    let (code, out, _) = run(&["check", "--config", cfg.to_str().unwrap(), input]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("in.yaml:13: NetworkPolicy shop/office: DENY cluster-cidr-peer"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ipBlock 10.0.0.0/8 contains cluster CIDR 10.244.0.0/16"),
+        "{out}"
+    );
+    assert!(!out.contains("any-namespace-peer"), "{out}");
+    std::fs::write(&cfg, "clusterCidrs: [10.244.0.0/33]\n").unwrap();
+    let (code, _, err) = run(&["check", "--config", cfg.to_str().unwrap(), input]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("clusterCidrs: \"10.244.0.0/33\" is not a CIDR block"),
+        "{err}"
+    );
+    let (code, out, _) = run(&["config", "default"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\nclusterCidrs: []\n"), "{out}");
+    assert!(out.contains("  cluster-cidr-peer: deny\n"), "{out}");
+}

@@ -794,3 +794,158 @@ fn coverage_loss_lists_as_many_workloads_as_fit_then_counts_the_rest() {
         "the detail names them all: {detail}"
     );
 }
+
+/// Namespaces (name, env label or none), and whether the view is marked
+/// as knowing every namespace of the cluster, as the live watch marks it.
+fn namespaces_view(namespaces: &[(&str, Option<&str>)], complete: bool) -> ClusterView {
+    let mut v = ClusterView::new();
+    for (name, env) in namespaces {
+        let mut labels = json!({"kubernetes.io/metadata.name": name});
+        if let Some(env) = env {
+            labels["env"] = json!(env);
+        }
+        v.add(&json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels}}))
+            .unwrap();
+    }
+    v.set_namespaces_complete(complete);
+    v
+}
+
+/// A NetworkPolicy CREATE in payments admitting from `peer`, on `ports`.
+fn policy_from(peer: serde_json::Value, ports: serde_json::Value) -> AdmissionRequest {
+    let obj = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "from-envs", "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [peer], "ports": ports}]}});
+    admission::create_request(&obj, "alice@example.com").unwrap()
+}
+
+fn env_peer() -> serde_json::Value {
+    json!({"namespaceSelector": {"matchExpressions": [
+        {"key": "env", "operator": "In", "values": ["prod", "dev"]}]}})
+}
+
+/// Issue 13: "in live mode, also deny when the selector matches every
+/// namespace the view knows". Only a view that knows every namespace (the
+/// live watch has listed them) and holds at least three.
+#[test]
+fn a_namespace_selector_matching_every_namespace_of_a_complete_view_is_any_namespace() {
+    let all = [
+        ("payments", Some("prod")),
+        ("web", Some("dev")),
+        ("data", Some("prod")),
+    ];
+    let live = namespaces_view(&all, true);
+    let req = policy_from(env_peer(), json!(null));
+    let v = engine::decide(&req, &live, &Settings::default()).unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::AnyNamespacePeer, Action::Deny)]);
+    let m = v.denial_message().unwrap();
+    assert!(
+        m.starts_with(
+            "netpol-guard: any-namespace-peer: ingress rule 0, peer 0: namespaceSelector env in (prod,dev) \
+             matches all 3 namespaces today (new ones only if labelled to match), so it admits traffic from all \
+             their pods on every port. Fix: select only the namespaces you need.\n"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("(3 of 3, by netpol-guard's live view"), "{m}");
+    // On ports, as `namespaceSelector: {}` on ports: a warning.
+    let on_port = policy_from(env_peer(), json!([{"protocol": "TCP", "port": 8080}]));
+    let v = engine::decide(&on_port, &live, &Settings::default()).unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::AnyNamespacePeer, Action::Warn)]);
+    assert!(
+        v.warnings()[0].contains("on TCP 8080."),
+        "{:?}",
+        v.warnings()
+    );
+    // With a podSelector that picks pods, it is not every pod.
+    let mut picked = env_peer();
+    picked["podSelector"] = json!({"matchLabels": {"app": "web"}});
+    let v = engine::decide(
+        &policy_from(picked, json!(null)),
+        &live,
+        &Settings::default(),
+    )
+    .unwrap();
+    assert_eq!(v, Verdict::allow());
+    let mut every_pod = env_peer();
+    every_pod["podSelector"] = json!({});
+    let v = engine::decide(
+        &policy_from(every_pod, json!(null)),
+        &live,
+        &Settings::default(),
+    )
+    .unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::AnyNamespacePeer, Action::Deny)]);
+    // The same namespaces, from manifests (offline `check`): not every
+    // namespace of a cluster, so nothing.
+    let offline = namespaces_view(&all, false);
+    assert_eq!(
+        engine::decide(&req, &offline, &Settings::default()).unwrap(),
+        Verdict::allow()
+    );
+    // A focused view (the live re-read) holds one namespace: nothing.
+    assert_eq!(
+        engine::decide(&req, &live.focused("payments"), &Settings::default()).unwrap(),
+        Verdict::allow()
+    );
+    // One namespace it does not match: nothing.
+    let mut more = all.to_vec();
+    more.push(("kube-system", None));
+    assert_eq!(
+        engine::decide(&req, &namespaces_view(&more, true), &Settings::default()).unwrap(),
+        Verdict::allow()
+    );
+    // Fewer than three namespaces: a tiny cluster does not trip it.
+    let tiny = namespaces_view(&all[..2], true);
+    assert_eq!(
+        engine::decide(&req, &tiny, &Settings::default()).unwrap(),
+        Verdict::allow()
+    );
+    // The rule's action applies; `{}` keeps its own message (no double finding).
+    let v = engine::decide(
+        &req,
+        &live,
+        &settings("rules: {any-namespace-peer: warn}\n"),
+    )
+    .unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::AnyNamespacePeer, Action::Warn)]);
+    let empty = policy_from(json!({"namespaceSelector": {}}), json!(null));
+    let v = engine::decide(&empty, &live, &Settings::default()).unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::AnyNamespacePeer, Action::Deny)]);
+    assert!(
+        v.denial_message()
+            .unwrap()
+            .contains("namespaceSelector: {} admits"),
+        "{:?}",
+        v.denial_message()
+    );
+}
+
+/// `clusterCidrs` through the engine: an ipBlock over the pod network is
+/// denied; without the setting, a block over a private range only warns.
+#[test]
+fn cluster_cidr_peer_denies_with_cluster_cidrs_and_warns_without() {
+    let req = policy_from(json!({"ipBlock": {"cidr": "10.0.0.0/8"}}), json!(null));
+    let v = decide(&req, &settings("clusterCidrs: [10.244.0.0/16]\n"));
+    assert_eq!(rules_of(&v), [(RuleId::ClusterCidrPeer, Action::Deny)]);
+    assert!(
+        v.denial_message()
+            .unwrap()
+            .starts_with("netpol-guard: cluster-cidr-peer: ingress rule 0, peer 0: ipBlock 10.0.0.0/8 contains cluster CIDR 10.244.0.0/16"),
+        "{:?}",
+        v.denial_message()
+    );
+    let v = decide(&req, &Settings::default());
+    assert!(v.allowed());
+    assert_eq!(rules_of(&v), [(RuleId::ClusterCidrPeer, Action::Warn)]);
+    let carved = policy_from(
+        json!({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.244.0.0/16"]}}),
+        json!(null),
+    );
+    assert_eq!(
+        decide(&carved, &settings("clusterCidrs: [10.244.0.0/16]\n")),
+        Verdict::allow()
+    );
+}

@@ -349,6 +349,54 @@ async fn the_namespace_mode_label_switches_audit_and_enforce_live() {
     .await;
 }
 
+/// Issue 13: once the Namespace watch has listed every namespace, a
+/// namespaceSelector that matches all of them is any-namespace-peer; a new
+/// namespace it does not match ends that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_that_matches_every_namespace_the_watch_lists_is_denied() {
+    let fake = fake_cluster().await;
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    let mut review: Value =
+        serde_json::from_slice(&fixture("networkpolicy-create-and.json")).unwrap();
+    review["request"]["object"]["spec"] = json!({"podSelector": {"matchLabels": {"app": "api"}},
+        "policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In",
+             "values": ["payments", "legacy", "monitoring", "kube-system", "netpol-guard"]}]}}]}]});
+    let body = serde_json::to_vec(&review).unwrap();
+    let r = s
+        .connect()
+        .await
+        .post("/validate", body.clone())
+        .await
+        .json();
+    assert_eq!(r["response"]["allowed"], false, "{r}");
+    let m = r["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(
+            "netpol-guard: any-namespace-peer: ingress rule 0, peer 0: namespaceSelector "
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(" matches all 5 namespaces today (new ones only if labelled to match)"),
+        "{m}"
+    );
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "fresh", "labels": {"kubernetes.io/metadata.name": "fresh"}}}));
+    eventually("a sixth namespace the selector does not match", || async {
+        let r = s
+            .connect()
+            .await
+            .post("/validate", body.clone())
+            .await
+            .json();
+        r["response"]["allowed"] == true
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installed_cilium_crds_are_watched_and_their_policies_cover_workloads() {
     let fake = fake_cluster().await;

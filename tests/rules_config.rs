@@ -79,8 +79,18 @@ fn cases() -> Vec<(RuleId, AdmissionRequest, Action)> {
         ),
         (
             RuleId::WorldCidr,
+            // The private ranges carved out: with world-cidr at warn or
+            // off, cluster-cidr-peer would judge the block itself.
             create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
-            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}]}))),
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0",
+                "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"]}}],
+                "ports": [{"protocol": "TCP", "port": 443}]}]}))),
+            Action::Deny,
+        ),
+        (
+            RuleId::ClusterCidrPeer,
+            create(&np(json!({"podSelector": app, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"protocol": "TCP", "port": 443}]}]}))),
             Action::Deny,
         ),
         (
@@ -187,6 +197,15 @@ fn host_network() -> AdmissionRequest {
     req
 }
 
+/// The config a rule's case needs on top of `yaml`: cluster-cidr-peer only
+/// denies once the cluster's CIDRs are configured (without them it warns).
+fn config(rule: RuleId, yaml: &str) -> String {
+    match rule {
+        RuleId::ClusterCidrPeer => format!("clusterCidrs: [10.244.0.0/16]\n{yaml}"),
+        _ => yaml.to_string(),
+    }
+}
+
 fn findings(req: &AdmissionRequest, yaml: &str) -> (bool, Vec<(RuleId, Action)>) {
     let v = engine::decide(req, &view(), &Settings::from_yaml(yaml).unwrap()).unwrap();
     (
@@ -204,7 +223,7 @@ fn every_rule_is_covered_by_a_case() {
 #[test]
 fn each_rule_fires_alone_with_its_default_action() {
     for (rule, req, default) in cases() {
-        let (allowed, got) = findings(&req, "");
+        let (allowed, got) = findings(&req, &config(rule, ""));
         assert_eq!(got, [(rule, default)], "{rule}");
         assert_eq!(allowed, default != Action::Deny, "{rule}");
     }
@@ -213,15 +232,11 @@ fn each_rule_fires_alone_with_its_default_action() {
 #[test]
 fn warn_turns_every_rule_into_an_allowed_warning() {
     for (rule, req, _) in cases() {
-        let (allowed, got) = findings(&req, &format!("rules:\n  {rule}: warn\n"));
+        let yaml = config(rule, &format!("rules:\n  {rule}: warn\n"));
+        let (allowed, got) = findings(&req, &yaml);
         assert_eq!(got, [(rule, Action::Warn)], "{rule}");
         assert!(allowed, "{rule}");
-        let v = engine::decide(
-            &req,
-            &view(),
-            &Settings::from_yaml(&format!("rules:\n  {rule}: warn\n")).unwrap(),
-        )
-        .unwrap();
+        let v = engine::decide(&req, &view(), &Settings::from_yaml(&yaml).unwrap()).unwrap();
         let w = v.warnings();
         assert_eq!(w.len(), 1, "{rule}");
         assert!(w[0].starts_with(&format!("{rule}: ")), "{rule}: {}", w[0]);
@@ -232,7 +247,7 @@ fn warn_turns_every_rule_into_an_allowed_warning() {
 #[test]
 fn off_silences_every_rule() {
     for (rule, req, _) in cases() {
-        let (allowed, got) = findings(&req, &format!("rules:\n  {rule}: off\n"));
+        let (allowed, got) = findings(&req, &config(rule, &format!("rules:\n  {rule}: off\n")));
         assert_eq!(got, [], "{rule}");
         assert!(allowed, "{rule}");
     }
@@ -241,7 +256,7 @@ fn off_silences_every_rule() {
 #[test]
 fn deny_turns_warning_rules_into_denials_with_the_full_text() {
     for (rule, req, _) in cases() {
-        let yaml = format!("rules:\n  {rule}: deny\n");
+        let yaml = config(rule, &format!("rules:\n  {rule}: deny\n"));
         let (allowed, got) = findings(&req, &yaml);
         assert_eq!(got, [(rule, Action::Deny)], "{rule}");
         assert!(!allowed, "{rule}");
@@ -282,6 +297,14 @@ fn milder_variants_stay_warnings_under_deny() {
     assert_eq!(
         findings(&req, ""),
         (true, vec![(RuleId::AllowAllPeers, Action::Warn)])
+    );
+    // Without clusterCidrs, a block over a private range only warns: it
+    // may or may not hold this cluster's pods.
+    let req = create(&np(json!({"podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]})));
+    assert_eq!(
+        findings(&req, "rules: {cluster-cidr-peer: deny}\n"),
+        (true, vec![(RuleId::ClusterCidrPeer, Action::Warn)])
     );
 }
 

@@ -72,6 +72,8 @@ rules! {
         "a peer namespaceSelector: {} that matches every pod in every namespace";
     WorldCidr => "world-cidr", Deny,
         "an IP block wider than the configured limit, such as 0.0.0.0/0";
+    ClusterCidrPeer => "cluster-cidr-peer", Deny,
+        "an IP block that covers the cluster's pod or service CIDRs (clusterCidrs), letting pods in by IP";
     OrSelectorSlip => "or-selector-slip", Warn,
         "a namespaceSelector peer next to a podSelector peer: OR where AND was meant";
     ImplicitIngressIsolation => "implicit-ingress-isolation", Warn,

@@ -1,6 +1,7 @@
 //! Rules for networking.k8s.io/v1 NetworkPolicy: `allow-all-peers`,
-//! `any-namespace-peer`, `world-cidr`, `or-selector-slip`,
-//! `implicit-ingress-isolation` and `dns-single-protocol`.
+//! `any-namespace-peer`, `world-cidr`, `cluster-cidr-peer`,
+//! `or-selector-slip`, `implicit-ingress-isolation` and
+//! `dns-single-protocol`.
 //!
 //! The object is arbitrary user JSON: every field may be missing, `null` or of
 //! the wrong type. Malformed parts are skipped (the API server rejects them
@@ -11,17 +12,58 @@
 //! The CIDR and message helpers marked `pub(crate)` are shared with the
 //! Cilium rules.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::cidr::{self, Cidr};
+use crate::cidr::{self, AddrSet, Cidr};
+use crate::cluster::ClusterView;
 use crate::config::Settings;
-use crate::rules::{Finding, MAX_WARNING_CHARS, RuleId};
+use crate::rules::{Action, Finding, MAX_WARNING_CHARS, RuleId};
 
 /// Every finding the catalog's NetworkPolicy rules make on one policy object
 /// (CREATE/UPDATE). `baseline-protected` is separate: it depends on the request.
 /// Findings come in document order: the spec-level `implicit-ingress-isolation`
 /// first, then ingress rules, then egress rules.
 pub fn check(policy: &Value, settings: &Settings) -> Vec<Finding> {
+    judge(
+        policy,
+        &Ctx {
+            settings,
+            all_namespaces: None,
+        },
+    )
+}
+
+/// The fewest namespaces a view must know before a namespaceSelector that
+/// matches all of them counts as matching every namespace: in a cluster of
+/// one or two namespaces, "all of them" is too easily the one you meant.
+pub const MIN_NAMESPACES_FOR_ALL: usize = 3;
+
+/// [`check`], against the cluster view: when the view knows every namespace
+/// of the cluster (`ClusterView::namespaces_complete`: the live watch has
+/// listed them) and there are at least [`MIN_NAMESPACES_FOR_ALL`],
+/// `any-namespace-peer` also fires for a namespaceSelector that matches
+/// every one of them. A view built from manifests never knows that, so
+/// offline `check` judges as [`check`] does.
+pub fn check_in_view(policy: &Value, view: &ClusterView, settings: &Settings) -> Vec<Finding> {
+    judge(
+        policy,
+        &Ctx {
+            settings,
+            all_namespaces: view.namespaces_complete().then_some(view),
+        },
+    )
+}
+
+/// What the rules judge with: the settings, and the view when it knows
+/// every namespace of the cluster.
+struct Ctx<'a> {
+    settings: &'a Settings,
+    all_namespaces: Option<&'a ClusterView>,
+}
+
+fn judge(policy: &Value, ctx: &Ctx<'_>) -> Vec<Finding> {
+    let settings = ctx.settings;
     let mut out = Vec::new();
     let Some(spec) = policy.get("spec").and_then(Value::as_object) else {
         return out;
@@ -33,7 +75,7 @@ pub fn check(policy: &Value, settings: &Settings) -> Vec<Finding> {
         };
         let mut blocks = PolicyBlocks::default();
         for (i, rule) in rules.iter().enumerate() {
-            check_rule(dir, i, rule, settings, &mut blocks, &mut out);
+            check_rule(dir, i, rule, ctx, &mut blocks, &mut out);
         }
         // Rules add up: 256 /8 blocks split over two rules open as much as
         // one 0.0.0.0/0. Not said again for a family a rule already covered.
@@ -49,6 +91,10 @@ pub fn check(policy: &Value, settings: &Settings) -> Vec<Finding> {
                 );
             }
         }
+        let place = format!("{} rules", dir.key());
+        if let Some(f) = blocks.cluster.union_finding(&place, dir, settings) {
+            out.push(f);
+        }
     }
     out
 }
@@ -61,6 +107,8 @@ struct PolicyBlocks {
     reported: [bool; 2],
     /// Rules that had at least one block.
     rules: usize,
+    /// The same blocks after their `except` lists, for `cluster-cidr-peer`.
+    cluster: ClusterBlocks,
 }
 
 /// The direction of a rule, with the words that go with it.
@@ -253,6 +301,317 @@ pub(crate) fn union_families(
         })
         .map(|(ipv4, _)| ipv4)
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// cluster-cidr-peer (shared with the Cilium rules)
+// ---------------------------------------------------------------------------
+
+/// The ranges where pod and service networks usually live, checked by
+/// `cluster-cidr-peer` when `clusterCidrs` is not set.
+pub(crate) const PRIVATE_RANGES: [&str; 4] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+];
+
+/// Without `clusterCidrs`, a block warns when it overlaps a private range
+/// by this many addresses (a /16) or more.
+pub(crate) const PRIVATE_OVERLAP: u128 = 1 << 16;
+
+/// What `cluster-cidr-peer` guards: the configured `clusterCidrs` (a block
+/// that covers half of one is denied), or else the private ranges (a block
+/// that overlaps one by a /16 or more warns).
+struct Guard {
+    ranges: Vec<Cidr>,
+    configured: bool,
+}
+
+impl Guard {
+    fn of(settings: &Settings) -> Guard {
+        if settings.cluster_cidrs.is_empty() {
+            Guard {
+                ranges: PRIVATE_RANGES
+                    .iter()
+                    .filter_map(|r| r.parse().ok())
+                    .collect(),
+                configured: false,
+            }
+        } else {
+            Guard {
+                ranges: settings.cluster_cidrs.clone(),
+                configured: true,
+            }
+        }
+    }
+
+    /// How many of a range's addresses a peer may open before the rule
+    /// fires: half of a cluster CIDR (rounded up), or a /16 of a private
+    /// range.
+    fn threshold(&self, range: &Cidr) -> u128 {
+        if self.configured {
+            range.size().div_ceil(2)
+        } else {
+            PRIVATE_OVERLAP
+        }
+    }
+
+    /// The guarded ranges `open` reaches into too far, in configured
+    /// order, with how many of their addresses it opens.
+    fn hits(&self, open: &AddrSet) -> Vec<(Cidr, u128)> {
+        self.ranges
+            .iter()
+            .map(|r| (*r, open.overlap(r)))
+            .filter(|(r, n)| *n > 0 && *n >= self.threshold(r))
+            .collect()
+    }
+}
+
+/// One IP peer as written: a NetworkPolicy `ipBlock` (`cidr` and
+/// `except`), or a Cilium `fromCIDR`/`toCIDR` (no except) or
+/// `fromCIDRSet`/`toCIDRSet` entry.
+pub(crate) struct IpPeer<'a> {
+    /// Where it is, e.g. `egress rule 0, peer 1`.
+    pub place: &'a str,
+    /// What it is, with a trailing space (`ipBlock `, `toCIDRSet `) or empty.
+    pub what: &'a str,
+    /// The CIDR as written (shown when short).
+    pub raw: &'a str,
+    pub block: &'a Cidr,
+    /// The readable `except` entries.
+    pub except: &'a [Cidr],
+}
+
+/// The IP peers of one direction of a policy, after their except lists,
+/// for `cluster-cidr-peer`: checked one by one as they come
+/// ([`ClusterBlocks::check`]), then together ([`ClusterBlocks::union_finding`]),
+/// as `world-cidr` adds blocks up, so that splitting a block does not hide
+/// it. The Cilium rules use it the same way.
+#[derive(Default)]
+pub(crate) struct ClusterBlocks {
+    /// Per block: the place of its rule, the block and what it opens.
+    blocks: Vec<(String, Cidr, AddrSet)>,
+    /// Guarded ranges a single block was already reported for.
+    reported: Vec<Cidr>,
+}
+
+impl ClusterBlocks {
+    /// `cluster-cidr-peer` for one peer of the rule at `rule_place`
+    /// (e.g. `egress rule 0`), and records it for the union. Nothing when
+    /// `world-cidr` already denies the block (`0.0.0.0/0` is denied once,
+    /// not twice); when `world-cidr` is set to `warn` or `off`, or the block
+    /// is in `allowedCidrs`, the block is still judged here.
+    pub(crate) fn check(
+        &mut self,
+        rule_place: &str,
+        peer: &IpPeer<'_>,
+        dir: Dir,
+        settings: &Settings,
+    ) -> Option<Finding> {
+        if too_wide(peer.block, settings) && settings.action(RuleId::WorldCidr) == Action::Deny {
+            return None;
+        }
+        let open = AddrSet::block_except(peer.block, peer.except);
+        if open.is_empty() {
+            return None;
+        }
+        let guard = Guard::of(settings);
+        let hits = guard.hits(&open);
+        self.blocks
+            .push((rule_place.to_string(), *peer.block, open.clone()));
+        let (range, n) = *hits.first()?;
+        for (r, _) in &hits {
+            if !self.reported.contains(r) {
+                self.reported.push(*r);
+            }
+        }
+        // Short: the message names two more CIDRs.
+        let shown = if peer.raw.trim().len() <= 24 {
+            show_cidr(peer.raw, peer.block)
+        } else {
+            peer.block.to_string()
+        };
+        let subject = format!("{}: {}{shown}", peer.place, peer.what);
+        let covers = cover_words(&guard, &range, n, open.covers(&range), false);
+        let carve = peer.block.prefix() < range.prefix() && peer.block.contains(&range);
+        let fix = match (guard.configured, carve) {
+            (true, true) => format!("add {range} to its except"),
+            (true, false) => format!("keep the block outside {range}"),
+            (false, _) => "narrow the block".to_string(),
+        };
+        let message =
+            cluster_cidr_message(&guard, &subject, &covers, (&range, hits.len() - 1), &fix);
+        let example = cluster_cidr_example(dir, carve.then_some((peer.block, &range)));
+        Some(cluster_cidr_finding(&guard, message, dir, &example))
+    }
+
+    /// After every peer of a direction: a guarded range that the blocks
+    /// open together, when none of them alone was reported for it. `place`
+    /// is used when the blocks come from several rules (`egress rules`).
+    pub(crate) fn union_finding(
+        &self,
+        place: &str,
+        dir: Dir,
+        settings: &Settings,
+    ) -> Option<Finding> {
+        if self.blocks.len() < 2 {
+            return None;
+        }
+        let mut all = AddrSet::default();
+        for (_, _, open) in &self.blocks {
+            all.extend(open);
+        }
+        let guard = Guard::of(settings);
+        let hits: Vec<(Cidr, u128)> = guard
+            .hits(&all)
+            .into_iter()
+            .filter(|(r, _)| !self.reported.contains(r))
+            .collect();
+        let (range, n) = *hits.first()?;
+        let parts: Vec<&(String, Cidr, AddrSet)> = self
+            .blocks
+            .iter()
+            .filter(|(_, _, open)| open.overlap(&range) > 0)
+            .collect();
+        let place = match parts.first() {
+            Some((first, _, _)) if parts.iter().all(|(p, _, _)| p == first) => first.as_str(),
+            _ => place,
+        };
+        // As many blocks as fit in about 36 characters (at least one).
+        let mut list = String::new();
+        let mut shown = 0;
+        for (_, c, _) in &parts {
+            let c = c.to_string();
+            if shown > 0 && list.len() + c.len() > 34 {
+                break;
+            }
+            if shown > 0 {
+                list.push_str(", ");
+            }
+            list.push_str(&c);
+            shown += 1;
+        }
+        if parts.len() > shown {
+            list.push_str(&format!(" and {} more", parts.len() - shown));
+        }
+        let subject = format!("{place}: ipBlocks {list}");
+        let covers = cover_words(&guard, &range, n, all.covers(&range), true);
+        let fix = if guard.configured {
+            format!("keep the blocks outside {range}")
+        } else {
+            "narrow the blocks".to_string()
+        };
+        let message =
+            cluster_cidr_message(&guard, &subject, &covers, (&range, hits.len() - 1), &fix);
+        let example = cluster_cidr_example(dir, None);
+        Some(cluster_cidr_finding(&guard, message, dir, &example))
+    }
+}
+
+/// "contains cluster CIDR", "covers 50% of cluster CIDR", "overlaps N
+/// addresses of private range" (`together`: of several blocks).
+fn cover_words(guard: &Guard, range: &Cidr, n: u128, whole: bool, together: bool) -> String {
+    let verb = |one: &str, many: &str| {
+        if together {
+            format!("together {many}")
+        } else {
+            one.to_string()
+        }
+    };
+    if !guard.configured {
+        return format!(
+            "{} {n} addresses of private range",
+            verb("overlaps", "overlap")
+        );
+    }
+    if whole {
+        return format!("{} cluster CIDR", verb("contains", "contain"));
+    }
+    // At least half; never shown as 100% while an address is missing.
+    let pct = (n as f64 / range.size() as f64 * 100.0).floor().min(99.0);
+    format!("{} {pct}% of cluster CIDR", verb("covers", "cover"))
+}
+
+/// The one-line message. `range` is the first guarded range hit and how
+/// many more were; `fix` what to do about the block(s).
+fn cluster_cidr_message(
+    guard: &Guard,
+    subject: &str,
+    covers: &str,
+    (range, more): (&Cidr, usize),
+    fix: &str,
+) -> String {
+    let more = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
+    if guard.configured {
+        format!(
+            "cluster-cidr-peer: {subject} {covers} {range}{more}, so its pods pass by IP whatever the \
+             selectors say. Fix: {fix}; select pods by label."
+        )
+    } else {
+        format!(
+            "cluster-cidr-peer: {subject} {covers} {range}{more}, where pods may live. Fix: {fix} and \
+             select pods by label (set clusterCidrs for an exact check)."
+        )
+    }
+}
+
+/// The finding: denied with `clusterCidrs`, the milder warning without.
+fn cluster_cidr_finding(guard: &Guard, message: String, dir: Dir, example: &str) -> Finding {
+    let f = finding(RuleId::ClusterCidrPeer, message)
+        .with_detail(cluster_cidr_detail(guard, dir, example));
+    if guard.configured { f } else { f.milder() }
+}
+
+/// A YAML fix: the block with the range carved out (when it is wider than
+/// the range; an except must lie inside its block), and a selector peer.
+fn cluster_cidr_example(dir: Dir, carve: Option<(&Cidr, &Cidr)>) -> String {
+    let key = dir.peers_key();
+    let selectors = "- namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: monitoring\n  \
+                     podSelector:\n    matchLabels:\n      app: prometheus";
+    match carve {
+        Some((block, range)) => {
+            format!(
+                "{key}:\n- ipBlock:\n    cidr: {block}\n    except:\n    - {range}\n{selectors}"
+            )
+        }
+        None => format!("{key}:\n{selectors}"),
+    }
+}
+
+fn cluster_cidr_detail(guard: &Guard, dir: Dir, example: &str) -> String {
+    let effect = match dir {
+        Dir::Ingress => "can connect to the selected pods",
+        Dir::Egress => "can be reached by the selected pods",
+    };
+    let why = if guard.configured {
+        "An ipBlock matches addresses, not pods: when it covers the cluster's pod or service network \
+         (clusterCidrs in the netpol-guard config), every pod of every namespace, including ones created \
+         later, whose IP falls in it"
+            .to_string()
+    } else {
+        format!(
+            "An ipBlock matches addresses, not pods. Pod and service networks usually live in {}; a block \
+             that overlaps them by a /16 or more may match pod IPs, and then every pod whose IP falls in it",
+            PRIVATE_RANGES.join(", ")
+        )
+    };
+    let exact = if guard.configured {
+        ""
+    } else {
+        " This only warns, because netpol-guard does not know this cluster's networks: a cluster admin \
+         lists them in clusterCidrs in the netpol-guard config (e.g. clusterCidrs: [10.244.0.0/16, \
+         10.96.0.0/12]) to check exactly, and deny."
+    };
+    format!(
+        "{why} {effect}, whatever the namespaceSelector and podSelector peers say.{exact} Fix: keep \
+         ipBlocks for addresses outside the cluster (except the cluster CIDRs from wider blocks), and select \
+         in-cluster peers by label, e.g.\n{example}"
+    )
 }
 
 /// Index into `[ipv4, ipv6]` flags.
@@ -477,7 +836,7 @@ fn check_rule(
     dir: Dir,
     i: usize,
     rule: &Value,
-    settings: &Settings,
+    ctx: &Ctx<'_>,
     blocks: &mut PolicyBlocks,
     out: &mut Vec<Finding>,
 ) {
@@ -501,7 +860,7 @@ fn check_rule(
                 ports: &ports,
                 restricted,
             };
-            check_peers(dir, &place, peers, rule_ports, settings, blocks, out)
+            check_peers(dir, &place, peers, rule_ports, ctx, blocks, out)
         }
         Some(_) => {}
     }
@@ -588,10 +947,11 @@ fn check_peers(
     place: &str,
     peers: &[Value],
     rule_ports: RulePorts<'_>,
-    settings: &Settings,
+    ctx: &Ctx<'_>,
     policy_blocks: &mut PolicyBlocks,
     out: &mut Vec<Finding>,
 ) {
+    let settings = ctx.settings;
     let RulePorts { ports, restricted } = rule_ports;
     let mut blocks: Vec<Cidr> = Vec::new();
     let mut flagged = [false, false];
@@ -606,10 +966,11 @@ fn check_peers(
         let ip = present(p, "ipBlock");
         let peer_place = format!("{place}, peer {j}");
 
+        let every_pod = pod.is_none_or(|p| is_empty_selector(p) || selects_everything(p, false));
         if let Some(ns) = ns
             && ip.is_none()
+            && every_pod
             && (is_empty_selector(ns) || selects_everything(ns, true))
-            && pod.is_none_or(|p| is_empty_selector(p) || selects_everything(p, false))
         {
             // The literal `{}` keeps its message; an equivalent form says
             // what it is and that it matches every namespace all the same.
@@ -621,6 +982,20 @@ fn check_peers(
                 &peer_place,
                 pod.is_some(),
                 written.as_deref(),
+                ports,
+                restricted,
+            ));
+        } else if let Some(ns) = ns
+            && ip.is_none()
+            && every_pod
+            && let Some(view) = ctx.all_namespaces
+            && let Some(n) = matches_every_namespace(ns, view)
+        {
+            out.push(any_namespace_today(
+                dir,
+                &peer_place,
+                ns,
+                n,
                 ports,
                 restricted,
             ));
@@ -673,6 +1048,23 @@ fn check_peers(
                     )
                     .with_detail(world_cidr_detail(&ipblock_example(dir))),
                 );
+            }
+            // Except entries that cannot be read take nothing away (the
+            // API server rejects them anyway): the block is judged whole.
+            let except: Vec<Cidr> = ip
+                .get("except")
+                .and_then(Value::as_array)
+                .map(|e| e.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
+                .unwrap_or_default();
+            let peer = IpPeer {
+                place: &peer_place,
+                what: "ipBlock ",
+                raw,
+                block: &c,
+                except: &except,
+            };
+            if let Some(f) = policy_blocks.cluster.check(place, &peer, dir, settings) {
+                out.push(f);
             }
         }
 
@@ -751,6 +1143,59 @@ fn any_namespace(
          namespace and the pods in one peer, e.g.\n{}:\n- namespaceSelector:\n    matchLabels:\n      \
          kubernetes.io/metadata.name: monitoring\n  podSelector:\n    matchLabels:\n      \
          app: prometheus",
+        dir.peers_key()
+    );
+    let f = finding(RuleId::AnyNamespacePeer, message).with_detail(detail);
+    if restricted { f.milder() } else { f }
+}
+
+/// How many namespaces a namespaceSelector matches, when it matches every
+/// namespace of `view` and there are at least [`MIN_NAMESPACES_FOR_ALL`].
+/// A selector that does not compile matches nothing.
+fn matches_every_namespace(selector: &Value, view: &ClusterView) -> Option<usize> {
+    let sel = crate::selector::Selector::from_value(Some(selector)).ok()?;
+    let mut n = 0;
+    for (_, labels) in view.namespaces() {
+        if !sel.matches(labels) {
+            return None;
+        }
+        n += 1;
+    }
+    (n >= MIN_NAMESPACES_FOR_ALL).then_some(n)
+}
+
+/// `any-namespace-peer` for a selector that is not `{}` (nor matches every
+/// namespace by construction) but matches all `n` namespaces of the
+/// cluster today.
+fn any_namespace_today(
+    dir: Dir,
+    place: &str,
+    ns: &Value,
+    n: usize,
+    ports: &[Port],
+    restricted: bool,
+) -> Finding {
+    let written = crate::selector::LabelSelector::deserialize(ns)
+        .map(|s| crate::selector::describe(&s))
+        .unwrap_or_default();
+    let on = if restricted {
+        describe_ports(ports)
+    } else {
+        "every port".to_string()
+    };
+    let message = format!(
+        "any-namespace-peer: {place}: namespaceSelector {} matches all {n} namespaces today (new ones only \
+         if labelled to match), so it {} all their pods on {on}. Fix: select only the namespaces you need.",
+        snip(&written, 40),
+        dir.opens()
+    );
+    let detail = format!(
+        "This namespaceSelector is not {{}}, but it matches every namespace the cluster has now ({n} of {n}, \
+         by netpol-guard's live view of the Namespaces), so today it grants as much as namespaceSelector: {{}}: \
+         a compromised pod in any namespace gets through. A namespace created later matches only if it \
+         carries the labels the selector asks for. Fix: select only the namespaces that need access, and the \
+         pods within them, in one peer, e.g.\n{}:\n- namespaceSelector:\n    matchLabels:\n      \
+         kubernetes.io/metadata.name: monitoring\n  podSelector:\n    matchLabels:\n      app: prometheus",
         dir.peers_key()
     );
     let f = finding(RuleId::AnyNamespacePeer, message).with_detail(detail);
@@ -874,6 +1319,13 @@ mod tests {
         Settings::from_yaml(y).unwrap()
     }
 
+    /// Settings whose only cluster CIDR is IPv6, for tests of other rules
+    /// with wide IPv4 blocks: cluster-cidr-peer then has nothing to say
+    /// about them (without clusterCidrs it warns about private ranges).
+    fn v6_cluster(extra: &str) -> Settings {
+        settings_yaml(&format!("clusterCidrs: ['fd00:10:244::/56']\n{extra}"))
+    }
+
     // ----- canonical safe shapes ------------------------------------------
 
     #[test]
@@ -991,7 +1443,7 @@ mod tests {
     #[test]
     fn empty_namespace_selector_is_denied() {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16"}},
+            "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}},
                                   {"namespaceSelector": {}}]}]}));
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::AnyNamespacePeer]);
@@ -1101,22 +1553,29 @@ mod tests {
                         "ports": [{"protocol": "TCP", "port": 443}]},
                        {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"ipBlock": {"cidr": "fd00::/32"}}]}]}),
         );
-        assert_eq!(run(&p), vec![]);
+        // A /8 is within world-cidr's limit; without clusterCidrs, a block
+        // over a private range warns under cluster-cidr-peer.
+        let f = run(&p);
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert_eq!(f[0].severity, Action::Warn);
+        // With the cluster's CIDRs known, and elsewhere, it passes.
+        let s = settings_yaml("clusterCidrs: [172.20.0.0/16, 'fd01::/48']\n");
+        assert_eq!(run_with(&p, &s), vec![]);
     }
 
     #[test]
     fn allowed_cidrs_pass() {
-        let s = settings_yaml("allowedCidrs: [0.0.0.0/0, '2000::/3']\n");
+        let s = v6_cluster("allowedCidrs: [0.0.0.0/0, '2000::/3']\n");
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "2000::/4"}}],
                         "ports": [{"port": 443}]}]}));
         assert_eq!(run_with(&p, &s), vec![]);
         // Inside an allowed range passes; wider than it does not.
-        let s = settings_yaml("allowedCidrs: [100.64.0.0/10]\n");
+        let s = v6_cluster("allowedCidrs: [100.64.0.0/10]\n");
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "100.64.0.0/10"}}, {"ipBlock": {"cidr": "100.0.0.0/6"}}],
                         "ports": [{"port": 443}]}]}));
-        let s2 = settings_yaml("cidrLimits: {ipv4MinPrefix: 16}\nallowedCidrs: [100.64.0.0/10]\n");
+        let s2 = v6_cluster("cidrLimits: {ipv4MinPrefix: 16}\nallowedCidrs: [100.64.0.0/10]\n");
         assert_eq!(run_with(&p, &s).len(), 1);
         let f = run_with(&p, &s2);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
@@ -1135,7 +1594,14 @@ mod tests {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}],
                         "ports": [{"port": 443}]}]}));
-        assert_eq!(run_with(&p, &lax), vec![]);
+        // world-cidr accepts both; 0.0.0.0/0 still spans the private ranges.
+        let f = run_with(&p, &lax);
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert!(
+            f[0].message.contains("peer 0: ipBlock 0.0.0.0/0"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
@@ -1146,7 +1612,7 @@ mod tests {
         let f = run(&p);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr, RuleId::WorldCidr]);
         // With a lax limit each half passes but the union still covers everything.
-        let lax = settings_yaml("cidrLimits: {ipv4MinPrefix: 1}\n");
+        let lax = v6_cluster("cidrLimits: {ipv4MinPrefix: 1}\n");
         let f = run_with(&p, &lax);
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
         assert_eq!(f[0].severity, Action::Deny);
@@ -1157,7 +1623,7 @@ mod tests {
         );
         assert!(m.contains("together cover every IPv4 address"), "{m}");
         // Allowed halves also pass one by one, but not together.
-        let allowed = settings_yaml("allowedCidrs: [0.0.0.0/1, 128.0.0.0/1]\n");
+        let allowed = v6_cluster("allowedCidrs: [0.0.0.0/1, 128.0.0.0/1]\n");
         assert_eq!(rules(&run_with(&p, &allowed)), vec![RuleId::WorldCidr]);
         // A gap means no union finding.
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
@@ -1179,7 +1645,7 @@ mod tests {
 
     #[test]
     fn ipv6_union_and_many_blocks() {
-        let lax = settings_yaml("cidrLimits: {ipv6MinPrefix: 1}\n");
+        let lax = settings_yaml("cidrLimits: {ipv6MinPrefix: 1}\nclusterCidrs: [10.244.0.0/16]\n");
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "::/1"}}, {"ipBlock": {"cidr": "8000::/1"}}]}]}));
         let f = run_with(&p, &lax);
@@ -1195,7 +1661,7 @@ mod tests {
             .collect();
         let p =
             np(json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": peers}]}));
-        let f = run(&p);
+        let f = run_with(&p, &v6_cluster(""));
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
         assert!(f[0].message.contains("and 248 more"), "{}", f[0].message);
     }
@@ -1211,7 +1677,7 @@ mod tests {
         };
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": half(0)}, {"to": half(1)}]}));
-        let f = run(&p);
+        let f = run_with(&p, &v6_cluster(""));
         assert_eq!(rules(&f), vec![RuleId::WorldCidr]);
         assert!(
             f[0].message
@@ -1228,7 +1694,10 @@ mod tests {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
                 {"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}));
-        assert_eq!(rules(&run(&p)), vec![RuleId::WorldCidr]);
+        assert_eq!(
+            rules(&run_with(&p, &v6_cluster(""))),
+            vec![RuleId::WorldCidr]
+        );
         // `port: 1, endPort: 65534`: no restriction, so a denial, not the
         // milder warning of a port-limited rule.
         let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
@@ -1346,6 +1815,374 @@ mod tests {
         }
     }
 
+    // ----- cluster-cidr-peer -------------------------------------------------
+
+    /// A policy whose egress rule 0 goes to `blocks` (ipBlock objects).
+    fn egress_to(blocks: Value) -> Value {
+        let peers: Vec<Value> = blocks
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| json!({"ipBlock": b}))
+            .collect();
+        np(
+            json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Egress"],
+            "egress": [{"to": peers, "ports": [{"protocol": "TCP", "port": 443}]}]}),
+        )
+    }
+
+    fn pod_cidr() -> Settings {
+        settings_yaml("clusterCidrs: [10.244.0.0/16]\n")
+    }
+
+    #[test]
+    fn block_containing_the_cluster_cidr_is_denied() {
+        let f = run_with(&egress_to(json!([{"cidr": "10.0.0.0/8"}])), &pod_cidr());
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert_eq!(f[0].severity, Action::Deny, "ports do not soften it");
+        assert_eq!(
+            f[0].message,
+            "cluster-cidr-peer: egress rule 0, peer 0: ipBlock 10.0.0.0/8 contains cluster CIDR 10.244.0.0/16, \
+             so its pods pass by IP whatever the selectors say. Fix: add 10.244.0.0/16 to its except; select pods \
+             by label."
+        );
+        // The detail's YAML carves the cluster CIDR out and selects by label.
+        let d = f[0].detail.as_deref().unwrap();
+        assert!(d.contains("can be reached by the selected pods"), "{d}");
+        let parsed: Value = serde_yaml::from_str(&d[d.find("to:\n").unwrap()..]).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"to": [
+                {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.244.0.0/16"]}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                 "podSelector": {"matchLabels": {"app": "prometheus"}}}]})
+        );
+        // The same block as the cluster CIDR: no except to add.
+        let f = run_with(&egress_to(json!([{"cidr": "10.244.0.0/16"}])), &pod_cidr());
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert!(
+            f[0].message
+                .contains("Fix: keep the block outside 10.244.0.0/16;"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn half_a_cluster_cidr_is_denied_a_quarter_is_not() {
+        for half in ["10.244.0.0/17", "10.244.128.0/17"] {
+            let f = run_with(&egress_to(json!([{"cidr": half}])), &pod_cidr());
+            assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer], "{half}");
+            assert_eq!(f[0].severity, Action::Deny);
+            assert!(
+                f[0].message.contains(&format!(
+                    "ipBlock {half} covers 50% of cluster CIDR 10.244.0.0/16, so"
+                )),
+                "{}",
+                f[0].message
+            );
+        }
+        for small in [
+            "10.244.0.0/18",
+            "10.244.64.0/18",
+            "10.244.1.0/24",
+            "10.244.0.7/32",
+        ] {
+            let f = run_with(&egress_to(json!([{"cidr": small}])), &pod_cidr());
+            assert_eq!(f, vec![], "{small}");
+        }
+        // Ingress says the same.
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}},
+                                  {"ipBlock": {"cidr": "10.244.0.0/17"}}]}]}));
+        let f = run_with(&p, &pod_cidr());
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert!(
+            f[0].message.starts_with(
+                "cluster-cidr-peer: ingress rule 0, peer 1: ipBlock 10.244.0.0/17 covers 50%"
+            ),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].detail
+                .as_deref()
+                .unwrap()
+                .contains("can connect to the selected pods"),
+            "{:?}",
+            f[0].detail
+        );
+    }
+
+    #[test]
+    fn except_that_carves_the_cluster_cidr_out_passes() {
+        let s = pod_cidr();
+        for except in [
+            json!(["10.244.0.0/16"]),
+            json!(["10.244.0.0/17", "10.244.128.0/17"]),
+            json!(["10.128.0.0/9"]),
+            json!(["nope", "10.244.0.0/16"]),
+            json!(["10.244.0.0/15"]),
+        ] {
+            let p = egress_to(json!([{"cidr": "10.0.0.0/8", "except": except}]));
+            assert_eq!(run_with(&p, &s), vec![], "{except}");
+        }
+        // What is left of the cluster CIDR still counts.
+        for (except, covers) in [
+            (json!(["10.244.0.0/17"]), "covers 50% of"),
+            (json!(["10.244.0.0/18"]), "covers 75% of"),
+            (json!(["10.244.0.0/24"]), "covers 99% of"),
+            (json!(["10.0.0.0/9"]), "contains"),
+            (json!(["nope"]), "contains"),
+            (json!(["fd00::/8"]), "contains"),
+        ] {
+            let p = egress_to(json!([{"cidr": "10.0.0.0/8", "except": except}]));
+            let f = run_with(&p, &s);
+            assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer], "{except}");
+            assert!(
+                f[0].message
+                    .contains(&format!("10.0.0.0/8 {covers} cluster CIDR 10.244.0.0/16")),
+                "{except}: {}",
+                f[0].message
+            );
+        }
+        let p = egress_to(json!([{"cidr": "10.0.0.0/8", "except": ["10.244.0.0/18"]}]));
+        assert_eq!(run_with(&p, &s)[0].severity, Action::Deny);
+        // Less than half left: passes.
+        let p = egress_to(json!([{"cidr": "10.0.0.0/8",
+            "except": ["10.244.0.0/17", "10.244.128.0/18"]}]));
+        assert_eq!(run_with(&p, &s), vec![]);
+    }
+
+    #[test]
+    fn without_cluster_cidrs_private_ranges_warn() {
+        for (cidr, range, n) in [
+            ("10.0.0.0/16", "10.0.0.0/8", "65536"),
+            ("100.64.0.0/10", "100.64.0.0/10", "4194304"),
+            ("192.168.0.0/16", "192.168.0.0/16", "65536"),
+            ("172.16.0.0/13", "172.16.0.0/12", "524288"),
+            ("100.0.0.0/8", "100.64.0.0/10", "4194304"),
+        ] {
+            let f = run(&egress_to(json!([{"cidr": cidr}])));
+            assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer], "{cidr}");
+            assert_eq!(f[0].severity, Action::Warn, "{cidr}");
+            assert_eq!(
+                f[0].effective(Settings::default().action(RuleId::ClusterCidrPeer)),
+                Action::Warn
+            );
+            assert_eq!(
+                f[0].message,
+                format!(
+                    "cluster-cidr-peer: egress rule 0, peer 0: ipBlock {cidr} overlaps {n} addresses of private \
+                     range {range}, where pods may live. Fix: narrow the block and select pods by label (set \
+                     clusterCidrs for an exact check)."
+                )
+            );
+            assert!(
+                f[0].detail.as_deref().unwrap().contains("This only warns"),
+                "{:?}",
+                f[0].detail
+            );
+        }
+        for quiet in [
+            "10.0.0.0/17",
+            "192.168.1.0/24",
+            "172.16.0.0/17",
+            "100.64.0.0/17",
+            "52.0.0.0/8",
+            "fd00::/32",
+            "11.0.0.0/8",
+        ] {
+            assert_eq!(run(&egress_to(json!([{"cidr": quiet}]))), vec![], "{quiet}");
+        }
+        // The except list counts here too.
+        let p = egress_to(json!([{"cidr": "10.0.0.0/16", "except": ["10.0.0.0/24"]}]));
+        assert_eq!(run(&p), vec![]);
+        // Once clusterCidrs are set, only they are checked.
+        let p = egress_to(json!([{"cidr": "192.168.0.0/16"}, {"cidr": "100.64.0.0/10"}]));
+        assert_eq!(rules(&run(&p)), vec![RuleId::ClusterCidrPeer; 2]);
+        assert_eq!(run_with(&p, &pod_cidr()), vec![]);
+    }
+
+    #[test]
+    fn ipv6_and_mapped_cluster_cidrs() {
+        let s = settings_yaml(
+            "clusterCidrs: ['fd00:10:244::/56', 10.244.0.0/16, 'fd00:10:96::/112']\n",
+        );
+        for (cidr, covers) in [
+            ("fd00:10:244::/48", "contains cluster CIDR fd00:10:244::/56"),
+            (
+                "fd00:10:244::/57",
+                "covers 50% of cluster CIDR fd00:10:244::/56",
+            ),
+            (
+                "fd00:10:244:80::/57",
+                "covers 50% of cluster CIDR fd00:10:244::/56",
+            ),
+            (
+                "fd00:0010:0096:0000::/64",
+                "contains cluster CIDR fd00:10:96::/112",
+            ),
+            ("::ffff:10.0.0.0/104", "contains cluster CIDR 10.244.0.0/16"),
+            ("010.244.000.000/16", "contains cluster CIDR 10.244.0.0/16"),
+        ] {
+            let f = run_with(&egress_to(json!([{"cidr": cidr}])), &s);
+            assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer], "{cidr}");
+            assert_eq!(f[0].severity, Action::Deny, "{cidr}");
+            assert!(
+                f[0].message
+                    .contains(&format!("ipBlock {cidr} {covers}, so")),
+                "{}",
+                f[0].message
+            );
+        }
+        for quiet in ["fd00:10:244::/58", "fd00:10:245::/48", "fd00:10:96::/114"] {
+            assert_eq!(
+                run_with(&egress_to(json!([{"cidr": quiet}])), &s),
+                vec![],
+                "{quiet}"
+            );
+        }
+        let p = egress_to(
+            json!([{"cidr": "fd00:10::/32", "except": ["fd00:10:244::/56", "fd00:10:96::/112"]}]),
+        );
+        assert_eq!(run_with(&p, &s), vec![]);
+        // One block over two cluster CIDRs names the first.
+        let f = run_with(&egress_to(json!([{"cidr": "fd00:10::/32"}])), &s);
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert!(
+            f[0].message
+                .contains("fd00:10::/32 contains cluster CIDR fd00:10:244::/56 (and 1 more), so"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// One denial per block: `0.0.0.0/0` is world-cidr's, unless world-cidr
+    /// does not deny it (allowedCidrs, a wider limit, or warn/off).
+    #[test]
+    fn a_block_world_cidr_denies_is_not_denied_twice() {
+        let p = egress_to(json!([{"cidr": "0.0.0.0/0"}]));
+        assert_eq!(rules(&run_with(&p, &pod_cidr())), vec![RuleId::WorldCidr]);
+        assert_eq!(rules(&run(&p)), vec![RuleId::WorldCidr]);
+        let softer = settings_yaml("clusterCidrs: [10.244.0.0/16]\nrules: {world-cidr: warn}\n");
+        assert_eq!(
+            rules(&run_with(&p, &softer)),
+            vec![RuleId::WorldCidr, RuleId::ClusterCidrPeer]
+        );
+        let s = settings_yaml(
+            "clusterCidrs: [10.244.0.0/16, 10.96.0.0/12]\nallowedCidrs: [0.0.0.0/0]\n",
+        );
+        let f = run_with(&p, &s);
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert_eq!(f[0].severity, Action::Deny);
+        assert_eq!(
+            f[0].message,
+            "cluster-cidr-peer: egress rule 0, peer 0: ipBlock 0.0.0.0/0 contains cluster CIDR 10.244.0.0/16 (and 1 \
+             more), so its pods pass by IP whatever the selectors say. Fix: add 10.244.0.0/16 to its except; select \
+             pods by label."
+        );
+        // Internet egress with the cluster carved out is what it asks for.
+        let p =
+            egress_to(json!([{"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16", "10.96.0.0/12"]}]));
+        assert_eq!(run_with(&p, &s), vec![]);
+    }
+
+    #[test]
+    fn blocks_that_cover_a_cluster_cidr_together_are_denied() {
+        let s = pod_cidr();
+        let p = egress_to(json!([{"cidr": "10.244.0.0/18"}, {"cidr": "10.244.64.0/18"}]));
+        let f = run_with(&p, &s);
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert_eq!(f[0].severity, Action::Deny);
+        assert_eq!(
+            f[0].message,
+            "cluster-cidr-peer: egress rule 0: ipBlocks 10.244.0.0/18, 10.244.64.0/18 together cover 50% of \
+             cluster CIDR 10.244.0.0/16, so its pods pass by IP whatever the selectors say. Fix: keep the blocks \
+             outside 10.244.0.0/16; select pods by label."
+        );
+        // Split over rules, and completely.
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.244.0.0/17"}}, {"ipBlock": {"cidr": "52.0.0.0/8"}}]},
+                       {"to": [{"ipBlock": {"cidr": "10.244.128.0/17"}}]}]}));
+        let f = run_with(&p, &settings_yaml("clusterCidrs: [10.244.0.0/15]\n"));
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert!(
+            f[0].message.starts_with(
+                "cluster-cidr-peer: egress rules: ipBlocks 10.244.0.0/17, 10.244.128.0/17 together cover 50% of \
+                 cluster CIDR 10.244.0.0/15"
+            ),
+            "{}",
+            f[0].message
+        );
+        let f = run_with(&p, &s);
+        assert_eq!(
+            rules(&f),
+            vec![RuleId::ClusterCidrPeer; 2],
+            "each half alone"
+        );
+        assert!(f.iter().all(|f| !f.message.contains("together")), "{f:?}");
+        // Ingress and egress blocks do not add up; nor do narrow ones.
+        let p = np(
+            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"ipBlock": {"cidr": "10.244.0.0/18"}}]}],
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.244.64.0/18"}}]}]}),
+        );
+        assert_eq!(run_with(&p, &s), vec![]);
+        let p = egress_to(json!([{"cidr": "10.244.0.0/18"}, {"cidr": "10.244.64.0/19"}]));
+        assert_eq!(run_with(&p, &s), vec![]);
+        // Without clusterCidrs, two /17s of 10.0.0.0/8 warn together.
+        let p = egress_to(json!([{"cidr": "10.0.0.0/17"}, {"cidr": "10.9.0.0/17"}]));
+        let f = run(&p);
+        assert_eq!(rules(&f), vec![RuleId::ClusterCidrPeer]);
+        assert_eq!(f[0].severity, Action::Warn);
+        assert!(
+            f[0].message.contains(
+                "ipBlocks 10.0.0.0/17, 10.9.0.0/17 together overlap 65536 addresses of private range 10.0.0.0/8"
+            ),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// Realistic long shapes (late rules and peers, IPv6 blocks as written,
+    /// several cluster CIDRs) fit in one uncut line.
+    #[test]
+    fn cluster_cidr_messages_fit_without_truncation() {
+        let filler: Vec<Value> = (0..40).map(|_| json!({"podSelector": {}})).collect();
+        let mut rules_list: Vec<Value> = (0..12).map(|_| json!({"from": filler.clone()})).collect();
+        let mut peers = filler.clone();
+        for cidr in [
+            "fd00:0010:0244:0000:0000:0000:0000:0000/48",
+            "fd00:0010:0244:0000:0000:0000:0000:0000/57",
+            "::ffff:100.64.0.0/106",
+            "0.0.0.0/0",
+        ] {
+            peers.push(json!({"ipBlock": {"cidr": cidr}}));
+        }
+        rules_list.push(json!({"from": peers}));
+        let p = np(json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": rules_list}));
+        let configured = settings_yaml(
+            "clusterCidrs: ['fd00:10:244::/56', 'fd00:10:96::/108', 10.244.0.0/16, 10.96.0.0/12]\n\
+             allowedCidrs: [0.0.0.0/0]\n",
+        );
+        let guessed = settings_yaml("allowedCidrs: [0.0.0.0/0]\n");
+        for s in [configured, guessed] {
+            let f = run_with(&p, &s);
+            assert!(f.len() >= 2, "{f:?}");
+            for f in f {
+                assert_eq!(f.rule, RuleId::ClusterCidrPeer);
+                assert!(!f.message.ends_with("..."), "cut: {}", f.message);
+                assert!(
+                    f.message
+                        .starts_with("cluster-cidr-peer: ingress rule 12, peer 4"),
+                    "{}",
+                    f.message
+                );
+            }
+        }
+    }
+
     // ----- or-selector-slip ------------------------------------------------
 
     #[test]
@@ -1390,7 +2227,7 @@ mod tests {
         let p = np(json!({"podSelector": {}, "policyTypes": ["Egress"],
             "egress": [{"to": [
                 {"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}},
-                {"ipBlock": {"cidr": "10.1.0.0/16"}},
+                {"ipBlock": {"cidr": "10.1.0.0/24"}},
                 {"namespaceSelector": {"matchLabels": {"team": "data"}}}],
                 "ports": [{"port": 5432}]}]}));
         let f = run(&p);

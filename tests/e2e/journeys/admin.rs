@@ -32,8 +32,12 @@ pub fn a_configmap_edit_takes_effect(env: &Env) {
         stderr(&out)
     );
     let w = warnings(&out);
+    // Once world-cidr no longer denies the block, cluster-cidr-peer judges
+    // it too: without clusterCidrs, a warning about the private ranges.
     assert!(
-        w.len() == 1 && w[0].starts_with("world-cidr: egress rule 0, peer 0: ipBlock 0.0.0.0/0"),
+        w.len() == 2
+            && w[0].starts_with("world-cidr: egress rule 0, peer 0: ipBlock 0.0.0.0/0")
+            && w[1].starts_with("cluster-cidr-peer: egress rule 0, peer 0: ipBlock 0.0.0.0/0"),
         "{w:?}"
     );
     env.restore_config();
