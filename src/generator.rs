@@ -418,8 +418,9 @@ const IMPACT_KINDS: [(WorkloadKind, &str, &str, &str); 6] = [
 
 /// The existing workloads of `namespace` that no policy lets traffic
 /// through to (judged like `require-network-policy`, against the live view),
-/// e.g. `Deployment ledger`. Controller-owned Pods and Jobs are skipped:
-/// their controller is listed.
+/// e.g. `Deployment ledger`. Workloads judged at their owner
+/// (`workload::judged_at_owner`: a workload controller's Pods, a CronJob's
+/// Jobs) are skipped: their controller is listed.
 async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, GenerateError> {
     let view = ctx.state.view();
     let settings = ctx.state.settings();
@@ -453,9 +454,7 @@ async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, 
             let Ok(value) = serde_json::to_value(&obj) else {
                 continue;
             };
-            if matches!(kind, WorkloadKind::Pod | WorkloadKind::Job)
-                && workload::is_controller_owned(&value)
-            {
+            if workload::judged_at_owner(kind, &value, &settings.config.controller_kinds) {
                 continue;
             }
             let Ok(pods) = workload::pod_shape(kind, &value) else {
