@@ -434,7 +434,7 @@ fn judge(
         return;
     };
     if let Some(kind) = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
-        && !workload::judged_at_owner(kind, obj)
+        && !workload::judged_at_owner(kind, obj, &settings.config.controller_kinds)
     {
         let rule_finding = verdict
             .findings
@@ -498,7 +498,7 @@ fn coverage_of(
     if settings
         .exempt_workloads
         .iter()
-        .any(|s| s.matches(&pods.labels))
+        .any(|s| pods.selected_by(s))
     {
         return Ok(Coverage::Exempt);
     }
@@ -512,7 +512,12 @@ fn coverage_of(
         return Ok(Coverage::Covered);
     }
     let nearest = view
-        .nearest_policy(namespace, &pods.labels, pods.service_account.as_deref())
+        .nearest_policy(
+            namespace,
+            &pods.labels,
+            &pods.unknown_labels,
+            pods.service_account.as_deref(),
+        )
         .map(|n| NearestPolicy {
             kind: n.policy.kind.as_str().to_string(),
             name: n.policy.name.clone(),

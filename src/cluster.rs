@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::config::Directions;
-use crate::selector::{Labels, Selector, SelectorError};
+use crate::selector::{Labels, Selector, SelectorError, Selects, UnknownKeys};
 use crate::workload::{self, PodShape, WorkloadKind};
 
 /// Which API kind a covering policy came from.
@@ -160,9 +160,26 @@ pub struct Nearest<'a> {
 pub struct Coverage<'a> {
     pub ingress: Option<&'a PolicyEntry>,
     pub egress: Option<&'a PolicyEntry>,
+    /// Per direction, the first policy that would have granted it but for a
+    /// label the pods' controller sets (`Selects::Unknown`): it does not
+    /// count, and the developer needs to know why (`undecided`).
+    pub undecided_ingress: Option<&'a PolicyEntry>,
+    pub undecided_egress: Option<&'a PolicyEntry>,
 }
 
-impl Coverage<'_> {
+impl<'a> Coverage<'a> {
+    /// A policy that would have granted a direction `need` still misses,
+    /// but for a label the pods' controller sets.
+    pub fn undecided(&self, need: Directions) -> Option<&'a PolicyEntry> {
+        let ingress = self.undecided_ingress.filter(|_| self.ingress.is_none());
+        let egress = self.undecided_egress.filter(|_| self.egress.is_none());
+        match need {
+            Directions::Any | Directions::Both => ingress.or(egress),
+            Directions::Ingress => ingress,
+            Directions::Egress => egress,
+        }
+    }
+
     pub fn satisfies(&self, need: Directions) -> bool {
         match need {
             Directions::Any => self.ingress.is_some() || self.egress.is_some(),
@@ -275,7 +292,8 @@ impl ClusterView {
         if let Some(wk) = WorkloadKind::from_group_kind(group, kind) {
             // A workload whose pods cannot be read is reported where it is
             // judged, not here.
-            if let Some((ns, w)) = known_workload(wk, obj) {
+            // Offline, without settings: only the built-in controllers.
+            if let Some((ns, w)) = known_workload(wk, obj, &[]) {
                 let list = Arc::make_mut(self.workloads.entry(ns).or_default());
                 list.push(Arc::new(w));
             }
@@ -535,6 +553,7 @@ impl ClusterView {
         &self,
         ns: &str,
         labels: &Labels,
+        unknown: &UnknownKeys,
         pod_sa: Option<&str>,
     ) -> Option<Nearest<'_>> {
         let n = self.namespaces.get(ns)?;
@@ -550,7 +569,7 @@ impl ClusterView {
             .filter(|(p, _)| p.grants_ingress || p.grants_egress)
             .map(|(p, l)| Nearest {
                 policy: p,
-                unmet: p.selector.unmet(&l),
+                unmet: p.selector.unmet(&l, unknown),
             })
             .min_by(|a, b| {
                 let met = |x: &Nearest<'_>| x.policy.selector.requirement_count() - x.unmet.len();
@@ -562,19 +581,22 @@ impl ClusterView {
             })
     }
 
-    /// Which policies grant traffic to pods with `labels` in namespace `ns`,
+    /// Which policies grant traffic to pods with `labels` (and the keys in
+    /// `unknown`, with values not known in advance: only a policy that
+    /// selects them whatever those values are counts) in namespace `ns`,
     /// stopping as soon as `need` is satisfied.
     pub fn coverage(
         &self,
         ns: &str,
         labels: &Labels,
+        unknown: &UnknownKeys,
         pod_sa: Option<&str>,
         need: Directions,
     ) -> Coverage<'_> {
         let mut cov = Coverage::default();
         let nsentry = self.namespaces.get(ns);
         if let Some(n) = nsentry
-            && scan(n.kube.candidates(labels), labels, need, &mut cov)
+            && scan(n.kube.candidates(labels), labels, unknown, need, &mut cov)
         {
             return cov;
         }
@@ -583,11 +605,17 @@ impl ClusterView {
         if has_cilium {
             let cl = cilium_labels(ns, labels, nsentry.and_then(|n| n.labels.as_ref()), pod_sa);
             if let Some(n) = nsentry
-                && scan(n.cilium.candidates(&cl), &cl, need, &mut cov)
+                && scan(n.cilium.candidates(&cl), &cl, unknown, need, &mut cov)
             {
                 return cov;
             }
-            scan(self.clusterwide.candidates(&cl), &cl, need, &mut cov);
+            scan(
+                self.clusterwide.candidates(&cl),
+                &cl,
+                unknown,
+                need,
+                &mut cov,
+            );
         }
         cov
     }
@@ -597,6 +625,7 @@ impl ClusterView {
 fn scan<'a>(
     candidates: impl Iterator<Item = &'a PolicyEntry>,
     labels: &Labels,
+    unknown: &UnknownKeys,
     need: Directions,
     cov: &mut Coverage<'a>,
 ) -> bool {
@@ -606,7 +635,19 @@ fn scan<'a>(
     for p in candidates {
         let wants_ingress = cov.ingress.is_none() && p.grants_ingress;
         let wants_egress = cov.egress.is_none() && p.grants_egress;
-        if (wants_ingress || wants_egress) && p.selector.matches(labels) {
+        if !(wants_ingress || wants_egress) {
+            continue;
+        }
+        let selects = p.selector.selects(labels, unknown);
+        if selects == Selects::Unknown {
+            if wants_ingress && cov.undecided_ingress.is_none() {
+                cov.undecided_ingress = Some(p);
+            }
+            if wants_egress && cov.undecided_egress.is_none() {
+                cov.undecided_egress = Some(p);
+            }
+        }
+        if selects == Selects::Yes {
             if wants_ingress {
                 cov.ingress = Some(p);
             }
@@ -800,10 +841,15 @@ pub fn slim_policy(obj: &Value) -> Value {
 }
 
 /// A workload object as the view keeps it, with its namespace: `None` for
-/// one judged at its owner (a Deployment's ReplicaSets, a controller's
-/// Pods), or one whose pods cannot be read.
-pub fn known_workload(kind: WorkloadKind, obj: &Value) -> Option<(String, KnownWorkload)> {
-    if workload::judged_at_owner(kind, obj) {
+/// one judged at its owner (a Deployment's ReplicaSets, a workload
+/// controller's or a `controllerKinds` kind's Pods), or one whose pods
+/// cannot be read.
+pub fn known_workload(
+    kind: WorkloadKind,
+    obj: &Value,
+    controller_kinds: &[crate::config::ControllerKind],
+) -> Option<(String, KnownWorkload)> {
+    if workload::judged_at_owner(kind, obj, controller_kinds) {
         return None;
     }
     let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str)?;
@@ -871,11 +917,16 @@ mod tests {
         ))
         .unwrap();
         let pods = l(&[("app", "api"), ("tier", "back")]);
-        let n = v.nearest_policy("ns", &pods, None).unwrap();
+        let n = v
+            .nearest_policy("ns", &pods, &UnknownKeys::new(), None)
+            .unwrap();
         // "near" and "also-near" both miss app=web; "near" meets tier=back.
         assert_eq!(n.policy.name, "near");
         assert_eq!(n.unmet, ["app=web"]);
-        assert!(v.nearest_policy("elsewhere", &pods, None).is_none());
+        assert!(
+            v.nearest_policy("elsewhere", &pods, &UnknownKeys::new(), None)
+                .is_none()
+        );
         assert_eq!(v.policy_objects("ns"), 4);
     }
 
@@ -885,7 +936,7 @@ mod tests {
     }
 
     fn covered_by(view: &ClusterView, labels: &Labels, need: Directions) -> Option<String> {
-        let c = view.coverage("ns", labels, None, need);
+        let c = view.coverage("ns", labels, &UnknownKeys::new(), None, need);
         let first = match need {
             Directions::Egress => c.egress,
             _ => c.ingress.or(c.egress),
@@ -1083,6 +1134,42 @@ mod tests {
         assert_eq!(covered_by(&v, &l(&[]), Directions::Any), None);
     }
 
+    /// Issue 13: a Cilium policy on a label the pods' controller sets
+    /// (`k8s:` prefix and all) counts only through `Exists`, like a
+    /// NetworkPolicy, and is reported as the one that would have counted.
+    #[test]
+    fn a_cilium_policy_on_a_controller_label_counts_only_through_exists() {
+        let cnp = |name: &str, op: &str| {
+            json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+                "metadata": {"name": name, "namespace": "ns"},
+                "spec": {"endpointSelector": {"matchLabels": {"k8s:app": "a"},
+                    "matchExpressions": [{"key": "k8s:controller-revision-hash", "operator": op}]},
+                    "egress": [{"toEndpoints": [{}]}]}})
+        };
+        let pods = l(&[("app", "a")]);
+        let unknown: UnknownKeys = ["controller-revision-hash".to_string()].into();
+        let mut v = ClusterView::new();
+        v.add(&cnp("absent", "DoesNotExist")).unwrap();
+        let c = v.coverage("ns", &pods, &unknown, None, Directions::Any);
+        assert!(!c.satisfies(Directions::Any));
+        assert_eq!(
+            c.undecided(Directions::Any).map(|p| p.name.as_str()),
+            Some("absent")
+        );
+        assert!(
+            c.undecided(Directions::Ingress).is_none(),
+            "it grants egress only"
+        );
+        // Not knowing the label is there, it would have covered them.
+        assert!(
+            v.coverage("ns", &pods, &UnknownKeys::new(), None, Directions::Any)
+                .satisfies(Directions::Any)
+        );
+        v.add(&cnp("present", "Exists")).unwrap();
+        let c = v.coverage("ns", &pods, &unknown, None, Directions::Any);
+        assert_eq!(c.egress.map(|p| p.name.as_str()), Some("present"));
+    }
+
     #[test]
     fn cilium_policies_cover_with_prefixes_and_specs() {
         let mut v = ClusterView::new();
@@ -1112,7 +1199,13 @@ mod tests {
         );
         assert_eq!(covered_by(&v, &l(&[("app", "d")]), Directions::Any), None);
         // The CCNP selects namespace ns only.
-        let other = v.coverage("other", &l(&[("app", "b")]), None, Directions::Any);
+        let other = v.coverage(
+            "other",
+            &l(&[("app", "b")]),
+            &UnknownKeys::new(),
+            None,
+            Directions::Any,
+        );
         assert!(!other.satisfies(Directions::Any));
     }
 
@@ -1147,7 +1240,7 @@ mod live_update_tests {
 
     fn covers(v: &ClusterView, ns: &str, app: &str) -> bool {
         let labels: Labels = [("app".to_string(), app.to_string())].into();
-        v.coverage(ns, &labels, None, Directions::Any)
+        v.coverage(ns, &labels, &UnknownKeys::new(), None, Directions::Any)
             .satisfies(Directions::Any)
     }
 

@@ -143,6 +143,20 @@ pub struct WorkloadRef {
     pub name: String,
 }
 
+/// `controllerKinds`: a kind of an operator's custom resource that creates
+/// Pods itself, by the `apiVersion` and `kind` its Pods' controller
+/// ownerReference carries (e.g. `kubevirt.io/v1` `VirtualMachineInstance`).
+/// Pods with such a controller are not judged, like those of the five
+/// built-in workload controllers (`workload::POD_CONTROLLERS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerKind {
+    /// Compared exactly, version included: list each version the operator
+    /// writes into ownerReferences.
+    pub api_version: String,
+    pub kind: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
@@ -170,6 +184,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Requests that are not judged.
     pub exemptions: Exemptions,
+    /// Operators' custom resources whose Pods, like those of a ReplicaSet,
+    /// Job, StatefulSet, DaemonSet or ReplicationController, are not judged
+    /// one by one (the webhook's matchCondition must name them too).
+    pub controller_kinds: Vec<ControllerKind>,
     /// The baseline policies generated in managed namespaces.
     pub baseline: Baseline,
     /// Add the managed label to new namespaces (mutating webhook).
@@ -264,6 +282,7 @@ impl Default for Config {
             service_account: "system:serviceaccount:netpol-guard:netpol-guard".to_string(),
             max_body_bytes: 4 * 1024 * 1024,
             exemptions: Exemptions::default(),
+            controller_kinds: vec![],
             baseline: Baseline::default(),
             auto_manage: false,
             auto_manage_mode: None,
@@ -405,6 +424,9 @@ impl Settings {
                 });
             }
         }
+        for c in &config.controller_kinds {
+            check_controller_kind(c)?;
+        }
         if config.log_level.trim().is_empty() {
             return Err(ConfigError::Value {
                 key: "logLevel",
@@ -518,6 +540,40 @@ impl Settings {
             .iter()
             .any(|n| n == namespace)
     }
+}
+
+/// A `controllerKinds` entry must be an `apiVersion` Kubernetes accepts in
+/// an ownerReference (`group/version`, or `version` for the core group) and
+/// a kind, and not one of the workload kinds netpol-guard judges itself.
+fn check_controller_kind(c: &ControllerKind) -> Result<(), ConfigError> {
+    let bad = |problem: String| ConfigError::Value {
+        key: "controllerKinds",
+        problem,
+    };
+    let (group, version) = c
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", &c.api_version));
+    if version.is_empty() || version.contains('/') || c.api_version.trim() != c.api_version {
+        return Err(bad(format!(
+            "apiVersion {:?} is not group/version (e.g. kubevirt.io/v1)",
+            c.api_version
+        )));
+    }
+    if c.kind.is_empty() || c.kind.trim() != c.kind {
+        return Err(bad(format!(
+            "{}: kind {:?} is not a kind name",
+            c.api_version, c.kind
+        )));
+    }
+    if crate::workload::WorkloadKind::from_group_kind(group, &c.kind).is_some() {
+        return Err(bad(format!(
+            "{} {} is a workload kind netpol-guard judges itself; the Pods of ReplicaSets, Jobs, \
+             StatefulSets, DaemonSets and ReplicationControllers are always judged at their controller",
+            c.api_version, c.kind
+        )));
+    }
+    Ok(())
 }
 
 impl Default for Settings {
@@ -690,6 +746,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("liveReadTimeoutMillis"), "{e}");
+    }
+
+    #[test]
+    fn controller_kinds_parse_and_validate() {
+        let s = Settings::from_yaml(
+            "controllerKinds:\n- {apiVersion: kubevirt.io/v1, kind: VirtualMachineInstance}\n- {apiVersion: core.strimzi.io/v1beta2, kind: StrimziPodSet}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.config.controller_kinds,
+            [
+                ControllerKind {
+                    api_version: "kubevirt.io/v1".into(),
+                    kind: "VirtualMachineInstance".into()
+                },
+                ControllerKind {
+                    api_version: "core.strimzi.io/v1beta2".into(),
+                    kind: "StrimziPodSet".into()
+                }
+            ]
+        );
+        for (yaml, want) in [
+            (
+                "controllerKinds: [{apiVersion: kubevirt.io/, kind: VirtualMachineInstance}]",
+                "invalid config: controllerKinds: apiVersion \"kubevirt.io/\" is not group/version",
+            ),
+            (
+                "controllerKinds: [{apiVersion: a/b/v1, kind: X}]",
+                "apiVersion \"a/b/v1\" is not group/version",
+            ),
+            (
+                "controllerKinds: [{apiVersion: example.com/v1, kind: \"\"}]",
+                "example.com/v1: kind \"\" is not a kind name",
+            ),
+            (
+                "controllerKinds: [{apiVersion: apps/v1, kind: Deployment}]",
+                "apps/v1 Deployment is a workload kind netpol-guard judges itself",
+            ),
+            (
+                "controllerKinds: [{apiVersion: batch/v1, kind: Job}]",
+                "batch/v1 Job is a workload kind netpol-guard judges itself",
+            ),
+            ("controllerKinds: [{kind: X}]", "missing field `apiVersion`"),
+            (
+                "controllerKinds: [{apiVersion: example.com/v1, kind: X, username: bot}]",
+                "unknown field `username`",
+            ),
+        ] {
+            let e = Settings::from_yaml(yaml).unwrap_err().to_string();
+            assert!(e.contains(want), "{yaml}: {e}");
+        }
     }
 
     #[test]

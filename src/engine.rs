@@ -148,7 +148,8 @@ pub fn decide(
 /// `audit`: `req` is its CREATE request (`admission::create_request`). The
 /// same as [`decide`], except that a workload judged at its owner
 /// (`workload::judged_at_owner`: a Deployment's ReplicaSets, a CronJob's
-/// Jobs, any controller's Pods) gets no findings: reporting it again for
+/// Jobs, the Pods of a workload controller or of a kind in `controllerKinds`)
+/// gets no findings: reporting it again for
 /// every revision would bury the one finding that matters. Nor does
 /// netpol-guard's own baseline (`baseline::is_ours`).
 pub fn decide_existing(
@@ -158,7 +159,9 @@ pub fn decide_existing(
 ) -> Result<Verdict, DecideError> {
     let owned = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
         .zip(req.object.as_ref())
-        .is_some_and(|(kind, obj)| workload::judged_at_owner(kind, obj));
+        .is_some_and(|(kind, obj)| {
+            workload::judged_at_owner(kind, obj, &settings.config.controller_kinds)
+        });
     // netpol-guard's own baseline, found in the cluster or in an export of
     // it: not a developer creating a policy with a reserved name. A squatter
     // (same name, not written by netpol-guard) is reported.
@@ -272,8 +275,15 @@ fn judge_workload(
         kind: kind.as_str().to_string(),
         operation: req.operation.as_str(),
     })?;
-    if kind == WorkloadKind::Pod && workload::is_controller_owned(obj) {
-        return Ok(()); // judged at its controller
+    // A Pod of a workload controller (or of a kind in `controllerKinds`):
+    // judged at its controller. Anything else named as controller (a
+    // ConfigMap) does not exempt it. Who sends the request is not checked,
+    // so a Pod naming a real ReplicaSet that does not select it passes
+    // (docs/operations.md, threat model).
+    if kind == WorkloadKind::Pod
+        && workload::is_controller_owned(obj, &settings.config.controller_kinds)
+    {
+        return Ok(());
     }
     // A Deployment's new ReplicaSet, a CronJob's Job, written by their
     // controller: judged when the owner was admitted. Judging them again
@@ -282,7 +292,7 @@ fn judge_workload(
     // controllers themselves: anyone can write an ownerReference.
     if kind != WorkloadKind::Pod
         && WORKLOAD_CONTROLLERS.contains(&req.user_info.username.as_str())
-        && workload::judged_at_owner(kind, obj)
+        && workload::judged_at_owner(kind, obj, &[])
     {
         return Ok(());
     }
@@ -343,7 +353,7 @@ fn label_exempt(settings: &Settings, pods: &workload::PodShape) -> bool {
     settings
         .exempt_workloads
         .iter()
-        .any(|s| s.matches(&pods.labels))
+        .any(|s| pods.selected_by(s))
 }
 
 /// `uncovers-workloads`: a policy UPDATE or DELETE in a managed namespace

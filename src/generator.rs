@@ -465,6 +465,7 @@ async fn list_workloads(
     ctx: &Ctx,
     namespace: &str,
 ) -> Result<Vec<Arc<KnownWorkload>>, GenerateError> {
+    let settings = ctx.state.settings();
     let mut out = Vec::new();
     for (kind, group, version, plural) in IMPACT_KINDS {
         let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
@@ -517,7 +518,9 @@ async fn list_workloads(
                     meta.entry("namespace").or_insert_with(|| namespace.into());
                 }
             }
-            if let Some((_, w)) = crate::cluster::known_workload(kind, &value) {
+            if let Some((_, w)) =
+                crate::cluster::known_workload(kind, &value, &settings.config.controller_kinds)
+            {
                 out.push(Arc::new(w));
             }
         }

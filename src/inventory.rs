@@ -260,8 +260,10 @@ async fn list_all(
             let obj = typed(obj, resource);
             match workload {
                 // Judged and counted at its controller: not kept at all.
-                // Most Pods and ReplicaSets of a cluster are such.
-                Some(kind) if workload::judged_at_owner(kind, &obj) => {}
+                // Most Pods and ReplicaSets of a cluster are such. Pods of
+                // the config's `controllerKinds` are kept (this does not
+                // read the config); the audit, which does, skips them.
+                Some(kind) if workload::judged_at_owner(kind, &obj, &[]) => {}
                 Some(kind) => out.push(workload::slim(kind, &obj)),
                 None => out.push(obj),
             }

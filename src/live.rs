@@ -517,12 +517,13 @@ impl LiveView {
         } else {
             format!("{group}/{version}")
         };
+        let state = self.state.clone();
         let convert = move |o: DynamicObject| {
             let mut v = serde_json::to_value(&o).ok()?;
             let map = v.as_object_mut()?;
             map.insert("apiVersion".into(), api_version.clone().into());
             map.insert("kind".into(), kind.as_str().into());
-            workload_item(kind, &v)
+            workload_item(kind, &v, &state)
         };
         self.follow_workloads(kind, stream, convert).await;
     }
@@ -536,10 +537,11 @@ impl LiveView {
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        let convert = |p: PartialObjectMeta<Pod>| {
+        let state = self.state.clone();
+        let convert = move |p: PartialObjectMeta<Pod>| {
             let meta = serde_json::to_value(&p.metadata).ok()?;
             let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}});
-            workload_item(WorkloadKind::Pod, &v)
+            workload_item(WorkloadKind::Pod, &v, &state)
         };
         self.follow_workloads(WorkloadKind::Pod, stream, convert)
             .await;
@@ -697,11 +699,16 @@ pub struct NamespaceSnapshot {
     pub policies: Vec<Value>,
 }
 
-/// A watched workload object as the model keeps it.
-fn workload_item(kind: WorkloadKind, obj: &Value) -> Option<WorkloadItem> {
+/// A watched workload object as the model keeps it. Which Pods are judged
+/// at their owner follows `controllerKinds` as configured when the object
+/// arrives; a config change applies to objects seen after it (and to all
+/// at the next relist).
+fn workload_item(kind: WorkloadKind, obj: &Value, state: &AppState) -> Option<WorkloadItem> {
     let ns = namespace(obj)?;
     let name = name(obj)?;
-    let kept = crate::cluster::known_workload(kind, obj).map(|(_, w)| Arc::new(w));
+    let settings = state.settings();
+    let kept = crate::cluster::known_workload(kind, obj, &settings.config.controller_kinds)
+        .map(|(_, w)| Arc::new(w));
     Some((ns, name, kept))
 }
 

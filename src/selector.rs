@@ -9,13 +9,32 @@
 //! `matchExpressions`, KICS matching `matchLabels` entries one by one) produce
 //! false verdicts, which is why every case is unit-tested here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Pod labels, as they appear in `metadata.labels`.
 pub type Labels = BTreeMap<String, String>;
+
+/// Keys of labels a pod will carry with a value nobody knows before it
+/// exists: the hash, uid or ordinal its controller adds
+/// (`pod-template-hash`, `controller-revision-hash`, ...).
+pub type UnknownKeys = BTreeSet<String>;
+
+/// Whether a selector selects pods some of whose label values are unknown
+/// (`Selector::selects`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selects {
+    /// Every requirement is met, whatever the unknown values turn out to be.
+    Yes,
+    /// A requirement on a known (or absent) label is not met.
+    No,
+    /// Every requirement on the known labels is met, but one on a label with
+    /// an unknown value is not (`DoesNotExist`) or depends on the value
+    /// (`In`, `NotIn`, a `matchLabels` entry). Not a selection to count on.
+    Unknown,
+}
 
 /// A LabelSelector as written in a manifest (`matchLabels`, `matchExpressions`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,30 +165,83 @@ impl Selector {
             && self.exprs.iter().all(|r| requirement_matches(r, labels))
     }
 
+    /// Whether the selector selects pods that carry `labels` and, with
+    /// values unknown, the keys in `unknown` (a key is in one or the other).
+    /// `Exists` on an unknown key is met and `DoesNotExist` is not; a value
+    /// comparison on one (`In`, `NotIn`, `matchLabels`) cannot be decided.
+    /// With no unknown keys this is `matches`.
+    pub fn selects(&self, labels: &Labels, unknown: &UnknownKeys) -> Selects {
+        let mut undecided = false;
+        for (k, v) in &self.labels {
+            if unknown.contains(k) {
+                undecided = true;
+            } else if labels.get(k) != Some(v) {
+                return Selects::No;
+            }
+        }
+        for r in &self.exprs {
+            if unknown.contains(&r.key) {
+                undecided |= r.operator != Operator::Exists;
+            } else if !requirement_matches(r, labels) {
+                return Selects::No;
+            }
+        }
+        if undecided {
+            Selects::Unknown
+        } else {
+            Selects::Yes
+        }
+    }
+
+    /// The keys the selector tests, `matchLabels` first.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.labels
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(self.exprs.iter().map(|r| r.key.as_str()))
+    }
+
     /// Number of requirements (`matchLabels` pairs plus expressions).
     pub fn requirement_count(&self) -> usize {
         self.labels.len() + self.exprs.len()
     }
 
-    /// The requirements `labels` does not meet, in `kubectl -l` syntax
-    /// (`app=web`, `tier in (a,b)`, `!canary`): what a pod lacks to be
-    /// selected. Empty when the selector matches.
-    pub fn unmet(&self, labels: &Labels) -> Vec<String> {
+    /// The requirements pods with `labels` (and the `unknown` keys, see
+    /// `selects`) do not meet for sure, in `kubectl -l` syntax (`app=web`,
+    /// `tier in (a,b)`, `!canary`): what they lack to be selected. One on a
+    /// key with an unknown value says so. Empty when `selects` is `Yes`.
+    pub fn unmet(&self, labels: &Labels, unknown: &UnknownKeys) -> Vec<String> {
+        let controller_set = |k: &str, text: String| {
+            if unknown.contains(k) {
+                format!("{text} (their controller sets {k})")
+            } else {
+                text
+            }
+        };
         let mut out: Vec<String> = self
             .labels
             .iter()
-            .filter(|(k, v)| labels.get(k) != Some(v))
-            .map(|(k, v)| format!("{k}={v}"))
+            .filter(|(k, v)| unknown.contains(k.as_str()) || labels.get(k.as_str()) != Some(v))
+            .map(|(k, v)| controller_set(k, format!("{k}={v}")))
             .collect();
         out.extend(
             self.exprs
                 .iter()
-                .filter(|r| !requirement_matches(r, labels))
-                .map(|r| match r.operator {
-                    Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
-                    Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
-                    Operator::Exists => r.key.clone(),
-                    Operator::DoesNotExist => format!("!{}", r.key),
+                .filter(|r| {
+                    if unknown.contains(&r.key) {
+                        r.operator != Operator::Exists
+                    } else {
+                        !requirement_matches(r, labels)
+                    }
+                })
+                .map(|r| {
+                    let text = match r.operator {
+                        Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
+                        Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+                        Operator::Exists => r.key.clone(),
+                        Operator::DoesNotExist => format!("!{}", r.key),
+                    };
+                    controller_set(&r.key, text)
                 }),
         );
         out
@@ -254,19 +326,17 @@ mod tests {
                                  {"key": "canary", "operator": "DoesNotExist"}]}));
         assert_eq!(s.requirement_count(), 4);
         assert_eq!(
-            s.unmet(&labels(&[
-                ("app", "api"),
-                ("tier", "front"),
-                ("canary", "yes")
-            ])),
+            s.unmet(
+                &labels(&[("app", "api"), ("tier", "front"), ("canary", "yes")]),
+                &UnknownKeys::new()
+            ),
             ["app=web", "env in (prod,stage)", "!canary"]
         );
         assert!(
-            s.unmet(&labels(&[
-                ("app", "web"),
-                ("tier", "front"),
-                ("env", "prod")
-            ]))
+            s.unmet(
+                &labels(&[("app", "web"), ("tier", "front"), ("env", "prod")]),
+                &UnknownKeys::new()
+            )
             .is_empty()
         );
     }
@@ -410,6 +480,59 @@ mod tests {
                 {"key": "h", "operator": "NotIn", "values": ["i"]}]}))
         .unwrap();
         assert_eq!(describe(&s), "a=b,c in (d,e),!f,g,h notin (i)");
+    }
+
+    /// Issue 13: controllers add labels whose values nobody knows before
+    /// the pods exist (`pod-template-hash`, ...). A selector whose outcome
+    /// depends on such a value, or that requires the label absent, must not
+    /// count as selecting the pods.
+    #[test]
+    fn labels_with_unknown_values_decide_only_exists() {
+        let known = labels(&[("app", "web")]);
+        let unknown: UnknownKeys = ["pod-template-hash".to_string()].into();
+        let expr = |op: &str, values: &[&str]| {
+            let mut r = json!({"key": "pod-template-hash", "operator": op});
+            if !values.is_empty() {
+                r["values"] = json!(values);
+            }
+            sel(json!({"matchLabels": {"app": "web"}, "matchExpressions": [r]}))
+        };
+        assert_eq!(expr("Exists", &[]).selects(&known, &unknown), Selects::Yes);
+        for (op, values) in [
+            ("DoesNotExist", &[][..]),
+            ("In", &["7c9d8f6b5d"][..]),
+            ("NotIn", &["7c9d8f6b5d"][..]),
+        ] {
+            let s = expr(op, values);
+            assert_eq!(s.selects(&known, &unknown), Selects::Unknown, "{op}");
+            // Without the unknown key, the known labels alone decide.
+            assert_eq!(
+                s.selects(&known, &UnknownKeys::new()) == Selects::Yes,
+                s.matches(&known),
+                "{op}"
+            );
+        }
+        assert!(expr("DoesNotExist", &[]).matches(&known));
+        let pinned = sel(json!({"matchLabels": {"app": "web", "pod-template-hash": "x"}}));
+        assert_eq!(pinned.selects(&known, &unknown), Selects::Unknown);
+        assert_eq!(
+            pinned.unmet(&known, &unknown),
+            ["pod-template-hash=x (their controller sets pod-template-hash)"]
+        );
+        assert_eq!(
+            expr("DoesNotExist", &[]).unmet(&known, &unknown),
+            ["!pod-template-hash (their controller sets pod-template-hash)"]
+        );
+        assert!(expr("Exists", &[]).unmet(&known, &unknown).is_empty());
+        // A requirement on a known label that fails decides: No.
+        let other = sel(json!({"matchLabels": {"app": "api"},
+            "matchExpressions": [{"key": "pod-template-hash", "operator": "In", "values": ["x"]}]}));
+        assert_eq!(other.selects(&known, &unknown), Selects::No);
+        assert_eq!(sel(json!({})).selects(&known, &unknown), Selects::Yes);
+        assert_eq!(
+            pinned.keys().collect::<Vec<_>>(),
+            ["app", "pod-template-hash"]
+        );
     }
 
     #[test]

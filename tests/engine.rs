@@ -4,6 +4,7 @@
 mod common;
 
 use netpol_guard::admission::{self, AdmissionRequest, Operation};
+use netpol_guard::audit;
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::Settings;
 use netpol_guard::engine::{self, Verdict};
@@ -947,5 +948,247 @@ fn cluster_cidr_peer_denies_with_cluster_cidrs_and_warns_without() {
     assert_eq!(
         decide(&carved, &settings("clusterCidrs: [10.244.0.0/16]\n")),
         Verdict::allow()
+    );
+}
+
+/// Issue 13: a bare Pod that named a ConfigMap (or anything) as its
+/// controller was skipped like a ReplicaSet's Pods. Only the five workload
+/// controllers, by exact apiVersion and kind, and the kinds the config lists
+/// in `controllerKinds` exempt a Pod: in the webhook, in `check`
+/// (`decide_existing`) and in `audit` alike.
+#[test]
+fn only_a_workload_controller_or_a_listed_kind_exempts_a_pod() {
+    let owned_by = |api_version: &str, kind: &str| {
+        let mut req = request("pod-create-controlled");
+        let owner = &mut req.object.as_mut().unwrap()["metadata"]["ownerReferences"][0];
+        owner["apiVersion"] = json!(api_version);
+        owner["kind"] = json!(kind);
+        req
+    };
+    let listed = settings(
+        "controllerKinds:\n- {apiVersion: kubevirt.io/v1, kind: VirtualMachineInstance}\n",
+    );
+    let denial = "require-network-policy: Pod payments/ledger-7c9d8f6b5d-*: no NetworkPolicy selects its pods (pod labels: app=ledger, pod-template-hash=7c9d8f6b5d)";
+    for (api_version, kind, skipped, skipped_when_listed) in [
+        ("apps/v1", "ReplicaSet", true, true),
+        ("apps/v1", "StatefulSet", true, true),
+        ("batch/v1", "Job", true, true),
+        ("v1", "ReplicationController", true, true),
+        ("v1", "ConfigMap", false, false),
+        ("example.com/v1", "ReplicaSet", false, false),
+        ("apps/v2", "ReplicaSet", false, false),
+        ("apps/v1", "Deployment", false, false),
+        ("kubevirt.io/v1", "VirtualMachineInstance", false, true),
+    ] {
+        let req = owned_by(api_version, kind);
+        for (s, skipped) in [
+            (&Settings::default(), skipped),
+            (&listed, skipped_when_listed),
+        ] {
+            let webhook = decide(&req, s);
+            let check = engine::decide_existing(&req, &view(), s).unwrap();
+            for v in [&webhook, &check] {
+                if skipped {
+                    assert_eq!(*v, Verdict::allow(), "{api_version} {kind}");
+                } else {
+                    assert_eq!(
+                        rules_of(v),
+                        [(RuleId::RequireNetworkPolicy, Action::Deny)],
+                        "{api_version} {kind}"
+                    );
+                    let m = v.denial_message().unwrap();
+                    assert!(m.contains(denial), "{api_version} {kind}: {m}");
+                }
+            }
+        }
+    }
+    // The audit counts a Pod with a fake controller as a workload of its
+    // own, and skips one of a listed kind.
+    let mut objects: Vec<serde_json::Value> = manifests::load_paths(&[common::fixtures_cluster()])
+        .unwrap()
+        .into_iter()
+        .map(|o| o.object)
+        .collect();
+    for (name, api_version, kind) in [
+        ("fake", "v1", "ConfigMap"),
+        ("vm", "kubevirt.io/v1", "VirtualMachineInstance"),
+        ("rs", "apps/v1", "ReplicaSet"),
+    ] {
+        let mut pod = owned_by(api_version, kind).object.unwrap();
+        pod["metadata"]["name"] = json!(name);
+        objects.push(pod);
+    }
+    let uncovered = |s: &Settings| -> Vec<String> {
+        let report = audit::audit(&objects, s);
+        let ns = report
+            .namespaces
+            .iter()
+            .find(|n| n.name == "payments")
+            .unwrap();
+        ns.uncovered.iter().map(|w| w.object.name.clone()).collect()
+    };
+    assert_eq!(uncovered(&Settings::default()), ["fake", "vm"]);
+    assert_eq!(uncovered(&listed), ["fake"]);
+}
+
+/// A view of the shared cluster plus one NetworkPolicy in `payments` that
+/// selects `selector` and allows ingress from the namespace.
+fn view_with_policy(name: &str, selector: serde_json::Value) -> ClusterView {
+    let mut v = view();
+    v.add(
+        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": "payments"},
+        "spec": {"podSelector": selector, "ingress": [{"from": [{"podSelector": {}}]}]}}),
+    )
+    .unwrap();
+    v
+}
+
+fn has(key: &str, operator: &str, values: &[&str]) -> serde_json::Value {
+    let mut r = json!({"key": key, "operator": operator});
+    if !values.is_empty() {
+        r["values"] = json!(values);
+    }
+    r
+}
+
+/// Issue 13: coverage was judged on the pod template's labels alone, but
+/// controllers add labels to the real pods (`pod-template-hash`,
+/// `controller-revision-hash`, ...). A policy that requires such a label
+/// absent, or a value of it nobody knows in advance, selected none of the
+/// real pods yet counted as covering them.
+#[test]
+fn labels_the_controller_adds_decide_coverage() {
+    let deployment = request("deployment-create-uncovered");
+    let absent = json!({"matchLabels": {"app": "ledger"},
+        "matchExpressions": [has("pod-template-hash", "DoesNotExist", &[])]});
+    let v = engine::decide(
+        &deployment,
+        &view_with_policy("no-hash", absent.clone()),
+        &Settings::default(),
+    )
+    .unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::RequireNetworkPolicy, Action::Deny)]);
+    let m = v.denial_message().unwrap();
+    assert!(
+        m.contains("require-network-policy: Deployment payments/ledger: no NetworkPolicy selects its pods (pod labels: app=ledger). NetworkPolicy no-hash does not count: it selects on pod-template-hash, which their controller sets. Select the template's labels."),
+        "{m}"
+    );
+    assert!(
+        m.contains("NetworkPolicy no-hash tests pod-template-hash, which the Deployment's controller adds to every pod"),
+        "{m}"
+    );
+    // A value of it: unknown, so not counted either.
+    let pinned = json!({"matchLabels": {"app": "ledger", "pod-template-hash": "7c9d8f6b5d"}});
+    assert!(
+        !engine::decide(
+            &deployment,
+            &view_with_policy("pinned", pinned),
+            &Settings::default()
+        )
+        .unwrap()
+        .allowed()
+    );
+    let not_in = json!({"matchExpressions": [has("pod-template-hash", "NotIn", &["x"])]});
+    assert!(
+        !engine::decide(
+            &deployment,
+            &view_with_policy("not-x", not_in),
+            &Settings::default()
+        )
+        .unwrap()
+        .allowed()
+    );
+    // Exists holds whatever the value: covered.
+    let present = json!({"matchLabels": {"app": "ledger"},
+        "matchExpressions": [has("pod-template-hash", "Exists", &[])]});
+    assert_eq!(
+        engine::decide(
+            &deployment,
+            &view_with_policy("hashed", present),
+            &Settings::default()
+        )
+        .unwrap(),
+        Verdict::allow()
+    );
+    // A StatefulSet's pods carry their controller's revision hash (app: db
+    // is not selected by the fixture's postgres policy).
+    let mut statefulset = request("statefulset-create-covered");
+    statefulset.object.as_mut().unwrap()["spec"]["template"]["metadata"]["labels"] =
+        json!({"app": "db"});
+    for (operator, allowed) in [("DoesNotExist", false), ("Exists", true)] {
+        let v = engine::decide(
+            &statefulset,
+            &view_with_policy(
+                "revision",
+                json!({"matchLabels": {"app": "db"},
+                    "matchExpressions": [has("controller-revision-hash", operator, &[])]}),
+            ),
+            &Settings::default(),
+        )
+        .unwrap();
+        assert_eq!(v.allowed(), allowed, "{operator}: {v:?}");
+    }
+    // The Job's name is known: a policy on job-name covers its pods.
+    let job = request("job-create-uncovered");
+    assert!(
+        !engine::decide(&job, &view(), &Settings::default())
+            .unwrap()
+            .allowed()
+    );
+    assert_eq!(
+        engine::decide(
+            &job,
+            &view_with_policy(
+                "migrate",
+                json!({"matchExpressions": [has("job-name", "In", &["migrate-db"])]})
+            ),
+            &Settings::default()
+        )
+        .unwrap(),
+        Verdict::allow()
+    );
+    // A bare Pod gets no label added: pod-template-hash is absent indeed.
+    let pod = request("pod-create-bare-debug");
+    assert_eq!(
+        engine::decide(
+            &pod,
+            &view_with_policy(
+                "bare",
+                json!({"matchExpressions": [has("pod-template-hash", "DoesNotExist", &[])]})
+            ),
+            &Settings::default()
+        )
+        .unwrap(),
+        Verdict::allow()
+    );
+    // The audit's nearest policy says which label the pods lack for sure.
+    let mut objects: Vec<serde_json::Value> = manifests::load_paths(&[common::fixtures_cluster()])
+        .unwrap()
+        .into_iter()
+        .map(|o| o.object)
+        .collect();
+    objects.push(deployment.object.clone().unwrap());
+    objects.push(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "no-hash", "namespace": "payments"},
+        "spec": {"podSelector": absent, "ingress": [{"from": [{"podSelector": {}}]}]}}),
+    );
+    let report = audit::audit(&objects, &Settings::default());
+    let ns = report
+        .namespaces
+        .iter()
+        .find(|n| n.name == "payments")
+        .unwrap();
+    let ledger = ns
+        .uncovered
+        .iter()
+        .find(|w| w.object.name == "ledger")
+        .unwrap();
+    let nearest = ledger.nearest_policy.as_ref().unwrap();
+    assert_eq!(nearest.name, "no-hash");
+    assert_eq!(
+        nearest.unmet,
+        ["!pod-template-hash (their controller sets pod-template-hash)"]
     );
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use netpol_guard::certs;
 use netpol_guard::config::{DEFAULT_CONFIG_YAML, Settings};
+use netpol_guard::workload;
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "netpol-guard";
@@ -196,11 +197,57 @@ fn workloads_are_judged_only_in_managed_namespaces_and_fail_closed() {
     // Controller-owned pods are skipped before the call, as the engine does.
     let conditions = w["matchConditions"].as_array().unwrap();
     assert_eq!(conditions.len(), 1);
+    assert_eq!(conditions[0]["name"], "skip-controller-owned-pods");
     let expr = conditions[0]["expression"].as_str().unwrap();
     assert!(
-        expr.contains("request.kind.kind == 'Pod'") && expr.contains("r.controller"),
+        expr.starts_with("!(request.kind.kind == 'Pod' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller && ("),
         "{expr}"
     );
+    assert_eq!(
+        skipped_owners(expr),
+        workload::POD_CONTROLLERS
+            .iter()
+            .map(|(v, k)| (v.to_string(), k.to_string()))
+            .collect::<Vec<_>>(),
+        "{expr}"
+    );
+}
+
+/// The (apiVersion, kind) pairs the `skip-controller-owned-pods` expression
+/// lets a Pod's controller be, read from its clauses
+/// `(r.apiVersion == 'V' && r.kind == 'K')` and
+/// `(r.apiVersion == 'V' && r.kind in ['K1', 'K2'])`, joined by `||`.
+/// Issue 13: it skipped a Pod whatever its controller was (a ConfigMap).
+fn skipped_owners(expr: &str) -> Vec<(String, String)> {
+    let quoted = |s: &str| -> String {
+        let s = s.trim();
+        assert!(
+            s.len() >= 2 && s.starts_with('\'') && s.ends_with('\''),
+            "not a quoted string: {s}"
+        );
+        s[1..s.len() - 1].to_string()
+    };
+    let mut out = Vec::new();
+    for clause in expr.split(" || ") {
+        let (_, rest) = clause
+            .split_once("r.apiVersion == ")
+            .unwrap_or_else(|| panic!("clause without r.apiVersion: {clause}"));
+        let (version, kinds) = rest
+            .split_once(" && r.kind ")
+            .unwrap_or_else(|| panic!("clause without r.kind: {clause}"));
+        let kinds = kinds.trim_end_matches(')');
+        let kinds: Vec<String> = if let Some(list) = kinds.strip_prefix("in [") {
+            list.trim_end_matches(']').split(',').map(quoted).collect()
+        } else {
+            vec![quoted(kinds.strip_prefix("== ").unwrap_or_else(|| {
+                panic!("r.kind neither == nor in: {clause}")
+            }))]
+        };
+        for k in kinds {
+            out.push((quoted(version), k));
+        }
+    }
+    out
 }
 
 #[test]

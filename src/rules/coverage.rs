@@ -32,6 +32,7 @@ fn coverage<'v>(subject: &Subject<'_>, view: &'v ClusterView, settings: &Setting
     view.coverage(
         subject.namespace,
         &subject.pods.labels,
+        &subject.pods.unknown_labels,
         subject.pods.service_account.as_deref(),
         settings.config.directions,
     )
@@ -70,13 +71,37 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
         },
     };
     let labels = selector::format_labels(&pods.labels);
+    // A policy that would have counted but for a label the controller sets
+    // (issue 13): say which, or the developer sees their policy ignored.
+    let undecided = cov.undecided(need).map(|p| {
+        let keys: Vec<&str> = p
+            .selector
+            .keys()
+            .filter(|k| pods.unknown_labels.contains(*k))
+            .collect();
+        (p, keys.join(", "))
+    });
+    // The reason to act on: the policy that does not count, or the fix.
+    let (tail, short_tail) = match &undecided {
+        None => (
+            "Apply a NetworkPolicy for them first.".to_string(),
+            "Apply a NetworkPolicy that selects its pods first.".to_string(),
+        ),
+        Some((p, keys)) => {
+            let note = format!(
+                "{} {} does not count: it selects on {keys}, which their controller sets. Select the template's labels.",
+                p.kind.as_str(),
+                p.name
+            );
+            (note.clone(), note)
+        }
+    };
     let mut message = format!(
-        "require-network-policy: {kind} {namespace}/{name}: {what} (pod labels: {labels}). Apply a NetworkPolicy for them first."
+        "require-network-policy: {kind} {namespace}/{name}: {what} (pod labels: {labels}). {tail}"
     );
     if message.chars().count() > crate::rules::MAX_WARNING_CHARS {
-        message = format!(
-            "require-network-policy: {kind} {namespace}/{name}: {what}. Apply a NetworkPolicy that selects its pods first."
-        );
+        message =
+            format!("require-network-policy: {kind} {namespace}/{name}: {what}. {short_tail}");
     }
     let mut detail = String::new();
     let selector = selector::describe(&settings.config.managed_namespaces.selector);
@@ -86,6 +111,22 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
          must be selected by a NetworkPolicy that allows its traffic; an unselected pod can reach and be reached by \
          anything, which is how one compromised pod spreads."
     );
+    if let Some((p, keys)) = &undecided {
+        let _ = write!(
+            detail,
+            " {} {} tests {keys}, which the {kind}'s controller adds to every pod with a value not known before \
+             the pod exists (a hash, a uid, an ordinal): a selector that requires it absent selects none of the real \
+             pods, and one that requires a value of it may select only some or none, so neither counts. Only Exists \
+             on such a label counts (controller-set labels here: {}).",
+            p.kind.as_str(),
+            p.name,
+            pods.unknown_labels
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let isolating = view.isolating_policies(namespace);
     if isolating > 0 {
         let _ = write!(
@@ -328,6 +369,7 @@ mod tests {
                 port: 8080,
                 protocol: "TCP".into(),
             }],
+            unknown_labels: Default::default(),
             service_account: None,
             host_network: false,
         }
@@ -477,6 +519,67 @@ mod tests {
             f.message
         );
         assert!(f.detail.unwrap().contains("config directions: both"));
+    }
+
+    /// Issue 13: a policy that would cover the pods but for a label their
+    /// controller sets is named, with the label, when it would have granted
+    /// a direction that is still missing, and only then.
+    #[test]
+    fn a_policy_on_controller_labels_is_named_only_for_a_missing_direction() {
+        let mut v = view();
+        let np = |name: &str, spec: serde_json::Value| {
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": name, "namespace": "pay"}, "spec": spec})
+        };
+        let no_hash = json!({"matchLabels": {"app": "a"},
+            "matchExpressions": [{"key": "pod-template-hash", "operator": "DoesNotExist"}]});
+        v.add(&np(
+            "in-no-hash",
+            json!({"podSelector": no_hash, "ingress": [{"from": [{"podSelector": {}}]}]}),
+        ))
+        .unwrap();
+        v.add(&np(
+            "in",
+            json!({"podSelector": {"matchLabels": {"app": "a"}}, "ingress": [{"from": [{"podSelector": {}}]}]}),
+        ))
+        .unwrap();
+        let mut pods = shape(&[("app", "a")]);
+        pods.unknown_labels.insert("pod-template-hash".into());
+        let s = Subject {
+            kind: WorkloadKind::Deployment,
+            namespace: "pay",
+            name: "a",
+            pods: &pods,
+        };
+        let both = Settings {
+            config: crate::config::Config {
+                directions: Directions::Both,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // Ingress is covered by `in`: the ingress-only policy is not the reason.
+        let f = check(&s, &v, &both).unwrap();
+        assert!(!f.message.contains("in-no-hash"), "{}", f.message);
+        v.add(&np(
+            "out-no-hash",
+            json!({"podSelector": no_hash, "policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]}),
+        ))
+        .unwrap();
+        let f = check(&s, &v, &both).unwrap();
+        assert!(
+            f.message.ends_with(
+                "NetworkPolicy out-no-hash does not count: it selects on pod-template-hash, which their controller sets. Select the template's labels."
+            ),
+            "{}",
+            f.message
+        );
+        let d = f.detail.unwrap();
+        assert!(
+            d.contains("(controller-set labels here: pod-template-hash)"),
+            "{d}"
+        );
+        crate::rules::assert_well_formed(&[check(&s, &v, &both).unwrap()]);
     }
 
     #[test]
