@@ -298,6 +298,14 @@ fn namespace(o: &Value) -> Option<String> {
         .map(String::from)
 }
 
+/// Objects per page when a watch (re)lists policies or workloads, and in
+/// a live read. A page is held whole, as JSON, before its objects are cut
+/// down (`slim_policy`, `known_workload`): kube's default of 500 policies
+/// with 250 KB annotations each is 125 MB in one response, and drill 8 saw
+/// a fresh replica peak at 440 MiB syncing 800 of them (69 MiB after, peak
+/// 121 MiB, with 50). Costs 200 requests to list 10,000 ordinary policies.
+const LIST_PAGE: u32 = 50;
+
 /// How often a missing Cilium CRD is looked for again (quietly).
 const CRD_RECHECK: Duration = Duration::from_secs(60);
 
@@ -468,7 +476,7 @@ impl LiveView {
     async fn watch_policies(self: Arc<Self>, kind: PolicyKind, required: bool) {
         let resource = Resource::Policy(kind);
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
-        let stream = watcher(api, watcher::Config::default())
+        let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
             .default_backoff()
             .boxed();
         self.follow(
@@ -509,7 +517,7 @@ impl LiveView {
             plural,
         );
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        let stream = watcher(api, watcher::Config::default())
+        let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
             .default_backoff()
             .boxed();
         let api_version = if group.is_empty() {
@@ -811,8 +819,19 @@ impl LiveReader {
             self.allowed()?;
             let api: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), ns, &api_resource(kind));
-            let list = api.list(&ListParams::default()).await?;
-            policies.extend(list.items.iter().filter_map(|o| to_json(o, kind)));
+            // Paged like the watches' lists: one page at a time in memory.
+            let mut params = ListParams::default().limit(LIST_PAGE);
+            loop {
+                let list = api.list(&params).await?;
+                policies.extend(list.items.iter().filter_map(|o| to_json(o, kind)));
+                match list.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(token) => {
+                        self.allowed()?;
+                        params = params.continue_token(&token);
+                    }
+                    None => break,
+                }
+            }
         }
         Ok(NamespaceSnapshot { meta, policies })
     }

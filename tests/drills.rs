@@ -1265,3 +1265,194 @@ async fn drill_7_partial_bodies_cannot_exhaust_memory() {
     );
     assert_alive(&mut server);
 }
+
+// --- 8. everything at once, in live mode ------------------------------------
+
+/// Peak resident memory of a process so far, in bytes (Linux `VmHWM`).
+fn peak_rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A valid NetworkPolicy in unmanaged namespace `legacy` carrying a 250 KB
+/// annotation: what the review filled the watch cache with.
+fn bloated_policy(i: usize, filler: &str) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": format!("bloat-{i}"), "namespace": "legacy",
+            "annotations": {"bloat": filler}},
+        "spec": {"podSelector": {"matchLabels": {"app": format!("a{i}")}},
+            "ingress": [{"from": [{"podSelector": {}}]}]}})
+}
+
+/// Issue 13, "the bar": every attack of the adversarial review at once,
+/// against a live-mode replica (watches on a fake API server):
+/// - 800 policies with 250 KB annotations before it starts (a fresh
+///   replica's sync), and 200 more created during the attack;
+/// - 128 connections each holding 4 MiB − 1 of a 4 MiB body;
+/// - 200 HTTP/2 preface-only connections;
+/// - 200 forged reviews for a namespace that does not exist;
+/// - 100 forged uncovered workloads (each a live re-read before denial);
+/// - 20 reviews with a 1 MB `apiVersion`.
+///
+/// Peak RSS (VmHWM, sync included) stays under the Deployment's 256Mi
+/// limit, a separate client's well-formed reviews are all answered
+/// correctly (p99 printed for the drill report), the unknown namespace is
+/// never listed, and the live re-reads stay coalesced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drill_8_all_attacks_at_once_stay_under_the_memory_limit_and_admission_works() {
+    let _one_at_a_time = SERIAL.lock().await;
+    raise_open_files(4096);
+    let fake = Arc::new(slow_cluster(Duration::from_millis(20)).await);
+    let filler = "x".repeat(250 * 1024);
+    for i in 0..800 {
+        fake.apply_object(&bloated_policy(i, &filler));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig).unwrap();
+    let mut server = Server::start_with(
+        &["--namespace", "netpol-guard", "--no-baseline"],
+        &[("KUBECONFIG", kubeconfig.as_path())],
+    );
+    let ep = Endpoint::of(&server);
+    let pid = server.child.id();
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = ep.http1().await.unwrap();
+        if send(&mut c, "GET", "/readyz", Bytes::new())
+            .await
+            .map(|r| r.status)
+            .ok()
+            == Some(200)
+        {
+            break;
+        }
+        assert!(Instant::now() < ready_by, "not ready within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let synced_peak = peak_rss_bytes(pid);
+    let synced = rss_bytes(pid);
+    let lists_before = fake.requests().len();
+
+    let mut attacks = JoinSet::new();
+    for _ in 0..128 {
+        let ep = ep.clone();
+        attacks.spawn(async move {
+            partial_body(ep, Duration::from_secs(6)).await;
+        });
+    }
+    for _ in 0..200 {
+        let ep = ep.clone();
+        attacks.spawn(async move {
+            if let Ok(mut s) = ep.tls(&[b"h2"]).await {
+                let _ = s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+                let _ = wait_closed(&mut s, Duration::from_secs(6)).await;
+            }
+        });
+    }
+    let forged_ns = String::from_utf8(fixture("deployment-create-uncovered.json").to_vec())
+        .unwrap()
+        .replace("\"payments\"", "\"no-such-namespace\"");
+    let uncovered = fixture("deployment-create-uncovered.json");
+    let huge = {
+        let mut review: Value =
+            serde_json::from_slice(&fixture("deployment-create-covered.json")).unwrap();
+        review["apiVersion"] = json!("v".repeat(1024 * 1024));
+        Bytes::from(serde_json::to_vec(&review).unwrap())
+    };
+    for _ in 0..10 {
+        let ep = ep.clone();
+        let forged_ns = Bytes::from(forged_ns.clone());
+        let uncovered = uncovered.clone();
+        let huge = huge.clone();
+        attacks.spawn(async move {
+            let Ok(mut c) = ep.http1().await else { return };
+            for i in 0..32 {
+                let body = match i % 16 {
+                    0..=9 => forged_ns.clone(),
+                    10..=14 => uncovered.clone(),
+                    _ => huge.clone(),
+                };
+                if send(&mut c, "POST", "/validate", body).await.is_err() {
+                    match ep.http1().await {
+                        Ok(fresh) => c = fresh,
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+    }
+    {
+        let fake = fake.clone();
+        let filler = filler.clone();
+        attacks.spawn(async move {
+            for i in 800..1000 {
+                fake.apply_object(&bloated_policy(i, &filler));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    }
+
+    // Meanwhile, the API server's own requests.
+    let mut c = ep.http1().await.unwrap();
+    let body = fixture("deployment-create-covered.json");
+    let uid = uid_of(&body);
+    let mut took = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        let sent = Instant::now();
+        let r = match send(&mut c, "POST", "/validate", body.clone()).await {
+            Ok(r) => r,
+            Err(e) => panic!("no answer to a well-formed review during the attack: {e}"),
+        };
+        took.push(sent.elapsed());
+        assert_verdict(r.status, &r.json(), &uid, true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while attacks.join_next().await.is_some() {}
+    let peak = peak_rss_bytes(pid);
+    took.sort();
+    let p99 = took[(took.len() * 99 / 100).min(took.len() - 1)];
+    let requests = fake.requests();
+    let unknown_lists = requests
+        .iter()
+        .filter(|r| r.path.contains("/namespaces/no-such-namespace/"))
+        .count();
+    let rereads = requests[lists_before..]
+        .iter()
+        .filter(|r| {
+            r.path == "/apis/networking.k8s.io/v1/namespaces/payments/networkpolicies"
+                && !r.is_watch()
+        })
+        .count();
+    println!(
+        "drill 8: RSS {} MiB after syncing 800 policies of 250 KB (peak {} MiB while syncing); peak {} MiB under every \
+         attack at once; {} well-formed reviews served meanwhile, p50 {:?}, p99 {p99:?}, max {:?}; {rereads} live \
+         re-reads of payments for 100 forged uncovered workloads; {unknown_lists} reads of the unknown namespace",
+        synced / MIB,
+        synced_peak / MIB,
+        peak / MIB,
+        took.len(),
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+    assert!(
+        peak < 256 * MIB,
+        "peak RSS {} MiB: over the Deployment's 256Mi limit",
+        peak / MIB
+    );
+    assert!(took.len() > 20, "only {} reviews served", took.len());
+    assert_eq!(
+        unknown_lists, 0,
+        "a namespace the API server says is absent is never listed"
+    );
+    assert!(
+        rereads < 100,
+        "{rereads} re-reads for 100 forged uncovered workloads: not coalesced"
+    );
+    assert_alive(&mut server);
+}
