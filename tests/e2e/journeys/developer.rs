@@ -316,3 +316,37 @@ pub fn deleting_the_only_policy_of_workloads_names_them(env: &Env) {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A bare Pod that names a ConfigMap (or a made-up kind) as its controller
+/// is not a controller's Pod: the matchCondition sends it to the webhook,
+/// and it is judged like any bare Pod. A Pod naming a real workload
+/// controller kind is skipped by the API server itself.
+pub fn a_made_up_controller_owner_does_not_skip_the_pod(env: &Env) {
+    env.namespace("dev-e", true, None);
+    env.wait_baseline("dev-e", &[ALLOW_DNS, DEFAULT_DENY], Duration::from_secs(15));
+    for (api_version, kind) in [("v1", "ConfigMap"), ("example.com/v1", "ReplicaSet")] {
+        let mut p = pod("dev-e", "sneaky", "sneaky");
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": api_version, "kind": kind,
+            "name": "anything", "uid": "0b6c5c5e-0000-4000-8000-000000000001", "controller": true}]);
+        let out = apply_as_developer(env, &[], &[p]);
+        assert!(!out.status.success(), "owned by {api_version} {kind}: must be judged");
+        assert!(
+            stderr(&out).contains("denied the request: netpol-guard: require-network-policy: Pod dev-e/sneaky: no NetworkPolicy selects its pods"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Owned by an apps/v1 ReplicaSet: the API server never asks (the
+    // garbage collector removes the Pod, whose owner does not exist).
+    let mut p = pod("dev-e", "skipped", "skipped");
+    p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "name": "gone", "uid": "0b6c5c5e-0000-4000-8000-000000000002", "controller": true}]);
+    let out = apply_as_developer(env, &["--dry-run=server"], &[p]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let judged = env
+        .replicas
+        .iter()
+        .flat_map(|r| r.logged(0, "admission decision"))
+        .any(|l| l["namespace"] == "dev-e" && l["name"] == "skipped");
+    assert!(!judged, "a Pod of an apps/v1 ReplicaSet reached the webhook");
+}

@@ -31,6 +31,7 @@ pub fn all() -> Vec<Journey> {
         developer::dangerous_policies_are_denied_and_warnings_are_printed,
         developer::host_network_workloads_are_rejected,
         developer::deleting_the_only_policy_of_workloads_names_them,
+        developer::a_made_up_controller_owner_does_not_skip_the_pod,
         admin::a_configmap_edit_takes_effect,
         admin::a_bad_configmap_is_reported_and_the_last_good_config_stays,
         admin::audit_mode_by_label_creates_nothing_and_enforce_creates_both,
