@@ -127,7 +127,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let req = admission::parse_review(black_box(&body)).unwrap();
             let v = engine::decide(&req, &view, &settings).unwrap();
-            serde_json::to_vec(&netpol_guard::server::to_response(&req.uid, &v).into_review())
+            serde_json::to_vec(&netpol_guard::webhook::to_response(&req.uid, &v).into_review())
                 .unwrap()
         })
     });
@@ -149,7 +149,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let req = admission::parse_review(black_box(&applied)).unwrap();
             let v = engine::decide(&req, &view, &settings).unwrap();
-            serde_json::to_vec(&netpol_guard::server::to_response(&req.uid, &v).into_review())
+            serde_json::to_vec(&netpol_guard::webhook::to_response(&req.uid, &v).into_review())
                 .unwrap()
         })
     });

@@ -1,35 +1,28 @@
 //! netpol-guard: a Kubernetes admission webhook that keeps managed namespaces
 //! segmented by NetworkPolicy and rejects dangerous policies.
 //!
-//! The decision engine (`engine`, with `selector`, `workload`, `cluster`,
-//! `rules`, `config`) is pure; `server`, `manifests`, `tls` and `check` are the
-//! I/O around it.
+//! The pure core judges: `engine` (one admission request, a read-only
+//! `cluster::ClusterView` and the settings in, a verdict out), with
+//! `admission`, `rules`, `selector`, `workload`, `cidr`, `baseline` and the
+//! shared `vocab`. Around it, the I/O: `config` (load, reload), `cluster`
+//! (watches, lists, manifests), `webhook` (HTTP/TLS, state, read-after-write),
+//! `generate` (the baseline, leader election, Events) and `report` (check,
+//! audit, SARIF, PolicyReports). ARCHITECTURE.md has the map.
 
 pub mod admission;
-pub mod apierror;
-pub mod audit;
 pub mod baseline;
 pub mod certs;
-pub mod check;
 pub mod cidr;
 pub mod cluster;
 pub mod config;
 pub mod engine;
-pub mod events;
-pub mod generator;
-pub mod inventory;
-pub mod leader;
-pub mod live;
-pub mod manifests;
+pub mod generate;
 pub mod metrics;
-pub mod mutation;
-pub mod policyreport;
-pub mod reload;
-pub mod reporter;
+pub mod report;
 pub mod rules;
-pub mod sarif;
 pub mod selector;
-pub mod server;
-pub mod summary;
-pub mod tls;
+pub mod vocab;
+pub mod webhook;
 pub mod workload;
+
+pub use cluster::manifests;

@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use netpol_guard::audit;
-use netpol_guard::check::{self, EXIT_UNREADABLE};
 use netpol_guard::cluster::ClusterView;
+use netpol_guard::cluster::live::LiveView;
+use netpol_guard::config::reload::{self, LogLevelHook};
 use netpol_guard::config::{DEFAULT_CONFIG_YAML, Settings};
-use netpol_guard::live::LiveView;
 use netpol_guard::manifests;
-use netpol_guard::reload::{self, LogLevelHook};
-use netpol_guard::reporter;
-use netpol_guard::server::{self, AppState};
-use netpol_guard::summary::{ColorChoice, Paint};
-use netpol_guard::tls::{CertPair, CertStore, CertWatch, ReloadOutcome};
+use netpol_guard::report::audit;
+use netpol_guard::report::check::{self, EXIT_UNREADABLE};
+use netpol_guard::report::reporter;
+use netpol_guard::report::summary::{ColorChoice, Paint};
+use netpol_guard::webhook::tls::{CertPair, CertStore, CertWatch, ReloadOutcome};
+use netpol_guard::webhook::{self, AppState};
 
 #[derive(Parser)]
 #[command(
@@ -138,16 +138,16 @@ struct ServeArgs {
     /// Admission requests (/validate, /mutate) judged at once; more get 503
     /// with Retry-After: 1 (counted in netpol_guard_shed_requests_total).
     /// /healthz, /readyz and /metrics are never shed.
-    #[arg(long, default_value_t = server::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = webhook::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_in_flight: usize,
     /// Open connections at once (TLS handshakes included); more are closed
     /// as they arrive (counted in netpol_guard_refused_connections_total).
-    #[arg(long, default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = webhook::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
     /// Bytes of request bodies buffered at once, over all connections; a
     /// request whose body does not fit gets 503 before any of it is read.
     /// Bounds memory against many large, slow bodies.
-    #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BUFFER, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = webhook::DEFAULT_MAX_BODY_BUFFER, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_body_buffer: usize,
     /// Also offer HTTP/2 (ALPN h2). kube-apiserver calls webhooks over
     /// HTTP/1.1, so it is off unless a client needs it.
@@ -226,7 +226,7 @@ fn init_logging(format: Option<LogFormat>) -> Option<LogLevelHook> {
     };
     // Standard error, written in batches off the request path (one write(2)
     // per few milliseconds, not per decision), and flushed at exit.
-    let stderr = server::BufferedStderr::get();
+    let stderr = webhook::BufferedStderr::get();
     tracing_subscriber::registry()
         .with(filter)
         .with(json.then(|| fmt::layer().json().flatten_event(true).with_writer(stderr)))
@@ -295,9 +295,10 @@ fn main() -> ExitCode {
                             Err(e) => eprintln!("cannot render JSON: {e}"),
                         },
                         Output::Sarif => {
-                            let findings: Vec<netpol_guard::sarif::SarifFinding> =
+                            let findings: Vec<netpol_guard::report::sarif::SarifFinding> =
                                 report.findings.iter().map(Into::into).collect();
-                            let log = netpol_guard::sarif::render(&findings, &report.errors);
+                            let log =
+                                netpol_guard::report::sarif::render(&findings, &report.errors);
                             match serde_json::to_string_pretty(&log) {
                                 Ok(j) => println!("{j}"),
                                 Err(e) => eprintln!("cannot render SARIF: {e}"),
@@ -450,7 +451,7 @@ async fn audit_settings(args: &AuditArgs, client: &kube::Client) -> Result<Setti
         Err(e) => {
             return Err(format!(
                 "cannot read {source} ({}): pass --config FILE (netpol-guard config default prints the defaults)",
-                netpol_guard::apierror::describe(&e)
+                netpol_guard::cluster::apierror::describe(&e)
             ));
         }
     };
@@ -459,7 +460,7 @@ async fn audit_settings(args: &AuditArgs, client: &kube::Client) -> Result<Setti
 
 /// `netpol-guard audit`: read, judge, print, and optionally write reports.
 async fn run_audit(args: AuditArgs) -> Result<i32, String> {
-    use netpol_guard::inventory::{self, Progress};
+    use netpol_guard::cluster::inventory::{self, Progress};
     let client = audit_client(&args).await?;
     let settings = audit_settings(&args, &client).await?;
     let scope = inventory::Scope {
@@ -515,9 +516,9 @@ async fn run_audit(args: AuditArgs) -> Result<i32, String> {
             Err(e) => return Err(format!("cannot render JSON: {e}")),
         },
         Output::Sarif => {
-            let findings: Vec<netpol_guard::sarif::SarifFinding> =
+            let findings: Vec<netpol_guard::report::sarif::SarifFinding> =
                 report.findings().map(Into::into).collect();
-            let log = netpol_guard::sarif::render(&findings, &report.errors);
+            let log = netpol_guard::report::sarif::render(&findings, &report.errors);
             match serde_json::to_string_pretty(&log) {
                 Ok(j) => println!("{j}"),
                 Err(e) => return Err(format!("cannot render SARIF: {e}")),
@@ -584,12 +585,13 @@ fn raise_open_files_limit() {
 fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
     raise_open_files_limit();
     let client_roots = match &o.client_ca {
-        Some(path) => {
-            Some(netpol_guard::tls::client_roots(path).map_err(|e| format!("--client-ca: {e}"))?)
-        }
+        Some(path) => Some(
+            netpol_guard::webhook::tls::client_roots(path)
+                .map_err(|e| format!("--client-ca: {e}"))?,
+        ),
         None => None,
     };
-    let limits = server::ConnLimits {
+    let limits = webhook::ConnLimits {
         handshake_timeout: o.handshake_timeout,
         header_read_timeout: o.header_read_timeout,
         max_connections: o.max_connections,
@@ -659,7 +661,7 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
     app_state.set_max_in_flight(o.max_in_flight);
     app_state.set_max_body_buffer(o.max_body_buffer);
     app_state.set_body_read_timeout(o.header_read_timeout);
-    let app = server::router(app_state.clone());
+    let app = webhook::router(app_state.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -690,7 +692,7 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {addr} (--metrics-addr): {e}"))?;
             let metrics_local = plain.local_addr().map_err(|e| e.to_string())?;
             tracing::info!(metrics_addr = %metrics_local, "metrics listening (plain HTTP: /metrics, /healthz, /readyz)");
-            tokio::spawn(server::serve_plain(plain, server::ops_router(app_state.clone()), limits, server::shutdown_signal()));
+            tokio::spawn(webhook::serve_plain(plain, webhook::ops_router(app_state.clone()), limits, webhook::shutdown_signal()));
         }
         match (&o.config, config_text) {
             (Some(path), Some(text)) => {
@@ -713,18 +715,18 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
                 let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
                 format!("{}-{}", host.trim(), std::process::id())
             });
-            let election = netpol_guard::leader::spawn(client.clone(), &o.namespace, "netpol-guard", identity);
+            let election = netpol_guard::generate::leader::spawn(client.clone(), &o.namespace, "netpol-guard", identity);
             let leadership = election.leadership();
             // On SIGTERM the Lease is given up at once, while admission
             // drains, so another replica leads within a second or two.
             tokio::spawn(async move {
-                server::shutdown_signal().await;
+                webhook::shutdown_signal().await;
                 election.release().await;
             });
             if o.no_baseline {
                 tracing::info!("--no-baseline: the baseline generator is off");
             } else {
-                netpol_guard::generator::spawn(client.clone(), app_state.clone(), leadership.clone());
+                netpol_guard::generate::generator::spawn(client.clone(), app_state.clone(), leadership.clone());
             }
             // The background audit keeps PolicyReports current (leader only).
             reporter::spawn(client.clone(), app_state.clone(), leadership);
@@ -744,7 +746,7 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             "connection limits"
         );
         tracing::info!(addr = %local, "netpol-guard listening (HTTPS: /validate, /mutate, /healthz, /readyz, /metrics)");
-        server::serve(listener, tls, app, limits, server::shutdown_signal()).await;
+        webhook::serve(listener, tls, app, limits, webhook::shutdown_signal()).await;
         Ok::<(), String>(())
     })?;
     tracing::info!("netpol-guard stopped");

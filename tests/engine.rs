@@ -4,11 +4,11 @@
 mod common;
 
 use netpol_guard::admission::{self, AdmissionRequest, Operation};
-use netpol_guard::audit;
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::Settings;
 use netpol_guard::engine::{self, Verdict};
 use netpol_guard::manifests;
+use netpol_guard::report::audit;
 use netpol_guard::rules::{Action, RuleId};
 use serde_json::json;
 

@@ -441,7 +441,7 @@ fn the_configmap_is_the_documented_default_and_names_the_real_service_account() 
     let text = cm["data"]["config.yaml"].as_str().unwrap();
     assert_eq!(
         text, DEFAULT_CONFIG_YAML,
-        "manifests/config.yaml drifted from src/default-config.yaml"
+        "manifests/config.yaml drifted from src/config/default-config.yaml"
     );
     let settings = Settings::from_yaml(text).unwrap();
     let sa = find(&objects, "ServiceAccount", "netpol-guard");

@@ -7,7 +7,7 @@ mod fake_apiserver;
 mod schemas;
 
 use fake_apiserver::{FakeApiServer, RequestMatcher};
-use netpol_guard::policyreport::{
+use netpol_guard::report::policyreport::{
     self, Outcome, ReportEntry, ReportError, ResourceRef, Severity, WriteOutcome,
 };
 use serde_json::{Value, json};

@@ -146,10 +146,10 @@ async fn log_level_comes_from_the_config_when_the_environment_does_not_set_it() 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
     // A tracing filter: the start-up lines (target netpol_guard) stay at
-    // info, the per-request ones (netpol_guard::server) only warn.
+    // info, the per-request ones (netpol_guard::webhook) only warn.
     std::fs::write(
         &cfg,
-        "logLevel: warn,netpol_guard=info,netpol_guard::server=warn\n",
+        "logLevel: warn,netpol_guard=info,netpol_guard::webhook=warn\n",
     )
     .unwrap();
     let server = common::Server::start_with_env(

@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::Settings;
 use netpol_guard::manifests;
-use netpol_guard::server::{AppState, router};
+use netpol_guard::webhook::{AppState, router};
 use proptest::prelude::*;
 use serde_json::Value;
 use tower::ServiceExt;

@@ -329,7 +329,10 @@ pub fn a_made_up_controller_owner_does_not_skip_the_pod(env: &Env) {
         p["metadata"]["ownerReferences"] = json!([{"apiVersion": api_version, "kind": kind,
             "name": "anything", "uid": "0b6c5c5e-0000-4000-8000-000000000001", "controller": true}]);
         let out = apply_as_developer(env, &[], &[p]);
-        assert!(!out.status.success(), "owned by {api_version} {kind}: must be judged");
+        assert!(
+            !out.status.success(),
+            "owned by {api_version} {kind}: must be judged"
+        );
         assert!(
             stderr(&out).contains("denied the request: netpol-guard: require-network-policy: Pod dev-e/sneaky: no NetworkPolicy selects its pods"),
             "{}",
@@ -348,5 +351,8 @@ pub fn a_made_up_controller_owner_does_not_skip_the_pod(env: &Env) {
         .iter()
         .flat_map(|r| r.logged(0, "admission decision"))
         .any(|l| l["namespace"] == "dev-e" && l["name"] == "skipped");
-    assert!(!judged, "a Pod of an apps/v1 ReplicaSet reached the webhook");
+    assert!(
+        !judged,
+        "a Pod of an apps/v1 ReplicaSet reached the webhook"
+    );
 }

@@ -10,13 +10,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::admission;
-use crate::audit::{self, AuditReport, NamespaceAudit};
 use crate::cluster::ClusterView;
+use crate::cluster::manifests::{self, SourcedObject};
 use crate::config::Settings;
 use crate::engine;
-use crate::manifests::{self, SourcedObject};
+use crate::report::audit::{self, AuditReport, NamespaceAudit};
+use crate::report::summary::{self, Paint};
 use crate::rules::Action;
-use crate::summary::{self, Paint};
 use crate::workload::WorkloadKind;
 
 /// The user `check` judges as (no exemption by user applies to it).

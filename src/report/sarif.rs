@@ -11,12 +11,12 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::check::CheckFinding;
+use crate::report::check::CheckFinding;
 use crate::rules::{Action, RuleId};
 
 /// The rule catalog's documentation; each rule's `### \`id\`` section becomes
 /// its SARIF help.
-const RULES_DOC: &str = include_str!("../docs/rules.md");
+const RULES_DOC: &str = include_str!("../../docs/rules.md");
 
 /// The `$schema` every log names: the OASIS SARIF 2.1.0 schema (errata 01).
 pub const SCHEMA_URI: &str =

@@ -3,61 +3,22 @@
 //! bad value is an error that names the key and the line, because a typo in a
 //! security setting must never silently fall back to a default.
 
+pub mod reload;
+
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::cidr::Cidr;
-use crate::rules::{Action, RuleId};
 use crate::selector::{LabelSelector, Selector, SelectorError};
+use crate::vocab::{Action, RuleId};
 
 /// The documented defaults, printed by `netpol-guard config default`. A test
 /// checks that parsing this text gives exactly `Config::default()`.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("default-config.yaml");
 
-/// Which traffic a NetworkPolicy must grant for a workload to count as covered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Directions {
-    /// Ingress or egress (one policy granting either is enough).
-    #[default]
-    Any,
-    Ingress,
-    Egress,
-    /// Both directions, possibly from different policies.
-    Both,
-}
-
-/// Whether denials are enforced, or only reported as warnings (gradual rollout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    /// Every would-be denial is allowed and returned as a warning.
-    Audit,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Audit => "audit",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "enforce" => Some(Mode::Enforce),
-            "audit" => Some(Mode::Audit),
-            _ => None,
-        }
-    }
-}
-
-/// Namespace label that overrides `mode` for one namespace.
-pub const MODE_LABEL: &str = "netpol-guard.io/mode";
+pub use crate::vocab::{Directions, MODE_LABEL, Mode};
 
 /// What to do with a namespace's baseline when it stops being managed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

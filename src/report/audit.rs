@@ -14,13 +14,13 @@ use serde_json::Value;
 
 use crate::admission;
 use crate::baseline;
-use crate::check::{EXIT_CLEAN, EXIT_DENIED, EXIT_UNREADABLE};
 use crate::cluster::{ClusterView, PolicyKind};
 use crate::config::{Mode, Settings};
 use crate::engine;
+use crate::report::check::{EXIT_CLEAN, EXIT_DENIED, EXIT_UNREADABLE};
+use crate::report::summary::{self, Cell, Paint, Tone};
 use crate::rules::{Action, Finding, RuleId, coverage};
 use crate::selector::Labels;
-use crate::summary::{self, Cell, Paint, Tone};
 use crate::workload::{self, WorkloadKind};
 
 /// The user `audit` judges as: no exemption by user applies to it.
@@ -743,14 +743,14 @@ fn write_finding(out: &mut String, f: &ObjectFinding, paint: Paint) {
 }
 
 /// An audit finding has no file: SARIF locates it by the object's name.
-impl From<&ObjectFinding> for crate::sarif::SarifFinding {
+impl From<&ObjectFinding> for crate::report::sarif::SarifFinding {
     fn from(f: &ObjectFinding) -> Self {
         Self {
             rule: f.rule.clone(),
             action: f.action.clone(),
             message: f.message.clone(),
             detail: f.detail.clone(),
-            location: crate::sarif::Location::Object {
+            location: crate::report::sarif::Location::Object {
                 api_version: f.object.api_version.clone(),
                 kind: f.object.kind.clone(),
                 namespace: f.namespace.clone(),

@@ -15,7 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
 use crate::config::Settings;
-use crate::server::AppState;
+use crate::webhook::AppState;
 
 /// The ConfigMap key holding the YAML document.
 pub const CONFIG_KEY: &str = "config.yaml";
@@ -114,7 +114,7 @@ pub fn spawn_configmap_watch(
                         "netpol_guard_watch_restarts_total",
                         &[("resource", "configmaps")],
                     );
-                    tracing::warn!(source, error = %crate::apierror::describe_watch(&e), "config watch failed; retrying with backoff");
+                    tracing::warn!(source, error = %crate::cluster::apierror::describe_watch(&e), "config watch failed; retrying with backoff");
                     continue;
                 }
                 Ok(watcher::Event::Init) => {
@@ -169,8 +169,13 @@ pub fn spawn_configmap_watch(
                         action: "Reload".into(),
                         secondary: None,
                     };
-                    crate::events::record(&client, &state.metrics, &event, &cm.object_ref(&()))
-                        .await;
+                    crate::generate::events::record(
+                        &client,
+                        &state.metrics,
+                        &event,
+                        &cm.object_ref(&()),
+                    )
+                    .await;
                 }
             }
         }

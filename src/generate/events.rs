@@ -44,7 +44,7 @@ pub async fn record(
                 reason = %event.reason,
                 kind = regarding.kind.as_deref().unwrap_or(""),
                 name = regarding.name.as_deref().unwrap_or(""),
-                error = %crate::apierror::describe(&e),
+                error = %crate::cluster::apierror::describe(&e),
                 "cannot record an Event"
             );
             false

@@ -31,7 +31,7 @@ pub struct Scope {
 /// Why the cluster could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("cannot list {resource}: {}", crate::apierror::describe(.source))]
+    #[error("cannot list {resource}: {}", crate::cluster::apierror::describe(.source))]
     List {
         resource: &'static str,
         #[source]
@@ -39,7 +39,7 @@ pub enum InventoryError {
     },
     #[error("namespace {0} does not exist")]
     NoNamespace(String),
-    #[error("cannot read namespace {namespace}: {}", crate::apierror::describe(.source))]
+    #[error("cannot read namespace {namespace}: {}", crate::cluster::apierror::describe(.source))]
     Namespace {
         namespace: String,
         #[source]
@@ -190,9 +190,12 @@ pub async fn fetch(
             Ok(None) => continue,
             Err(InventoryError::List { resource, source })
                 if resource != REQUIRED
-                    && matches!(crate::apierror::status_code(&source), Some(403 | 404)) =>
+                    && matches!(
+                        crate::cluster::apierror::status_code(&source),
+                        Some(403 | 404)
+                    ) =>
             {
-                let reason = crate::apierror::describe(&source);
+                let reason = crate::cluster::apierror::describe(&source);
                 progress(Progress::Skipped {
                     resource,
                     reason: reason.clone(),

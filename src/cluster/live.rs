@@ -22,7 +22,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 
 use crate::cluster::{ClusterView, KnownWorkload, NamespaceMeta, PolicyKind};
-use crate::server::AppState;
+use crate::webhook::AppState;
 use crate::workload::WorkloadKind;
 
 /// The resources the view watches.
@@ -393,7 +393,7 @@ impl LiveView {
             "netpol_guard_watch_restarts_total",
             &[("resource", resource.as_str())],
         );
-        tracing::warn!(resource = resource.as_str(), error = %crate::apierror::describe_watch(e), "watch failed; retrying with backoff");
+        tracing::warn!(resource = resource.as_str(), error = %crate::cluster::apierror::describe_watch(e), "watch failed; retrying with backoff");
     }
 
     /// Follows one watch stream: buffers a (re)list between `Init` and
@@ -605,7 +605,7 @@ impl LiveView {
                     tokio::time::sleep(CRD_RECHECK).await;
                 }
                 Err(e) => {
-                    tracing::warn!(kind = kind.as_str(), error = %crate::apierror::describe(&e), "cannot tell whether the CRD exists; retrying");
+                    tracing::warn!(kind = kind.as_str(), error = %crate::cluster::apierror::describe(&e), "cannot tell whether the CRD exists; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
@@ -673,7 +673,7 @@ pub enum LiveReadError {
 
 impl From<kube::Error> for LiveReadError {
     fn from(e: kube::Error) -> Self {
-        LiveReadError::Api(crate::apierror::describe(&e))
+        LiveReadError::Api(crate::cluster::apierror::describe(&e))
     }
 }
 

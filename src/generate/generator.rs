@@ -30,9 +30,9 @@ use std::sync::Mutex;
 use crate::baseline::{self, MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::cluster::KnownWorkload;
 use crate::config::{MODE_LABEL, Mode, OnUnmanage};
-use crate::leader::Leadership;
+use crate::generate::leader::Leadership;
 use crate::rules::coverage;
-use crate::server::AppState;
+use crate::webhook::AppState;
 use crate::workload::WorkloadKind;
 
 /// Every namespace is reconciled again this often, whatever happens.
@@ -44,7 +44,7 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("{what}: {}", crate::apierror::describe(.source))]
+    #[error("{what}: {}", crate::cluster::apierror::describe(.source))]
     Api { what: String, source: kube::Error },
     #[error("cannot build NetworkPolicy {what}: {reason}")]
     Invalid { what: String, reason: String },
@@ -168,7 +168,7 @@ fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action 
         let reference = ns.object_ref(&());
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            crate::events::record(&client, &ctx.state.metrics, &event, &reference).await;
+            crate::generate::events::record(&client, &ctx.state.metrics, &event, &reference).await;
         });
     }
     Action::requeue(delay)
@@ -292,8 +292,13 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
                 action: "Apply".into(),
                 secondary: None,
             };
-            crate::events::record(&ctx.client, &ctx.state.metrics, &event, &ns.object_ref(&()))
-                .await;
+            crate::generate::events::record(
+                &ctx.client,
+                &ctx.state.metrics,
+                &event,
+                &ns.object_ref(&()),
+            )
+            .await;
         }
         // What this mode does not want goes: in audit mode, everything
         // (a policy that selects pods would enforce).
@@ -494,11 +499,11 @@ async fn list_workloads(
         let items = match items {
             Ok(items) => items,
             // An old server, a missing API or an RBAC gap: report the rest.
-            Err(e) if matches!(crate::apierror::status_code(&e), Some(403 | 404)) => {
+            Err(e) if matches!(crate::cluster::apierror::status_code(&e), Some(403 | 404)) => {
                 ctx.state
                     .metrics
                     .inc("netpol_guard_list_skipped_total", &[("resource", plural)]);
-                tracing::warn!(namespace, resource = plural, error = %crate::apierror::describe(&e),
+                tracing::warn!(namespace, resource = plural, error = %crate::cluster::apierror::describe(&e),
                     "cannot list this kind; the impact report leaves it out");
                 continue;
             }
@@ -563,7 +568,8 @@ async fn report_impact(ctx: &Ctx, ns: &Namespace, mode: Mode) -> Result<(), Gene
         .into(),
         secondary: None,
     };
-    crate::events::record(&ctx.client, &ctx.state.metrics, &event, &ns.object_ref(&())).await;
+    crate::generate::events::record(&ctx.client, &ctx.state.metrics, &event, &ns.object_ref(&()))
+        .await;
     Ok(())
 }
 

@@ -173,7 +173,7 @@ pub fn spawn(client: Client, namespace: &str, name: &str, identity: String) -> E
                 Ok(Ok(false)) => this.set_until(None),
                 // Leadership, if any, runs out by itself at its deadline.
                 Ok(Err(e)) => {
-                    tracing::warn!(lease = %name, error = %crate::apierror::describe(&e), "lease update failed")
+                    tracing::warn!(lease = %name, error = %crate::cluster::apierror::describe(&e), "lease update failed")
                 }
                 Err(_) => {
                     tracing::warn!(lease = %name, timeout_ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX), "lease update timed out")
@@ -195,7 +195,7 @@ pub fn spawn(client: Client, namespace: &str, name: &str, identity: String) -> E
                     match tokio::time::timeout(CALL_TIMEOUT, release(&api, &name, &identity)).await {
                         Ok(Ok(true)) => tracing::info!(lease = %name, identity = %identity, "lease released"),
                         Ok(Ok(false)) => {}
-                        Ok(Err(e)) => tracing::warn!(lease = %name, error = %crate::apierror::describe(&e), "cannot release the lease; it expires by itself"),
+                        Ok(Err(e)) => tracing::warn!(lease = %name, error = %crate::cluster::apierror::describe(&e), "cannot release the lease; it expires by itself"),
                         Err(_) => tracing::warn!(lease = %name, "lease release timed out; it expires by itself"),
                     }
                     if let Some(done) = done {

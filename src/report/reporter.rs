@@ -8,12 +8,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kube::Client;
 
-use crate::audit::{self, AuditReport, NamespaceStatus, ObjectFinding, ObjectRef};
-use crate::inventory::{self, Scope};
-use crate::leader::Leadership;
-use crate::policyreport::{self, Outcome, ReportEntry, ReportError, ResourceRef, WriteOutcome};
+use crate::cluster::inventory::{self, Scope};
+use crate::generate::leader::Leadership;
+use crate::report::audit::{self, AuditReport, NamespaceStatus, ObjectFinding, ObjectRef};
+use crate::report::policyreport::{
+    self, Outcome, ReportEntry, ReportError, ResourceRef, WriteOutcome,
+};
 use crate::rules::RuleId;
-use crate::server::AppState;
+use crate::webhook::AppState;
 
 /// `results[].category` of workload results.
 pub const CATEGORY_WORKLOADS: &str = "Workload isolation";

@@ -2,6 +2,8 @@
 //! speaks to webhooks) and HTTP/2 via ALPN, the admission endpoints, health,
 //! readiness and metrics, and graceful shutdown on SIGTERM.
 
+pub mod tls;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,13 +28,13 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, AdmissionRequest, AdmissionResponse, Operation};
 use crate::cluster::ClusterView;
+use crate::cluster::live::{LiveReadError, LiveReader};
 use crate::config::Settings;
 use crate::engine::{self, Verdict};
-use crate::live::{LiveReadError, LiveReader};
+use crate::generate::mutation;
 use crate::metrics::{Decision, Metrics};
-use crate::mutation;
 use crate::rules::{Action, RuleId};
-use crate::tls::CertStore;
+use crate::webhook::tls::CertStore;
 use base64::Engine as _;
 
 /// The process's allocator. glibc's malloc made up a quarter of the
