@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod generate;
+pub mod logging;
 pub mod metrics;
 pub mod report;
 pub mod rules;

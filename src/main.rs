@@ -20,6 +20,18 @@ use netpol_guard::report::summary::{ColorChoice, Paint};
 use netpol_guard::webhook::tls::{CertPair, CertStore, CertWatch, ReloadOutcome};
 use netpol_guard::webhook::{self, AppState};
 
+/// The process's allocator. glibc's malloc made up a quarter of the
+/// instructions per admission request (parsing builds and drops a tree of
+/// a few hundred small maps and strings per object) and, with two runtime
+/// workers allocating and freeing each other's memory, contended on its
+/// arena locks (a futex call per request); mimalloc's thread-local free
+/// lists do neither (docs/benchmarks.md, "Throughput work"). Not under
+/// `cargo fuzz` (`cfg(fuzzing)`), where AddressSanitizer must see every
+/// allocation.
+#[cfg(not(fuzzing))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "netpol-guard",
@@ -226,7 +238,7 @@ fn init_logging(format: Option<LogFormat>) -> Option<LogLevelHook> {
     };
     // Standard error, written in batches off the request path (one write(2)
     // per few milliseconds, not per decision), and flushed at exit.
-    let stderr = webhook::BufferedStderr::get();
+    let stderr = netpol_guard::logging::BufferedStderr::get();
     tracing_subscriber::registry()
         .with(filter)
         .with(json.then(|| fmt::layer().json().flatten_event(true).with_writer(stderr)))
@@ -696,20 +708,22 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
         }
         match (&o.config, config_text) {
             (Some(path), Some(text)) => {
-                app_state.set_config_ready();
-                reload::spawn_file_watch(path.clone(), text, app_state.clone(), hook.clone());
+                app_state.settings_store().set_ready(true);
+                reload::spawn_file_watch(path.clone(), text, app_state.settings_store(), app_state.metrics.clone(), hook.clone());
             }
-            _ if o.state.is_some() => app_state.set_config_ready(),
+            _ if o.state.is_some() => app_state.settings_store().set_ready(true),
             _ => {}
         }
         if o.state.is_some() {
-            app_state.set_view_ready();
+            if let Some(writer) = app_state.take_view_writer() {
+                writer.set_ready();
+            }
         } else {
             let client = kube::Client::try_default()
                 .await
                 .map_err(|e| format!("no --state and no usable kubeconfig or in-cluster service account: {e}"))?;
             if o.config.is_none() {
-                reload::spawn_configmap_watch(client.clone(), o.namespace.clone(), o.configmap.clone(), app_state.clone(), hook.clone());
+                reload::spawn_configmap_watch(client.clone(), o.namespace.clone(), o.configmap.clone(), app_state.settings_store(), app_state.metrics.clone(), hook.clone());
             }
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
                 let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
@@ -726,11 +740,20 @@ fn run_serve(o: ServeArgs, hook: Option<LogLevelHook>) -> Result<(), String> {
             if o.no_baseline {
                 tracing::info!("--no-baseline: the baseline generator is off");
             } else {
-                netpol_guard::generate::generator::spawn(client.clone(), app_state.clone(), leadership.clone());
+                let shared = netpol_guard::generate::generator::Shared {
+                    settings: app_state.settings_store(),
+                    view: app_state.view_store(),
+                    metrics: app_state.metrics.clone(),
+                };
+                netpol_guard::generate::generator::spawn(client.clone(), shared, leadership.clone());
             }
             // The background audit keeps PolicyReports current (leader only).
-            reporter::spawn(client.clone(), app_state.clone(), leadership);
-            let live = LiveView::new(client, app_state.clone());
+            let shared = reporter::Shared { settings: app_state.settings_store(), metrics: app_state.metrics.clone() };
+            reporter::spawn(client.clone(), shared, leadership);
+            let writer = app_state
+                .take_view_writer()
+                .ok_or_else(|| "the cluster view's writer was already taken".to_string())?;
+            let live = LiveView::new(client, writer, app_state.settings_store(), app_state.metrics.clone());
             app_state.set_live_reader(live.reader());
             live.spawn();
             tracing::info!("building the cluster view from the API server; /readyz turns 200 once synced");

@@ -21,8 +21,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
+use crate::cluster::store::ViewWriter;
 use crate::cluster::{ClusterView, KnownWorkload, NamespaceMeta, PolicyKind};
-use crate::webhook::AppState;
+use crate::config::store::SettingsStore;
+use crate::metrics::Metrics;
 use crate::workload::WorkloadKind;
 
 /// The resources the view watches.
@@ -309,21 +311,31 @@ const LIST_PAGE: u32 = 50;
 /// How often a missing Cilium CRD is looked for again (quietly).
 const CRD_RECHECK: Duration = Duration::from_secs(60);
 
-/// Runs the watches, publishing views into `state`, until the process ends.
+/// Runs the watches, publishing views through its `ViewWriter`, until the
+/// process ends.
 /// Marks the view ready once every watched resource has been listed.
 pub struct LiveView {
     client: Client,
-    state: Arc<AppState>,
+    writer: ViewWriter,
+    settings: SettingsStore,
+    metrics: Arc<Metrics>,
     model: Arc<Mutex<Model>>,
     /// Whether the CiliumNetworkPolicy CRD was found (for live re-reads).
     cilium: Arc<AtomicBool>,
 }
 
 impl LiveView {
-    pub fn new(client: Client, state: Arc<AppState>) -> Self {
+    pub fn new(
+        client: Client,
+        writer: ViewWriter,
+        settings: SettingsStore,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             client,
-            state,
+            writer,
+            settings,
+            metrics,
             model: Arc::default(),
             cilium: Arc::default(),
         }
@@ -361,18 +373,18 @@ impl LiveView {
                 .all(|(k, ..)| model.synced.contains(&Resource::Workloads(*k)));
             model.view.set_workloads_known(all_workloads);
         }
-        self.state.set_view(model.view.clone());
+        self.writer.publish(Arc::new(model.view.clone()));
         let core = [
             Resource::Namespaces,
             Resource::Policy(PolicyKind::NetworkPolicy),
         ];
-        if core.iter().all(|r| model.synced.contains(r)) && !self.state.view_ready() {
+        if core.iter().all(|r| model.synced.contains(r)) && !self.writer.ready() {
             tracing::info!(
                 namespaces = model.view.namespace_count(),
                 policies = model.view.policy_count(),
                 "cluster view synced from the API server"
             );
-            self.state.set_view_ready();
+            self.writer.set_ready();
         }
     }
 
@@ -389,7 +401,7 @@ impl LiveView {
     }
 
     fn watch_error(&self, resource: Resource, e: &watcher::Error) {
-        self.state.metrics.inc(
+        self.metrics.inc(
             "netpol_guard_watch_restarts_total",
             &[("resource", resource.as_str())],
         );
@@ -525,13 +537,13 @@ impl LiveView {
         } else {
             format!("{group}/{version}")
         };
-        let state = self.state.clone();
+        let settings = self.settings.clone();
         let convert = move |o: DynamicObject| {
             let mut v = serde_json::to_value(&o).ok()?;
             let map = v.as_object_mut()?;
             map.insert("apiVersion".into(), api_version.clone().into());
             map.insert("kind".into(), kind.as_str().into());
-            workload_item(kind, &v, &state)
+            workload_item(kind, &v, &settings)
         };
         self.follow_workloads(kind, stream, convert).await;
     }
@@ -545,11 +557,11 @@ impl LiveView {
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        let state = self.state.clone();
+        let settings = self.settings.clone();
         let convert = move |p: PartialObjectMeta<Pod>| {
             let meta = serde_json::to_value(&p.metadata).ok()?;
             let v = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}});
-            workload_item(WorkloadKind::Pod, &v, &state)
+            workload_item(WorkloadKind::Pod, &v, &settings)
         };
         self.follow_workloads(WorkloadKind::Pod, stream, convert)
             .await;
@@ -711,10 +723,14 @@ pub struct NamespaceSnapshot {
 /// at their owner follows `controllerKinds` as configured when the object
 /// arrives; a config change applies to objects seen after it (and to all
 /// at the next relist).
-fn workload_item(kind: WorkloadKind, obj: &Value, state: &AppState) -> Option<WorkloadItem> {
+fn workload_item(
+    kind: WorkloadKind,
+    obj: &Value,
+    settings: &SettingsStore,
+) -> Option<WorkloadItem> {
     let ns = namespace(obj)?;
     let name = name(obj)?;
-    let settings = state.settings();
+    let settings = settings.get();
     let kept = crate::cluster::known_workload(kind, obj, &settings.config.controller_kinds)
         .map(|(_, w)| Arc::new(w));
     Some((ns, name, kept))

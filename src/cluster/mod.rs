@@ -5,9 +5,11 @@
 //! description of API errors (`apierror`).
 
 pub mod apierror;
+pub mod events;
 pub mod inventory;
 pub mod live;
 pub mod manifests;
+pub mod store;
 mod view;
 
 pub use view::*;

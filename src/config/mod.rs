@@ -4,6 +4,7 @@
 //! security setting must never silently fall back to a default.
 
 pub mod reload;
+pub mod store;
 
 use std::fmt;
 

@@ -15,7 +15,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
 use crate::config::Settings;
-use crate::webhook::AppState;
+use crate::config::store::SettingsStore;
+use crate::metrics::Metrics;
 
 /// The ConfigMap key holding the YAML document.
 pub const CONFIG_KEY: &str = "config.yaml";
@@ -28,18 +29,19 @@ pub type LogLevelHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Applies new config text, or rejects it and keeps the current settings.
 /// Returns the error text when rejected.
 pub fn apply(
-    state: &AppState,
+    store: &SettingsStore,
+    metrics: &Metrics,
     text: &str,
     source: &str,
     hook: Option<&LogLevelHook>,
 ) -> Result<(), String> {
     match Settings::from_yaml(text) {
-        Ok(settings) => {
-            let warnings = settings.warnings();
-            let level = settings.config.log_level.clone();
-            let mode = settings.config.mode;
-            state.set_settings(settings);
-            state.metrics.inc(
+        Ok(parsed) => {
+            let warnings = parsed.warnings();
+            let level = parsed.config.log_level.clone();
+            let mode = parsed.config.mode;
+            store.set(parsed);
+            metrics.inc(
                 "netpol_guard_config_reloads_total",
                 &[("result", "applied")],
             );
@@ -53,7 +55,7 @@ pub fn apply(
             Ok(())
         }
         Err(e) => {
-            state.metrics.inc(
+            metrics.inc(
                 "netpol_guard_config_reloads_total",
                 &[("result", "invalid")],
             );
@@ -68,7 +70,8 @@ pub fn apply(
 pub fn spawn_file_watch(
     path: PathBuf,
     initial: String,
-    state: Arc<AppState>,
+    store: SettingsStore,
+    metrics: Arc<Metrics>,
     hook: Option<LogLevelHook>,
 ) {
     tokio::spawn(async move {
@@ -78,7 +81,7 @@ pub fn spawn_file_watch(
             tokio::time::sleep(FILE_POLL).await;
             match tokio::fs::read_to_string(&path).await {
                 Ok(text) if text != last => {
-                    let _ = apply(&state, &text, &source, hook.as_ref());
+                    let _ = apply(&store, &metrics, &text, &source, hook.as_ref());
                     last = text;
                 }
                 Ok(_) => {}
@@ -97,7 +100,8 @@ pub fn spawn_configmap_watch(
     client: Client,
     namespace: String,
     name: String,
-    state: Arc<AppState>,
+    store: SettingsStore,
+    metrics: Arc<Metrics>,
     hook: Option<LogLevelHook>,
 ) {
     tokio::spawn(async move {
@@ -110,7 +114,7 @@ pub fn spawn_configmap_watch(
         while let Some(event) = stream.next().await {
             let cm = match event {
                 Err(e) => {
-                    state.metrics.inc(
+                    metrics.inc(
                         "netpol_guard_watch_restarts_total",
                         &[("resource", "configmaps")],
                     );
@@ -122,9 +126,9 @@ pub fn spawn_configmap_watch(
                     continue;
                 }
                 Ok(watcher::Event::InitDone) => {
-                    if !seen_in_init && !state.config_ready() {
+                    if !seen_in_init && !store.ready() {
                         tracing::info!(source, "ConfigMap not found: using the built-in defaults");
-                        state.set_config_ready();
+                        store.set_ready(true);
                     }
                     continue;
                 }
@@ -148,16 +152,16 @@ pub fn spawn_configmap_watch(
                 continue;
             }
             last = Some(text.clone());
-            match apply(&state, &text, &source, hook.as_ref()) {
+            match apply(&store, &metrics, &text, &source, hook.as_ref()) {
                 Ok(()) => {}
                 Err(message) => {
-                    if !state.config_ready() {
+                    if !store.ready() {
                         // A bad config at start-up: run on the defaults, loudly.
                         tracing::error!(
                             source,
                             "starting with the built-in defaults until the ConfigMap is fixed"
                         );
-                        state.set_config_ready();
+                        store.set_ready(true);
                     }
                     let event = Event {
                         type_: EventType::Warning,
@@ -169,13 +173,8 @@ pub fn spawn_configmap_watch(
                         action: "Reload".into(),
                         secondary: None,
                     };
-                    crate::generate::events::record(
-                        &client,
-                        &state.metrics,
-                        &event,
-                        &cm.object_ref(&()),
-                    )
-                    .await;
+                    crate::cluster::events::record(&client, &metrics, &event, &cm.object_ref(&()))
+                        .await;
                 }
             }
         }

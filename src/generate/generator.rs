@@ -29,10 +29,12 @@ use std::sync::Mutex;
 
 use crate::baseline::{self, MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::cluster::KnownWorkload;
+use crate::cluster::store::ViewStore;
+use crate::config::store::SettingsStore;
 use crate::config::{MODE_LABEL, Mode, OnUnmanage};
 use crate::generate::leader::Leadership;
+use crate::metrics::Metrics;
 use crate::rules::coverage;
-use crate::webhook::AppState;
 use crate::workload::WorkloadKind;
 
 /// Every namespace is reconciled again this often, whatever happens.
@@ -54,9 +56,19 @@ pub enum GenerateError {
     NotTakenOver { what: String },
 }
 
+/// What the reconciler reads and reports with: the settings and the view
+/// it shares with the webhook, and the metrics.
+pub struct Shared {
+    pub settings: SettingsStore,
+    pub view: ViewStore,
+    pub metrics: Arc<Metrics>,
+}
+
 struct Ctx {
     client: Client,
-    state: Arc<AppState>,
+    settings: SettingsStore,
+    view: ViewStore,
+    metrics: Arc<Metrics>,
     leadership: Leadership,
     /// The last impact report sent per namespace, so a resync does not
     /// repeat an unchanged Event.
@@ -69,12 +81,17 @@ struct Ctx {
 
 /// Runs the reconciler until the process ends. It writes only while this
 /// replica is the leader; becoming leader reconciles every namespace.
-pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
+pub fn spawn(client: Client, shared: Shared, leadership: Leadership) {
+    let Shared {
+        settings,
+        view,
+        metrics,
+    } = shared;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let policies: Api<NetworkPolicy> = Api::all(client.clone());
     let generated =
         watcher::Config::default().labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"));
-    let config_changes = futures::stream::unfold(state.settings_changes(), |mut rx| async move {
+    let config_changes = futures::stream::unfold(settings.changes(), |mut rx| async move {
         rx.changed().await.ok()?;
         Some(((), rx))
     });
@@ -89,7 +106,9 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
     let triggers = futures::stream::select(config_changes, became_leader);
     let ctx = Arc::new(Ctx {
         client,
-        state,
+        settings,
+        view,
+        metrics,
         leadership,
         reported: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
@@ -98,7 +117,7 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
         // Reconciling on the built-in defaults before the ConfigMap is read
         // could, say, create a default-deny the config puts in audit mode;
         // and the impact report needs the synced cluster view.
-        while !ctx.state.ready() {
+        while !(ctx.settings.ready() && ctx.view.ready()) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Controller::new(namespaces, watcher::Config::default())
@@ -125,8 +144,7 @@ const LOUD_AFTER: u32 = 3;
 /// a `BaselineReconcileFailed` Warning Event on the namespace (again every
 /// tenth failure), since a namespace without its baseline is open.
 fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action {
-    ctx.state
-        .metrics
+    ctx.metrics
         .inc("netpol_guard_reconcile_total", &[("result", "error")]);
     let name = ns.name_any();
     let (failures, failing, delay) = match ctx.failures.lock() {
@@ -144,7 +162,7 @@ fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action 
         }
         Err(_) => (1, 0, RETRY),
     };
-    ctx.state.metrics.set_reconcile_failing(failing);
+    ctx.metrics.set_reconcile_failing(failing);
     if failures < LOUD_AFTER {
         tracing::warn!(namespace = %name, error = %e, retry_in = ?delay, failures, "baseline reconcile failed");
         return Action::requeue(delay);
@@ -168,7 +186,7 @@ fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action 
         let reference = ns.object_ref(&());
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            crate::generate::events::record(&client, &ctx.state.metrics, &event, &reference).await;
+            crate::cluster::events::record(&client, &ctx.metrics, &event, &reference).await;
         });
     }
     Action::requeue(delay)
@@ -191,9 +209,9 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Generate
     {
         m.remove(&ns.name_any());
         let failing = m.values().filter(|f| f.0 >= LOUD_AFTER).count();
-        ctx.state.metrics.set_reconcile_failing(failing);
+        ctx.metrics.set_reconcile_failing(failing);
     }
-    ctx.state.metrics.reconcile_took(started.elapsed());
+    ctx.metrics.reconcile_took(started.elapsed());
     result
 }
 
@@ -228,7 +246,7 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
     if ns.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let settings = ctx.state.settings();
+    let settings = ctx.settings.get();
     let labels = ns.labels();
     let managed = !settings.is_excluded(&name) && settings.managed_selector.matches(labels);
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
@@ -259,7 +277,7 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
                 None => apply(&api, &name, policy, want).await?,
                 Some(s) => take_over(&api, &name, policy, s, want).await?,
             }
-            ctx.state.metrics.inc(
+            ctx.metrics.inc(
                 "netpol_guard_baseline_changes_total",
                 &[("action", write.as_str())],
             );
@@ -292,13 +310,8 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
                 action: "Apply".into(),
                 secondary: None,
             };
-            crate::generate::events::record(
-                &ctx.client,
-                &ctx.state.metrics,
-                &event,
-                &ns.object_ref(&()),
-            )
-            .await;
+            crate::cluster::events::record(&ctx.client, &ctx.metrics, &event, &ns.object_ref(&()))
+                .await;
         }
         // What this mode does not want goes: in audit mode, everything
         // (a policy that selects pods would enforce).
@@ -319,8 +332,7 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
             }
         }
     }
-    ctx.state
-        .metrics
+    ctx.metrics
         .inc("netpol_guard_reconcile_total", &[("result", "ok")]);
     Ok(Action::requeue(RESYNC))
 }
@@ -437,8 +449,8 @@ const IMPACT_KINDS: [(WorkloadKind, &str, &str, &str); 8] = [
 /// is listed. Read from the view's workload cache once its watches have
 /// synced; until then listed from the API server.
 async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, GenerateError> {
-    let view = ctx.state.view();
-    let settings = ctx.state.settings();
+    let view = ctx.view.view();
+    let settings = ctx.settings.get();
     let listed;
     let workloads = match view.workloads(namespace) {
         Some(known) => known,
@@ -470,7 +482,7 @@ async fn list_workloads(
     ctx: &Ctx,
     namespace: &str,
 ) -> Result<Vec<Arc<KnownWorkload>>, GenerateError> {
-    let settings = ctx.state.settings();
+    let settings = ctx.settings.get();
     let mut out = Vec::new();
     for (kind, group, version, plural) in IMPACT_KINDS {
         let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
@@ -500,8 +512,7 @@ async fn list_workloads(
             Ok(items) => items,
             // An old server, a missing API or an RBAC gap: report the rest.
             Err(e) if matches!(crate::cluster::apierror::status_code(&e), Some(403 | 404)) => {
-                ctx.state
-                    .metrics
+                ctx.metrics
                     .inc("netpol_guard_list_skipped_total", &[("resource", plural)]);
                 tracing::warn!(namespace, resource = plural, error = %crate::cluster::apierror::describe(&e),
                     "cannot list this kind; the impact report leaves it out");
@@ -540,7 +551,7 @@ async fn list_workloads(
 async fn report_impact(ctx: &Ctx, ns: &Namespace, mode: Mode) -> Result<(), GenerateError> {
     let name = ns.name_any();
     let uncovered = uncovered_workloads(ctx, &name).await?;
-    ctx.state.metrics.set_uncovered(&name, uncovered.len());
+    ctx.metrics.set_uncovered(&name, uncovered.len());
     let note = impact_note(mode, &uncovered);
     let changed = match ctx.reported.lock() {
         Ok(mut m) => m.insert(name.clone(), note.clone()).as_deref() != Some(note.as_str()),
@@ -568,8 +579,7 @@ async fn report_impact(ctx: &Ctx, ns: &Namespace, mode: Mode) -> Result<(), Gene
         .into(),
         secondary: None,
     };
-    crate::generate::events::record(&ctx.client, &ctx.state.metrics, &event, &ns.object_ref(&()))
-        .await;
+    crate::cluster::events::record(&ctx.client, &ctx.metrics, &event, &ns.object_ref(&())).await;
     Ok(())
 }
 
@@ -620,7 +630,7 @@ async fn delete_ours(
     if !found(deleted, || format!("delete {ns}/{name}"))? {
         return Ok(());
     }
-    ctx.state.metrics.inc(
+    ctx.metrics.inc(
         "netpol_guard_baseline_changes_total",
         &[("action", "deleted")],
     );
@@ -654,7 +664,7 @@ async fn release_ours(
     if !found(patched, || format!("release {ns}/{name}"))? {
         return Ok(());
     }
-    ctx.state.metrics.inc(
+    ctx.metrics.inc(
         "netpol_guard_baseline_changes_total",
         &[("action", "released")],
     );

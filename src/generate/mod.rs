@@ -1,9 +1,8 @@
 //! Generation: what netpol-guard writes into the cluster. The baseline of
 //! every managed namespace (`generator`, one leader at a time by `leader`),
-//! the Events it reports with (`events`), and the managed label it puts on
+//! and the managed label it puts on
 //! new namespaces (`mutation`).
 
-pub mod events;
 pub mod generator;
 pub mod leader;
 pub mod mutation;

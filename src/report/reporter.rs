@@ -9,13 +9,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kube::Client;
 
 use crate::cluster::inventory::{self, Scope};
+use crate::config::store::SettingsStore;
 use crate::generate::leader::Leadership;
+use crate::metrics::Metrics;
 use crate::report::audit::{self, AuditReport, NamespaceStatus, ObjectFinding, ObjectRef};
 use crate::report::policyreport::{
     self, Outcome, ReportEntry, ReportError, ResourceRef, WriteOutcome,
 };
 use crate::rules::RuleId;
-use crate::webhook::AppState;
+
+/// What the background audit reads (the settings in force) and counts with.
+pub struct Shared {
+    pub settings: SettingsStore,
+    pub metrics: Arc<Metrics>,
+}
 
 /// `results[].category` of workload results.
 pub const CATEGORY_WORKLOADS: &str = "Workload isolation";
@@ -162,7 +169,8 @@ const RECHECK: Duration = Duration::from_secs(30);
 /// blocking pool so admission requests and Lease renewals are never stalled
 /// behind it. Without the CRDs it logs one line and keeps checking (one
 /// discovery request a round), so installing them later is enough.
-pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
+pub fn spawn(client: Client, state: Shared, leadership: Leadership) {
+    let state = Arc::new(state);
     tokio::spawn(async move {
         let mut leading = leadership.changes();
         let mut said_absent = false;
@@ -174,7 +182,7 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
                 }
                 continue;
             }
-            let interval = state.settings().config.policy_reports.interval_seconds;
+            let interval = state.settings.get().config.policy_reports.interval_seconds;
             let due = interval != 0
                 && last_round.is_none_or(|t| t.elapsed() >= Duration::from_secs(interval));
             if !due {
@@ -208,7 +216,7 @@ pub fn spawn(client: Client, state: Arc<AppState>, leadership: Leadership) {
 }
 
 fn record(
-    state: &AppState,
+    state: &Shared,
     outcome: Result<WriteOutcome, RoundError>,
     started: Instant,
     said_absent: &mut bool,
@@ -265,7 +273,7 @@ pub enum RoundError {
 /// unless leadership was lost meanwhile (`None`).
 pub async fn run_once(
     client: &Client,
-    state: &Arc<AppState>,
+    state: &Arc<Shared>,
     leadership: &Leadership,
 ) -> Result<Option<WriteOutcome>, RoundError> {
     if !policyreport::installed(client).await? {
@@ -281,7 +289,7 @@ pub async fn run_once(
             "background audit: cannot list this kind; it is left out of the reports");
     }
     let objects = inventory.objects;
-    let settings = state.settings();
+    let settings = state.settings.get();
     let reports = tokio::task::spawn_blocking(move || {
         build(&audit::audit(&objects, &settings), true, now_seconds())
     })
