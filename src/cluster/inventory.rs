@@ -88,46 +88,6 @@ pub struct Inventory {
 /// The one kind an audit cannot do without.
 const REQUIRED: &str = "networkpolicies";
 
-/// (group, version, kind, plural, namespaced) of everything read after the
-/// namespaces.
-const RESOURCES: [(&str, &str, &str, &str, bool); 11] = [
-    (
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-    ),
-    (
-        "cilium.io",
-        "v2",
-        "CiliumNetworkPolicy",
-        "ciliumnetworkpolicies",
-        true,
-    ),
-    (
-        "cilium.io",
-        "v2",
-        "CiliumClusterwideNetworkPolicy",
-        "ciliumclusterwidenetworkpolicies",
-        false,
-    ),
-    ("apps", "v1", "Deployment", "deployments", true),
-    ("apps", "v1", "StatefulSet", "statefulsets", true),
-    ("apps", "v1", "DaemonSet", "daemonsets", true),
-    ("apps", "v1", "ReplicaSet", "replicasets", true),
-    (
-        "",
-        "v1",
-        "ReplicationController",
-        "replicationcontrollers",
-        true,
-    ),
-    ("batch", "v1", "Job", "jobs", true),
-    ("batch", "v1", "CronJob", "cronjobs", true),
-    ("", "v1", "Pod", "pods", true),
-];
-
 const PAGE: u32 = 500;
 /// Times a list is started again after its continue token expired.
 const MAX_RESTARTS: u32 = 3;
@@ -178,9 +138,11 @@ pub async fn fetch(
         .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
         .map(String::from)
         .collect();
-    for (group, version, kind, plural, namespaced) in RESOURCES {
-        let resource =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    let policies = crate::cluster::kinds::POLICY_KINDS.iter().map(|(_, k)| k);
+    let workloads = crate::cluster::kinds::WORKLOAD_KINDS.iter().map(|(_, k)| k);
+    for api in policies.chain(workloads) {
+        let (plural, namespaced) = (api.plural, api.namespaced);
+        let resource = api.api_resource();
         let api: Api<DynamicObject> = match (&scope.namespace, namespaced) {
             (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &resource),
             _ => Api::all_with(client.clone(), &resource),

@@ -15,13 +15,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
 use crate::cluster::store::ViewWriter;
+use crate::cluster::kinds::{self, ApiKind};
+use crate::cluster::meta;
 use crate::cluster::{ClusterView, KnownWorkload, NamespaceMeta, PolicyKind};
 use crate::config::store::SettingsStore;
 use crate::metrics::Metrics;
@@ -35,31 +37,10 @@ pub enum Resource {
     Workloads(WorkloadKind),
 }
 
-/// The workload kinds whose existing objects the view keeps (slim, for
-/// `uncovers-workloads`), with their API group, version and resource.
-const WORKLOAD_RESOURCES: [(WorkloadKind, &str, &str, &str); 8] = [
-    (WorkloadKind::Deployment, "apps", "v1", "deployments"),
-    (WorkloadKind::StatefulSet, "apps", "v1", "statefulsets"),
-    (WorkloadKind::DaemonSet, "apps", "v1", "daemonsets"),
-    (WorkloadKind::ReplicaSet, "apps", "v1", "replicasets"),
-    (WorkloadKind::CronJob, "batch", "v1", "cronjobs"),
-    (WorkloadKind::Job, "batch", "v1", "jobs"),
-    (
-        WorkloadKind::ReplicationController,
-        "",
-        "v1",
-        "replicationcontrollers",
-    ),
-    (WorkloadKind::Pod, "", "v1", "pods"),
-];
-
 impl Resource {
     pub fn as_str(self) -> &'static str {
         match self {
-            Resource::Workloads(kind) => WORKLOAD_RESOURCES
-                .iter()
-                .find(|(k, ..)| *k == kind)
-                .map_or("workloads", |(.., plural)| plural),
+            Resource::Workloads(kind) => kinds::workload(kind).plural,
             Resource::Namespaces => "namespaces",
             Resource::Policy(PolicyKind::NetworkPolicy) => "networkpolicies",
             Resource::Policy(PolicyKind::CiliumNetworkPolicy) => "ciliumnetworkpolicies",
@@ -72,17 +53,7 @@ impl Resource {
 
 /// `ApiResource` of a policy kind, for a dynamic `Api`.
 fn api_resource(kind: PolicyKind) -> ApiResource {
-    let (group, version, plural) = match kind {
-        PolicyKind::NetworkPolicy => ("networking.k8s.io", "v1", "networkpolicies"),
-        PolicyKind::CiliumNetworkPolicy => ("cilium.io", "v2", "ciliumnetworkpolicies"),
-        PolicyKind::CiliumClusterwideNetworkPolicy => {
-            ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies")
-        }
-    };
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind.as_str()),
-        plural,
-    )
+    kind.api().api_resource()
 }
 
 /// A watched object as JSON with `apiVersion` and `kind` set (list items
@@ -95,10 +66,7 @@ fn to_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
 fn full_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
     let mut v = serde_json::to_value(obj).ok()?;
     let map = v.as_object_mut()?;
-    let api_version = match kind {
-        PolicyKind::NetworkPolicy => "networking.k8s.io/v1",
-        _ => "cilium.io/v2",
-    };
+    let api_version = kind.api().api_version();
     map.insert("apiVersion".into(), api_version.into());
     map.insert("kind".into(), kind.as_str().into());
     Some(v)
@@ -289,15 +257,11 @@ impl Model {
 }
 
 fn name(o: &Value) -> Option<String> {
-    o.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .map(String::from)
+    meta::name(o).map(String::from)
 }
 
 fn namespace(o: &Value) -> Option<String> {
-    o.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .map(String::from)
+    meta::namespace(o).map(String::from)
 }
 
 /// Objects per page when a watch (re)lists policies or workloads, and in
@@ -356,11 +320,11 @@ impl LiveView {
             this.clone()
                 .watch_cilium(PolicyKind::CiliumClusterwideNetworkPolicy),
         );
-        for (kind, group, version, plural) in WORKLOAD_RESOURCES {
+        for (kind, api) in kinds::WORKLOAD_KINDS {
             if kind == WorkloadKind::Pod {
                 tokio::spawn(this.clone().watch_pods());
             } else {
-                tokio::spawn(this.clone().watch_workloads(kind, group, version, plural));
+                tokio::spawn(this.clone().watch_workloads(kind, api));
             }
         }
     }
@@ -368,9 +332,9 @@ impl LiveView {
     fn publish(&self, model: &mut Model, synced: Option<Resource>) {
         if let Some(r) = synced {
             model.synced.insert(r);
-            let all_workloads = WORKLOAD_RESOURCES
+            let all_workloads = kinds::WORKLOAD_KINDS
                 .iter()
-                .all(|(k, ..)| model.synced.contains(&Resource::Workloads(*k)));
+                .all(|(k, _)| model.synced.contains(&Resource::Workloads(*k)));
             model.view.set_workloads_known(all_workloads);
         }
         self.writer.publish(Arc::new(model.view.clone()));
@@ -517,26 +481,12 @@ impl LiveView {
     /// Watches one workload kind, keeping only what coverage reads of each
     /// object (`cluster::known_workload`): template labels, ports, service
     /// account, hostNetwork.
-    async fn watch_workloads(
-        self: Arc<Self>,
-        kind: WorkloadKind,
-        group: &'static str,
-        version: &'static str,
-        plural: &'static str,
-    ) {
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, kind.as_str()),
-            plural,
-        );
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+    async fn watch_workloads(self: Arc<Self>, kind: WorkloadKind, api: ApiKind) {
+        let api_version = api.api_version();
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api.api_resource());
         let stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
             .default_backoff()
             .boxed();
-        let api_version = if group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{group}/{version}")
-        };
         let settings = self.settings.clone();
         let convert = move |o: DynamicObject| {
             let mut v = serde_json::to_value(&o).ok()?;

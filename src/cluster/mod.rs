@@ -7,8 +7,10 @@
 pub mod apierror;
 pub mod events;
 pub mod inventory;
+pub mod kinds;
 pub mod live;
 pub mod manifests;
+pub mod meta;
 pub mod store;
 mod view;
 

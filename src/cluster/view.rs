@@ -14,35 +14,7 @@ use crate::config::Directions;
 use crate::selector::{Labels, Selector, SelectorError, Selects, UnknownKeys};
 use crate::workload::{self, PodShape, WorkloadKind};
 
-/// Which API kind a covering policy came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PolicyKind {
-    NetworkPolicy,
-    CiliumNetworkPolicy,
-    CiliumClusterwideNetworkPolicy,
-}
-
-impl PolicyKind {
-    /// The policy kind of an `apiVersion`/`kind` pair.
-    pub fn from_type(api_version: &str, kind: &str) -> Option<Self> {
-        match (api_version, kind) {
-            ("networking.k8s.io/v1", "NetworkPolicy") => Some(Self::NetworkPolicy),
-            ("cilium.io/v2", "CiliumNetworkPolicy") => Some(Self::CiliumNetworkPolicy),
-            ("cilium.io/v2", "CiliumClusterwideNetworkPolicy") => {
-                Some(Self::CiliumClusterwideNetworkPolicy)
-            }
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NetworkPolicy => "NetworkPolicy",
-            Self::CiliumNetworkPolicy => "CiliumNetworkPolicy",
-            Self::CiliumClusterwideNetworkPolicy => "CiliumClusterwideNetworkPolicy",
-        }
-    }
-}
+pub use super::kinds::PolicyKind;
 
 /// A policy that grants traffic to the pods it selects.
 #[derive(Debug, Clone)]
@@ -219,21 +191,7 @@ impl KnownWorkload {
     /// The order reports list workloads in: owners before what they run
     /// (Deployments first, bare Pods last), then by name.
     pub fn report_order(&self) -> (usize, &str) {
-        const ORDER: [WorkloadKind; 8] = [
-            WorkloadKind::Deployment,
-            WorkloadKind::StatefulSet,
-            WorkloadKind::DaemonSet,
-            WorkloadKind::ReplicaSet,
-            WorkloadKind::CronJob,
-            WorkloadKind::Job,
-            WorkloadKind::ReplicationController,
-            WorkloadKind::Pod,
-        ];
-        let rank = ORDER
-            .iter()
-            .position(|k| *k == self.kind)
-            .unwrap_or(ORDER.len());
-        (rank, &self.name)
+        (super::kinds::workload_rank(self.kind), &self.name)
     }
 
     /// `Kind name`, as reports and messages name it.
@@ -790,17 +748,13 @@ pub fn effective_policy_types(spec: Option<&Value>) -> (bool, bool) {
 }
 
 fn name_of(obj: &Value, kind: &'static str) -> Result<String, ViewError> {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
+    super::meta::name(obj)
         .map(String::from)
         .ok_or(ViewError::NoName { kind })
 }
 
 fn namespace_of(obj: &Value, kind: &'static str, name: &str) -> Result<String, ViewError> {
-    obj.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
+    super::meta::namespace(obj)
         .map(String::from)
         .ok_or_else(|| ViewError::NoNamespace {
             kind,
@@ -852,8 +806,8 @@ pub fn known_workload(
     if workload::judged_at_owner(kind, obj, controller_kinds) {
         return None;
     }
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str)?;
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str)?;
+    let ns = super::meta::namespace(obj)?;
+    let name = super::meta::name(obj)?;
     let pods = workload::pod_shape(kind, obj).ok()?;
     Some((
         ns.to_string(),
@@ -867,14 +821,7 @@ pub fn known_workload(
 
 /// String labels of an object (non-string values are ignored).
 pub fn labels_of(obj: &Value) -> Labels {
-    obj.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+    super::meta::labels(obj)
 }
 
 #[cfg(test)]

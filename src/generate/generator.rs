@@ -15,7 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    DeleteParams, DynamicObject, ListParams, Patch, PatchParams,
     PostParams,
 };
 use kube::runtime::controller::{Action, Controller};
@@ -424,24 +424,6 @@ async fn get(api: &Api<NetworkPolicy>, name: &str) -> Result<Option<Value>, Gene
     Ok(found.and_then(|p| serde_json::to_value(p).ok()))
 }
 
-/// The workload kinds the impact report lists when the view does not know
-/// the workloads yet, with their API resources.
-const IMPACT_KINDS: [(WorkloadKind, &str, &str, &str); 8] = [
-    (WorkloadKind::Deployment, "apps", "v1", "deployments"),
-    (WorkloadKind::StatefulSet, "apps", "v1", "statefulsets"),
-    (WorkloadKind::DaemonSet, "apps", "v1", "daemonsets"),
-    (WorkloadKind::ReplicaSet, "apps", "v1", "replicasets"),
-    (WorkloadKind::CronJob, "batch", "v1", "cronjobs"),
-    (WorkloadKind::Job, "batch", "v1", "jobs"),
-    (
-        WorkloadKind::ReplicationController,
-        "",
-        "v1",
-        "replicationcontrollers",
-    ),
-    (WorkloadKind::Pod, "", "v1", "pods"),
-];
-
 /// The existing workloads of `namespace` that no policy lets traffic
 /// through to (judged like `require-network-policy`, against the live view),
 /// e.g. `Deployment ledger`. Workloads judged at their owner (a
@@ -484,14 +466,11 @@ async fn list_workloads(
 ) -> Result<Vec<Arc<KnownWorkload>>, GenerateError> {
     let settings = ctx.settings.get();
     let mut out = Vec::new();
-    for (kind, group, version, plural) in IMPACT_KINDS {
-        let gvk = GroupVersionKind::gvk(group, version, kind.as_str());
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            ctx.client.clone(),
-            namespace,
-            &ApiResource::from_gvk_with_plural(&gvk, plural),
-        );
-        let api_version = gvk.api_version();
+    for (kind, table) in crate::cluster::kinds::WORKLOAD_KINDS {
+        let plural = table.plural;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), namespace, &table.api_resource());
+        let api_version = table.api_version();
         let items: Result<Vec<Value>, kube::Error> = if kind == WorkloadKind::Pod {
             api.list_metadata(&ListParams::default()).await.map(|l| {
                 l.items
