@@ -14,7 +14,9 @@ use netpol_guard::config::reload::{self, LogLevelHook};
 use netpol_guard::config::{DEFAULT_CONFIG_YAML, Settings};
 use netpol_guard::manifests;
 use netpol_guard::report::audit;
-use netpol_guard::report::check::{self, EXIT_UNREADABLE};
+use netpol_guard::report::check;
+use netpol_guard::report::model::ExitCode as Exit;
+use netpol_guard::report::render::{self, Format, Report};
 use netpol_guard::report::reporter;
 use netpol_guard::report::summary::{ColorChoice, Paint};
 use netpol_guard::webhook::tls::{CertPair, CertStore, CertWatch, ReloadOutcome};
@@ -60,6 +62,45 @@ enum Output {
     Sarif,
 }
 
+impl From<Output> for Format {
+    fn from(o: Output) -> Self {
+        match o {
+            Output::Text => Format::Text,
+            Output::Json => Format::Json,
+            Output::Sarif => Format::Sarif,
+        }
+    }
+}
+
+// `--color` (the library's `ColorChoice`, which knows nothing of clap).
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<Color> for ColorChoice {
+    fn from(c: Color) -> Self {
+        match c {
+            Color::Auto => ColorChoice::Auto,
+            Color::Always => ColorChoice::Always,
+            Color::Never => ColorChoice::Never,
+        }
+    }
+}
+
+/// Prints a report of `check` or `audit` as `output`; `Err` is a line for
+/// standard error (the command exits 2).
+fn print_report(report: &impl Report, output: Output, color: Color) -> Result<(), String> {
+    render::print(
+        report,
+        output.into(),
+        Paint::for_stdout(ColorChoice::from(color)),
+    )
+    .map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the admission webhook over HTTPS.
@@ -77,7 +118,7 @@ enum Command {
         /// Colour the text output: auto (only on a terminal, not with
         /// NO_COLOR), always, never.
         #[arg(long, value_enum, default_value = "auto")]
-        color: ColorChoice,
+        color: Color,
         /// Files or directories of YAML/JSON manifests.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -202,7 +243,7 @@ struct AuditArgs {
     /// Colour the text output: auto (only on a terminal, not with NO_COLOR),
     /// always, never.
     #[arg(long, value_enum, default_value = "auto")]
-    color: ColorChoice,
+    color: Color,
     /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -293,40 +334,20 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("{e}");
-                    return ExitCode::from(EXIT_UNREADABLE as u8);
+                    return Exit::Unreadable.into();
                 }
             };
             match check::check_paths(&paths, &settings, &namespace) {
-                Ok(report) => {
-                    match output {
-                        Output::Text => {
-                            print!("{}", report.to_text_painted(Paint::for_stdout(color)))
-                        }
-                        Output::Json => match serde_json::to_string_pretty(&report) {
-                            Ok(j) => println!("{j}"),
-                            Err(e) => eprintln!("cannot render JSON: {e}"),
-                        },
-                        Output::Sarif => {
-                            let findings: Vec<netpol_guard::report::sarif::SarifFinding> =
-                                report.findings.iter().map(Into::into).collect();
-                            let log =
-                                netpol_guard::report::sarif::render(&findings, &report.errors);
-                            match serde_json::to_string_pretty(&log) {
-                                Ok(j) => println!("{j}"),
-                                Err(e) => eprintln!("cannot render SARIF: {e}"),
-                            }
-                            // The log carries findings and errors; notes go to
-                            // stderr so stdout stays one JSON document.
-                            for n in &report.notes {
-                                eprintln!("note: {n}");
-                            }
-                        }
+                Ok(report) => match print_report(&report, output, color) {
+                    Ok(()) => report.exit_code().into(),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Exit::Unreadable.into()
                     }
-                    ExitCode::from(report.exit_code() as u8)
-                }
+                },
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::from(EXIT_UNREADABLE as u8)
+                    Exit::Unreadable.into()
                 }
             }
         }
@@ -339,14 +360,14 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("netpol-guard audit: cannot start the runtime: {e}");
-                    return ExitCode::from(EXIT_UNREADABLE as u8);
+                    return Exit::Unreadable.into();
                 }
             };
             match runtime.block_on(run_audit(args)) {
-                Ok(code) => ExitCode::from(code as u8),
+                Ok(code) => code.into(),
                 Err(e) => {
                     eprintln!("netpol-guard audit: {e}");
-                    ExitCode::from(EXIT_UNREADABLE as u8)
+                    Exit::Unreadable.into()
                 }
             }
         }
@@ -471,7 +492,7 @@ async fn audit_settings(args: &AuditArgs, client: &kube::Client) -> Result<Setti
 }
 
 /// `netpol-guard audit`: read, judge, print, and optionally write reports.
-async fn run_audit(args: AuditArgs) -> Result<i32, String> {
+async fn run_audit(args: AuditArgs) -> Result<Exit, String> {
     use netpol_guard::cluster::inventory::{self, Progress};
     let client = audit_client(&args).await?;
     let settings = audit_settings(&args, &client).await?;
@@ -521,22 +542,7 @@ async fn run_audit(args: AuditArgs) -> Result<i32, String> {
         // whole-cluster audit, not attributed to a part of it.
         report.cluster_findings.clear();
     }
-    match args.output {
-        Output::Text => print!("{}", audit::to_text(&report, Paint::for_stdout(args.color))),
-        Output::Json => match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
-            Err(e) => return Err(format!("cannot render JSON: {e}")),
-        },
-        Output::Sarif => {
-            let findings: Vec<netpol_guard::report::sarif::SarifFinding> =
-                report.findings().map(Into::into).collect();
-            let log = netpol_guard::report::sarif::render(&findings, &report.errors);
-            match serde_json::to_string_pretty(&log) {
-                Ok(j) => println!("{j}"),
-                Err(e) => return Err(format!("cannot render SARIF: {e}")),
-            }
-        }
-    }
+    print_report(&report, args.output, args.color)?;
     if args.write_reports {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -545,7 +551,7 @@ async fn run_audit(args: AuditArgs) -> Result<i32, String> {
             Ok(outcome) => eprintln!("{}", reporter::describe(&outcome)),
             Err(e) => {
                 eprintln!("error: cannot write PolicyReports: {e}");
-                return Ok(EXIT_UNREADABLE);
+                return Ok(Exit::Unreadable);
             }
         }
     }

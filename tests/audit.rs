@@ -994,6 +994,52 @@ async fn an_unreachable_api_server_is_exit_2_with_the_reason() {
     assert_eq!(stdout(&out), "");
 }
 
+/// Issue 14: an audit whose report cannot be written is no clean audit.
+/// With standard output on /dev/full (every write fails with ENOSPC) it
+/// used to panic (exit 101); it exits 2 with one line saying what failed,
+/// and writes no PolicyReports.
+#[tokio::test]
+async fn an_audit_that_cannot_write_its_report_is_exit_2() {
+    let c = Cluster::start().await;
+    c.fake.set_policy_reports_installed(true);
+    for (output, name) in [("text", "text"), ("json", "JSON"), ("sarif", "SARIF")] {
+        let args: Vec<String> = [
+            "audit",
+            "--kubeconfig",
+            &c.path("kubeconfig").display().to_string(),
+            "--config",
+            &c.path("config.yaml").display().to_string(),
+            "--output",
+            output,
+            "--write-reports",
+        ]
+        .map(String::from)
+        .to_vec();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_netpol-guard"))
+                .args(&args)
+                .stdout(std::fs::File::create("/dev/full").unwrap())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{output}: {err}");
+        assert!(
+            err.ends_with(&format!(
+                "\nnetpol-guard audit: cannot write the {name} output to standard output: No space left on device (os error 28)\n"
+            )),
+            "{err}"
+        );
+    }
+    assert!(
+        c.fake
+            .list_objects("wgpolicyk8s.io/v1alpha2", "PolicyReport")
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn a_large_cluster_is_read_in_pages_and_counted_once() {
     let c = Cluster::start().await;

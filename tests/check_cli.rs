@@ -206,3 +206,30 @@ fn check_judges_ip_blocks_by_cluster_cidrs_and_never_guesses_every_namespace() {
     assert!(out.contains("\nclusterCidrs: []\n"), "{out}");
     assert!(out.contains("  cluster-cidr-peer: deny\n"), "{out}");
 }
+
+/// Issue 14: a report that cannot be written is no clean report. With
+/// standard output on /dev/full (every write fails with ENOSPC), `check`
+/// used to panic (exit 101) in every format; it exits 2 with one line
+/// saying what failed, even for input that would exit 0.
+#[test]
+fn check_exits_2_when_its_report_cannot_be_written() {
+    for (output, name) in [("text", "text"), ("json", "JSON"), ("sarif", "SARIF")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_netpol-guard"))
+            .args(["check", "--output", output, "examples/cluster"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{output}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "error: cannot write the {name} output to standard output: No space left on device (os error 28)\n"
+            )
+        );
+    }
+    // The same input, written, is clean.
+    let (code, _, _) = run(&["check", "--output", "json", "examples/cluster"]);
+    assert_eq!(code, 0);
+}

@@ -66,11 +66,23 @@ impl ApiKind {
 pub const POLICY_KINDS: [(PolicyKind, ApiKind); 3] = [
     (
         PolicyKind::NetworkPolicy,
-        ApiKind::new("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
+        ApiKind::new(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+        ),
     ),
     (
         PolicyKind::CiliumNetworkPolicy,
-        ApiKind::new("cilium.io", "v2", "CiliumNetworkPolicy", "ciliumnetworkpolicies", true),
+        ApiKind::new(
+            "cilium.io",
+            "v2",
+            "CiliumNetworkPolicy",
+            "ciliumnetworkpolicies",
+            true,
+        ),
     ),
     (
         PolicyKind::CiliumClusterwideNetworkPolicy,
@@ -105,7 +117,13 @@ pub const WORKLOAD_KINDS: [(WorkloadKind, ApiKind); 8] = [
     ),
     (
         WorkloadKind::ReplicationController,
-        ApiKind::new("", "v1", "ReplicationController", "replicationcontrollers", true),
+        ApiKind::new(
+            "",
+            "v1",
+            "ReplicationController",
+            "replicationcontrollers",
+            true,
+        ),
     ),
     (
         WorkloadKind::Job,
@@ -115,7 +133,10 @@ pub const WORKLOAD_KINDS: [(WorkloadKind, ApiKind); 8] = [
         WorkloadKind::CronJob,
         ApiKind::new("batch", "v1", "CronJob", "cronjobs", true),
     ),
-    (WorkloadKind::Pod, ApiKind::new("", "v1", "Pod", "pods", true)),
+    (
+        WorkloadKind::Pod,
+        ApiKind::new("", "v1", "Pod", "pods", true),
+    ),
 ];
 
 impl PolicyKind {
@@ -161,10 +182,16 @@ mod tests {
     fn every_kind_is_in_its_table_once_and_round_trips() {
         for (i, (p, api)) in POLICY_KINDS.iter().enumerate() {
             assert_eq!(*p as usize, i, "PolicyKind order matches the table");
-            assert_eq!(PolicyKind::from_type(&api.api_version(), api.kind), Some(*p));
+            assert_eq!(
+                PolicyKind::from_type(&api.api_version(), api.kind),
+                Some(*p)
+            );
             assert_eq!(p.as_str(), api.kind);
         }
-        assert_eq!(PolicyKind::from_type("cilium.io/v3", "CiliumNetworkPolicy"), None);
+        assert_eq!(
+            PolicyKind::from_type("cilium.io/v3", "CiliumNetworkPolicy"),
+            None
+        );
         for (k, api) in WORKLOAD_KINDS {
             assert_eq!(k.as_str(), api.kind);
             assert_eq!(workload(k), &api);

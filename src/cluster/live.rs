@@ -21,9 +21,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use crate::cluster::store::ViewWriter;
 use crate::cluster::kinds::{self, ApiKind};
 use crate::cluster::meta;
+use crate::cluster::store::ViewWriter;
 use crate::cluster::{ClusterView, KnownWorkload, NamespaceMeta, PolicyKind};
 use crate::config::store::SettingsStore;
 use crate::metrics::Metrics;

@@ -3,9 +3,10 @@
 //! NetworkPolicy, which workloads nothing covers, which policies are wide open.
 //!
 //! Pure: objects in (read from the API server by `inventory`, or from
-//! manifests by `check`), a report out. Every finding comes from
-//! `engine::decide_existing`, the call `check` makes, so the two commands
-//! cannot disagree about an object.
+//! manifests by `check`), a report out. Every finding comes from one
+//! [`Auditor::judge`] per object, which `check` calls too (and lists the
+//! findings by file and line), so the two commands cannot disagree about an
+//! object.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,84 +17,15 @@ use crate::admission;
 use crate::baseline;
 use crate::cluster::{ClusterView, PolicyKind};
 use crate::config::{Mode, Settings};
-use crate::engine;
-use crate::report::check::{EXIT_CLEAN, EXIT_DENIED, EXIT_UNREADABLE};
+use crate::engine::{self, DecideError};
+use crate::report::model::{self, ExitCode, Finding, ObjectRef, Severity};
 use crate::report::summary::{self, Cell, Paint, Tone};
-use crate::rules::{Action, Finding, RuleId, coverage};
+use crate::rules::{Action, RuleId, coverage};
 use crate::selector::Labels;
 use crate::workload::{self, WorkloadKind};
 
 /// The user `audit` judges as: no exemption by user applies to it.
 pub const AUDIT_USER: &str = "netpol-guard-audit";
-
-/// A reference to an object, as reports need it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-}
-
-impl ObjectRef {
-    fn of(obj: &Value) -> Self {
-        let text = |p: &str| obj.pointer(p).and_then(Value::as_str).map(String::from);
-        Self {
-            api_version: text("/apiVersion").unwrap_or_default(),
-            kind: text("/kind").unwrap_or_default(),
-            name: workload::display_name(obj, None),
-            uid: text("/metadata/uid"),
-        }
-    }
-}
-
-/// How serious a finding is: `high` for what the configured rules deny
-/// under enforcement, `medium` for what they only warn about (a rule set to
-/// `warn`, or its milder variants). In an audit-mode namespace a `high`
-/// finding is only a warning, and its severity says what it will be once
-/// enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    High,
-    Medium,
-}
-
-impl Severity {
-    fn of(f: &Finding, settings: &Settings) -> Self {
-        if f.effective(settings.action(f.rule)) == Action::Deny {
-            Severity::High
-        } else {
-            Severity::Medium
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::High => "high",
-            Severity::Medium => "medium",
-        }
-    }
-}
-
-/// One finding of the engine on one object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectFinding {
-    #[serde(flatten)]
-    pub object: ObjectRef,
-    /// Empty for cluster-scoped objects.
-    pub namespace: String,
-    pub rule: String,
-    /// The effective action: `deny` or `warn`.
-    pub action: String,
-    pub severity: Severity,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
 
 /// Whether netpol-guard judges a namespace, and why not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -221,7 +153,7 @@ pub struct NamespaceAudit {
     pub uncovered: Vec<UncoveredWorkload>,
     /// Covered workloads (for reports' `pass` results).
     pub covered: Vec<ObjectRef>,
-    pub findings: Vec<ObjectFinding>,
+    pub findings: Vec<Finding>,
 }
 
 impl NamespaceAudit {
@@ -255,13 +187,13 @@ impl NamespaceAudit {
 pub struct AuditReport {
     pub namespaces: Vec<NamespaceAudit>,
     /// Findings on cluster-scoped objects (CiliumClusterwideNetworkPolicy).
-    pub cluster_findings: Vec<ObjectFinding>,
+    pub cluster_findings: Vec<Finding>,
     /// Objects that could not be judged (exit code 2).
     pub errors: Vec<String>,
 }
 
 impl AuditReport {
-    pub fn findings(&self) -> impl Iterator<Item = &ObjectFinding> {
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.namespaces
             .iter()
             .flat_map(|n| &n.findings)
@@ -270,14 +202,8 @@ impl AuditReport {
 
     /// As for `check`: 2 when something could not be judged, 1 when
     /// something would be denied, else 0.
-    pub fn exit_code(&self) -> i32 {
-        if !self.errors.is_empty() {
-            EXIT_UNREADABLE
-        } else if self.findings().any(|f| f.action == "deny") {
-            EXIT_DENIED
-        } else {
-            EXIT_CLEAN
-        }
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::of(&self.errors, self.findings())
     }
 
     /// Namespaces with no policy object at all (excluded ones left out:
@@ -305,13 +231,200 @@ fn is_namespace(obj: &Value) -> bool {
 /// Namespaced objects must carry `metadata.namespace`. Every namespace that
 /// is declared or named by an object gets an entry.
 pub fn audit(objects: &[Value], settings: &Settings) -> AuditReport {
-    let mut report = AuditReport::default();
-    let mut view = ClusterView::new();
-    for obj in objects {
-        if let Err(e) = view.add(obj) {
-            report.errors.push(e.to_string());
+    let mut auditor = Auditor::new(objects, settings);
+    for obj in objects.iter().filter(|o| !is_namespace(o)) {
+        auditor.judge(obj, AUDIT_USER);
+    }
+    auditor.finish()
+}
+
+/// One object as the engine judged it.
+#[derive(Debug)]
+pub struct Judged {
+    /// The object's API group and kind, as the request named them.
+    pub group: String,
+    pub kind: String,
+    /// Its `metadata.namespace` (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// Its `metadata.name` as written (`None` for one named by
+    /// `generateName`).
+    pub name: Option<String>,
+    /// Its findings (the ones the audit recorded), or why it could not be
+    /// judged.
+    pub verdict: Result<Vec<Finding>, DecideError>,
+}
+
+/// An audit under way: the view of every object, the namespaces, and the
+/// findings and coverage of the objects judged so far. [`audit`] judges
+/// every object but the Namespaces; `check` judges them all and keeps each
+/// object's findings too.
+pub struct Auditor<'a> {
+    settings: &'a Settings,
+    view: ClusterView,
+    spaces: BTreeMap<String, NamespaceAudit>,
+    report: AuditReport,
+    /// `ClusterView::add` errors, by the index of the object.
+    view_errors: Vec<(usize, String)>,
+}
+
+impl<'a> Auditor<'a> {
+    /// Builds the view of `objects` and their namespaces' entries (status,
+    /// mode, baseline); nothing is judged yet.
+    pub fn new(objects: &[Value], settings: &'a Settings) -> Self {
+        let mut report = AuditReport::default();
+        let mut view = ClusterView::new();
+        let mut view_errors = Vec::new();
+        for (i, obj) in objects.iter().enumerate() {
+            if let Err(e) = view.add(obj) {
+                report.errors.push(e.to_string());
+                view_errors.push((i, e.to_string()));
+            }
+        }
+        let spaces = namespaces(objects, &view, settings);
+        Self {
+            settings,
+            view,
+            spaces,
+            report,
+            view_errors,
         }
     }
+
+    /// The view every object is judged against.
+    pub fn view(&self) -> &ClusterView {
+        &self.view
+    }
+
+    /// The objects the view could not take in (they are judged all the
+    /// same): their index in `objects` and why.
+    pub fn view_errors(&self) -> &[(usize, String)] {
+        &self.view_errors
+    }
+
+    /// Judges one object of `objects` as `user` creating it now, and records
+    /// its findings and, for a workload, its coverage (a Namespace object is
+    /// judged, but the audit lists no findings on Namespaces). `None` when
+    /// it is no object (no apiVersion or kind).
+    pub fn judge(&mut self, obj: &Value, user: &str) -> Option<Judged> {
+        let req = admission::create_request(obj, user)?;
+        let namespace = req.namespace.clone().unwrap_or_default();
+        let object = ObjectRef::of(obj);
+        let settings = self.settings;
+        let judged = |verdict| Judged {
+            group: req.kind.group.clone(),
+            kind: req.kind.kind.clone(),
+            namespace: namespace.clone(),
+            name: req.name.clone(),
+            verdict,
+        };
+        let verdict = match engine::decide_existing(&req, &self.view, settings) {
+            Ok(v) => v,
+            Err(e) => {
+                if !is_namespace(obj) {
+                    self.report.errors.push(format!(
+                        "{} {}/{}: {e}",
+                        object.kind, namespace, object.name
+                    ));
+                }
+                return Some(judged(Err(e)));
+            }
+        };
+        let findings: Vec<Finding> = verdict
+            .findings
+            .iter()
+            .map(|(f, action)| Finding {
+                object: object.clone(),
+                source: None,
+                rule: f.rule,
+                action: *action,
+                severity: Severity::when_enforced(f.effective(settings.action(f.rule))),
+                message: f.message.clone(),
+                detail: f.detail.clone(),
+            })
+            .collect();
+        if !is_namespace(obj) {
+            let rule_action = verdict
+                .findings
+                .iter()
+                .find(|(f, _)| f.rule == RuleId::RequireNetworkPolicy)
+                .map(|(_, a)| *a);
+            self.record(&req, obj, object, rule_action, findings.clone());
+        }
+        Some(judged(Ok(findings)))
+    }
+
+    /// Records one judged object's findings and, for a workload, its
+    /// coverage.
+    fn record(
+        &mut self,
+        req: &admission::AdmissionRequest,
+        obj: &Value,
+        object: ObjectRef,
+        rule_action: Option<Action>,
+        findings: Vec<Finding>,
+    ) {
+        let settings = self.settings;
+        let report = &mut self.report;
+        let Some(ns) = self.spaces.get_mut(&object.namespace) else {
+            report.cluster_findings.extend(findings);
+            return;
+        };
+        if let Some(kind) = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
+            && !workload::judged_at_owner(kind, obj, &settings.config.controller_kinds)
+        {
+            let namespace = object.namespace.as_str();
+            match coverage_of(kind, obj, &object, ns.status, &self.view, settings) {
+                Ok(Coverage::Exempt) => {
+                    ns.workloads.exempt += 1;
+                    ns.workloads.total += 1;
+                }
+                Ok(Coverage::Covered) => {
+                    ns.covered.push(object.clone());
+                    ns.workloads.total += 1;
+                }
+                Ok(Coverage::Uncovered(labels, nearest)) => {
+                    ns.uncovered.push(UncoveredWorkload {
+                        object: object.clone(),
+                        labels,
+                        on_create: match rule_action {
+                            Some(Action::Deny) => OnCreate::Denied,
+                            Some(Action::Warn) => OnCreate::Warned,
+                            _ => OnCreate::Allowed,
+                        },
+                        nearest_policy: nearest,
+                    });
+                    ns.workloads.total += 1;
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("{} {namespace}/{}: {e}", object.kind, object.name)),
+            }
+            ns.workloads.covered = ns.covered.len();
+            ns.workloads.uncovered = ns.uncovered.len();
+        }
+        ns.findings.extend(findings);
+    }
+
+    /// The audit of the objects judged.
+    pub fn finish(mut self) -> AuditReport {
+        for ns in self.spaces.values_mut() {
+            ns.uncovered.sort_by(|a, b| a.object.cmp(&b.object));
+            ns.covered.sort();
+            ns.findings.sort_by(finding_order);
+        }
+        self.report.cluster_findings.sort_by(finding_order);
+        self.report.namespaces = self.spaces.into_values().collect();
+        self.report
+    }
+}
+
+/// An entry for every namespace that is declared or named by an object,
+/// with its status, mode and baseline.
+fn namespaces(
+    objects: &[Value],
+    view: &ClusterView,
+    settings: &Settings,
+) -> BTreeMap<String, NamespaceAudit> {
     let mut spaces: BTreeMap<String, NamespaceAudit> = BTreeMap::new();
     let mut declared = BTreeSet::new();
     let mut network_policies: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -345,14 +458,14 @@ pub fn audit(objects: &[Value], settings: &Settings) -> AuditReport {
             NamespaceStatus::Exempt
         } else if !declared.contains(name) {
             NamespaceStatus::Unknown
-        } else if engine::is_managed(name, &view, settings) {
+        } else if engine::is_managed(name, view, settings) {
             NamespaceStatus::Managed
         } else {
             NamespaceStatus::Unmanaged
         };
         // Exempt namespaces can be managed too, and keep their baseline.
-        if engine::is_managed(name, &view, settings) {
-            let mode = engine::mode_for(name, &view, settings);
+        if engine::is_managed(name, view, settings) {
+            let mode = engine::mode_for(name, view, settings);
             ns.mode = Some(mode);
             let have = network_policies.get(name.as_str());
             ns.missing_baseline = baseline::desired(name, settings, mode)
@@ -370,107 +483,17 @@ pub fn audit(objects: &[Value], settings: &Settings) -> AuditReport {
             };
         }
     }
-    for obj in objects.iter().filter(|o| !is_namespace(o)) {
-        judge(obj, &view, settings, &mut spaces, &mut report);
-    }
-    for ns in spaces.values_mut() {
-        ns.uncovered.sort_by(|a, b| a.object.cmp(&b.object));
-        ns.covered.sort();
-        ns.findings.sort_by(finding_order);
-    }
-    report.cluster_findings.sort_by(finding_order);
-    report.namespaces = spaces.into_values().collect();
-    report
+    spaces
 }
 
-fn finding_order(a: &ObjectFinding, b: &ObjectFinding) -> std::cmp::Ordering {
-    (&a.object.kind, &a.object.name, &a.rule, &a.message).cmp(&(
+/// Findings in a namespace by object, then rule id and message.
+fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    (&a.object.kind, &a.object.name, a.rule.as_str(), &a.message).cmp(&(
         &b.object.kind,
         &b.object.name,
-        &b.rule,
+        b.rule.as_str(),
         &b.message,
     ))
-}
-
-/// Judges one object and records its findings and, for a workload, its
-/// coverage.
-fn judge(
-    obj: &Value,
-    view: &ClusterView,
-    settings: &Settings,
-    spaces: &mut BTreeMap<String, NamespaceAudit>,
-    report: &mut AuditReport,
-) {
-    let Some(req) = admission::create_request(obj, AUDIT_USER) else {
-        return;
-    };
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let object = ObjectRef::of(obj);
-    let verdict = match engine::decide_existing(&req, view, settings) {
-        Ok(v) => v,
-        Err(e) => {
-            report.errors.push(format!(
-                "{} {}/{}: {e}",
-                object.kind, namespace, object.name
-            ));
-            return;
-        }
-    };
-    let findings: Vec<ObjectFinding> = verdict
-        .findings
-        .iter()
-        .map(|(f, action)| ObjectFinding {
-            object: object.clone(),
-            namespace: namespace.clone(),
-            rule: f.rule.as_str().to_string(),
-            action: action.to_string(),
-            severity: Severity::of(f, settings),
-            message: f.message.clone(),
-            detail: f.detail.clone(),
-        })
-        .collect();
-    let Some(ns) = spaces.get_mut(&namespace) else {
-        report.cluster_findings.extend(findings);
-        return;
-    };
-    if let Some(kind) = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
-        && !workload::judged_at_owner(kind, obj, &settings.config.controller_kinds)
-    {
-        let rule_finding = verdict
-            .findings
-            .iter()
-            .find(|(f, _)| f.rule == RuleId::RequireNetworkPolicy)
-            .map(|(_, a)| *a);
-        match coverage_of(kind, obj, &object, &namespace, ns.status, view, settings) {
-            Ok(Coverage::Exempt) => {
-                ns.workloads.exempt += 1;
-                ns.workloads.total += 1;
-            }
-            Ok(Coverage::Covered) => {
-                ns.covered.push(object.clone());
-                ns.workloads.total += 1;
-            }
-            Ok(Coverage::Uncovered(labels, nearest)) => {
-                ns.uncovered.push(UncoveredWorkload {
-                    object: object.clone(),
-                    labels,
-                    on_create: match rule_finding {
-                        Some(Action::Deny) => OnCreate::Denied,
-                        Some(Action::Warn) => OnCreate::Warned,
-                        _ => OnCreate::Allowed,
-                    },
-                    nearest_policy: nearest,
-                });
-                ns.workloads.total += 1;
-            }
-            Err(e) => report
-                .errors
-                .push(format!("{} {namespace}/{}: {e}", object.kind, object.name)),
-        }
-        ns.workloads.covered = ns.covered.len();
-        ns.workloads.uncovered = ns.uncovered.len();
-    }
-    ns.findings.extend(findings);
 }
 
 enum Coverage {
@@ -486,7 +509,6 @@ fn coverage_of(
     kind: WorkloadKind,
     obj: &Value,
     object: &ObjectRef,
-    namespace: &str,
     status: NamespaceStatus,
     view: &ClusterView,
     settings: &Settings,
@@ -502,6 +524,7 @@ fn coverage_of(
     {
         return Ok(Coverage::Exempt);
     }
+    let namespace = object.namespace.as_str();
     let subject = coverage::Subject {
         kind,
         namespace,
@@ -527,7 +550,7 @@ fn coverage_of(
 }
 
 /// The per-namespace table (the terminal summary).
-pub fn table(report: &AuditReport, paint: Paint) -> String {
+pub fn table(namespaces: &[NamespaceAudit], paint: Paint) -> String {
     let header = [
         "NAMESPACE",
         "STATUS",
@@ -541,8 +564,7 @@ pub fn table(report: &AuditReport, paint: Paint) -> String {
         "HIGH",
         "MEDIUM",
     ];
-    let rows: Vec<Vec<Cell>> = report
-        .namespaces
+    let rows: Vec<Vec<Cell>> = namespaces
         .iter()
         .map(|n| {
             let judged = !matches!(
@@ -598,7 +620,7 @@ pub fn table(report: &AuditReport, paint: Paint) -> String {
 /// one summary line.
 pub fn to_text(report: &AuditReport, paint: Paint) -> String {
     use std::fmt::Write as _;
-    let mut out = table(report, paint);
+    let mut out = table(&report.namespaces, paint);
     let without: Vec<String> = report
         .without_policies()
         .map(|n| format!("{} ({})", n.name, n.status.as_str()))
@@ -612,10 +634,10 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
         );
     }
     for n in &report.namespaces {
-        let policy_findings: Vec<&ObjectFinding> = n
+        let policy_findings: Vec<&Finding> = n
             .findings
             .iter()
-            .filter(|f| f.rule != RuleId::RequireNetworkPolicy.as_str())
+            .filter(|f| f.rule != RuleId::RequireNetworkPolicy)
             .collect();
         let missing = n.baseline == BaselineState::Missing;
         if n.uncovered.is_empty() && policy_findings.is_empty() && !missing {
@@ -693,19 +715,19 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
             }
         }
         for f in policy_findings {
-            write_finding(&mut out, f, paint);
+            out.push_str(&summary::finding_line(f, paint));
         }
     }
     if !report.cluster_findings.is_empty() {
         let _ = writeln!(out, "\n{}", paint.apply("cluster-scoped", Tone::Bold));
         for f in &report.cluster_findings {
-            write_finding(&mut out, f, paint);
+            out.push_str(&summary::finding_line(f, paint));
         }
     }
     for e in &report.errors {
         let _ = writeln!(out, "{} {e}", paint.apply("error:", Tone::Bad));
     }
-    let count = |a: &str| report.findings().filter(|f| f.action == a).count();
+    let count = |a: Action| model::count(report.findings(), a);
     let uncovered: usize = report.namespaces.iter().map(|n| n.uncovered.len()).sum();
     let workloads: usize = report.namespaces.iter().map(|n| n.workloads.total).sum();
     let _ = writeln!(
@@ -715,8 +737,8 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
         without.len(),
         plural(workloads, "workload"),
         uncovered,
-        count("deny"),
-        count("warn"),
+        count(Action::Deny),
+        count(Action::Warn),
         report.errors.len()
     );
     out
@@ -727,36 +749,5 @@ fn plural(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
-    }
-}
-
-fn write_finding(out: &mut String, f: &ObjectFinding, paint: Paint) {
-    use std::fmt::Write as _;
-    let _ = writeln!(
-        out,
-        "  {} {} {}: {}",
-        summary::action_label(paint, &f.action),
-        f.object.kind,
-        f.object.name,
-        f.message
-    );
-}
-
-/// An audit finding has no file: SARIF locates it by the object's name.
-impl From<&ObjectFinding> for crate::report::sarif::SarifFinding {
-    fn from(f: &ObjectFinding) -> Self {
-        Self {
-            rule: f.rule.clone(),
-            action: f.action.clone(),
-            message: f.message.clone(),
-            detail: f.detail.clone(),
-            location: crate::report::sarif::Location::Object {
-                api_version: f.object.api_version.clone(),
-                kind: f.object.kind.clone(),
-                namespace: f.namespace.clone(),
-                name: f.object.name.clone(),
-            },
-            object: None,
-        }
     }
 }

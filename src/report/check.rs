@@ -9,12 +9,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::admission;
-use crate::cluster::ClusterView;
 use crate::cluster::manifests::{self, SourcedObject};
 use crate::config::Settings;
-use crate::engine;
-use crate::report::audit::{self, AuditReport, NamespaceAudit};
+use crate::report::audit::{self, Auditor, NamespaceAudit};
+use crate::report::model::{self, ExitCode, Finding, ObjectRef, SourceLine};
 use crate::report::summary::{self, Paint};
 use crate::rules::Action;
 use crate::workload::WorkloadKind;
@@ -22,28 +20,10 @@ use crate::workload::WorkloadKind;
 /// The user `check` judges as (no exemption by user applies to it).
 pub const CHECK_USER: &str = "netpol-guard-check";
 
-/// Exit codes, for CI.
-pub const EXIT_CLEAN: i32 = 0;
-pub const EXIT_DENIED: i32 = 1;
-pub const EXIT_UNREADABLE: i32 = 2;
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CheckFinding {
-    pub file: String,
-    pub line: usize,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub rule: String,
-    pub action: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct CheckReport {
-    pub findings: Vec<CheckFinding>,
+    /// In input order; each has its `source` (file and line).
+    pub findings: Vec<Finding>,
     /// Objects that could not be judged (exit code 2).
     pub errors: Vec<String>,
     /// Things the reader should know, e.g. a namespace missing from the input.
@@ -56,22 +36,18 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    pub fn exit_code(&self) -> i32 {
-        if !self.errors.is_empty() {
-            EXIT_UNREADABLE
-        } else if self.findings.iter().any(|f| f.action == "deny") {
-            EXIT_DENIED
-        } else {
-            EXIT_CLEAN
-        }
+    /// 2 when something could not be judged, 1 when something would be
+    /// denied, else 0.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::of(&self.errors, &self.findings)
     }
 
     pub fn denied(&self) -> usize {
-        self.findings.iter().filter(|f| f.action == "deny").count()
+        model::count(&self.findings, Action::Deny)
     }
 
     pub fn warned(&self) -> usize {
-        self.findings.iter().filter(|f| f.action == "warn").count()
+        model::count(&self.findings, Action::Warn)
     }
 
     /// Human-readable output, without colour.
@@ -84,23 +60,7 @@ impl CheckReport {
     pub fn to_text_painted(&self, paint: Paint) -> String {
         let mut out = String::new();
         for f in &self.findings {
-            let _ = writeln!(
-                out,
-                "{}:{}: {} {}/{}: {} {}",
-                f.file,
-                f.line,
-                f.kind,
-                f.namespace,
-                f.name,
-                summary::action_label(paint, &f.action),
-                f.rule
-            );
-            let _ = writeln!(out, "  {}", f.message);
-            if let Some(d) = &f.detail {
-                for line in d.lines() {
-                    let _ = writeln!(out, "  {line}");
-                }
-            }
+            out.push_str(&summary::finding_block(f, paint));
         }
         for e in &self.errors {
             let _ = writeln!(out, "error: {e}");
@@ -109,14 +69,10 @@ impl CheckReport {
             let _ = writeln!(out, "note: {n}");
         }
         if !self.namespaces.is_empty() {
-            let table = AuditReport {
-                namespaces: self.namespaces.clone(),
-                ..AuditReport::default()
-            };
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(&audit::table(&table, paint));
+            out.push_str(&audit::table(&self.namespaces, paint));
             out.push('\n');
         }
         let _ = writeln!(
@@ -141,70 +97,66 @@ pub fn check_paths(
     Ok(check_objects(&objects, settings, default_namespace))
 }
 
-/// Judges already-read objects.
+/// Judges already-read objects, each once: the findings by file and line,
+/// and the per-namespace audit of the same judgements.
 pub fn check_objects(
     objects: &[SourcedObject],
     settings: &Settings,
     default_namespace: &str,
 ) -> CheckReport {
     let mut report = CheckReport::default();
-    let mut view = ClusterView::new();
     let placed: Vec<Value> = objects
         .iter()
         .map(|o| with_namespace(&o.object, default_namespace))
         .collect();
-    for (o, obj) in objects.iter().zip(&placed) {
-        if let Err(e) = view.add(obj) {
-            report
-                .errors
-                .push(format!("{}:{}: {e}", o.file.display(), o.line));
-        }
+    let mut auditor = Auditor::new(&placed, settings);
+    let at = |o: &SourcedObject| SourceLine {
+        file: o.file.display().to_string(),
+        line: o.line,
+    };
+    for (i, e) in auditor.view_errors() {
+        let s = at(&objects[*i]);
+        report.errors.push(format!("{}:{}: {e}", s.file, s.line));
     }
     let mut unknown_namespaces = BTreeSet::new();
     for (o, obj) in objects.iter().zip(&placed) {
-        let Some(req) = admission::create_request(obj, CHECK_USER) else {
+        let Some(judged) = auditor.judge(obj, CHECK_USER) else {
             continue;
         };
         report.judged += 1;
-        let namespace = req.namespace.clone().unwrap_or_default();
+        let namespace = judged.namespace;
         if !namespace.is_empty()
-            && WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind).is_some()
-            && view.namespace_labels(&namespace).is_none()
+            && WorkloadKind::from_group_kind(&judged.group, &judged.kind).is_some()
+            && auditor.view().namespace_labels(&namespace).is_none()
         {
             unknown_namespaces.insert(namespace.clone());
         }
-        let name = req.name.clone().unwrap_or_default();
-        match engine::decide_existing(&req, &view, settings) {
-            Ok(verdict) => {
-                for (f, action) in verdict.findings {
-                    report.findings.push(CheckFinding {
-                        file: o.file.display().to_string(),
-                        line: o.line,
-                        kind: req.kind.kind.clone(),
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                        rule: f.rule.as_str().to_string(),
-                        action: match action {
-                            Action::Deny => "deny",
-                            Action::Warn => "warn",
-                            Action::Off => "off",
-                        }
-                        .to_string(),
-                        message: f.message,
-                        detail: f.detail,
-                    });
-                }
+        // `check` names an object by its metadata.name as written: empty
+        // for one named by generateName (the per-namespace table, as
+        // `audit`, shows `generateName*`).
+        let name = judged.name.unwrap_or_default();
+        match judged.verdict {
+            Ok(findings) => {
+                report
+                    .findings
+                    .extend(findings.into_iter().map(|f| Finding {
+                        object: ObjectRef {
+                            name: name.clone(),
+                            ..f.object
+                        },
+                        source: Some(at(o)),
+                        ..f
+                    }));
             }
             Err(e) => report.errors.push(format!(
                 "{}:{}: {} {namespace}/{name}: {e}",
                 o.file.display(),
                 o.line,
-                req.kind.kind
+                judged.kind
             )),
         }
     }
-    // The same objects through `audit`: the per-namespace picture.
-    report.namespaces = audit::audit(&placed, settings).namespaces;
+    report.namespaces = auditor.finish().namespaces;
     for ns in unknown_namespaces {
         report.notes.push(format!(
             "namespace {ns} is not among the inputs, so it was treated as unmanaged; add its Namespace manifest to judge its workloads"
@@ -248,4 +200,89 @@ fn with_namespace(obj: &Value, default_namespace: &str) -> Value {
         );
     }
     obj
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(line: usize, object: Value) -> SourcedObject {
+        SourcedObject {
+            object,
+            file: PathBuf::from("in.yaml"),
+            line,
+        }
+    }
+
+    /// Issue 14: each object is judged once, and the per-namespace table is
+    /// built from those judgements. It used to come from a second pass as
+    /// `audit`'s user, so a finding that names the user (baseline-protected)
+    /// said `netpol-guard-audit` in the table and `netpol-guard-check` in
+    /// the list.
+    #[test]
+    fn the_table_holds_the_findings_the_list_shows() {
+        let objects = [
+            at(
+                1,
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "payments", "labels": {"platform.io/managed": "true"}}}),
+            ),
+            at(
+                6,
+                json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": "netpol-guard-default-deny", "namespace": "payments"},
+                    "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}),
+            ),
+            at(
+                14,
+                json!({"apiVersion": "batch/v1", "kind": "Job",
+                    "metadata": {"generateName": "migrate-"},
+                    "spec": {"template": {"metadata": {"labels": {"app": "migrate"}},
+                        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}),
+            ),
+        ];
+        let report = check_objects(&objects, &Settings::default(), "payments");
+        assert_eq!(report.judged, 3);
+        let rules: Vec<_> = report.findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(rules, ["baseline-protected", "require-network-policy"]);
+        assert!(
+            report.findings[0]
+                .message
+                .starts_with("baseline-protected: netpol-guard-check may not create"),
+            "{}",
+            report.findings[0].message
+        );
+        // The same findings, without their file and line; `check` names the
+        // Job as written (no name), the table as `audit` does.
+        let table = &report.namespaces[0].findings;
+        assert_eq!(report.namespaces[0].name, "payments");
+        assert_eq!(table.len(), 2);
+        for listed in &report.findings {
+            let tabled = table.iter().find(|f| f.rule == listed.rule).unwrap();
+            assert_eq!(tabled.source, None);
+            assert_eq!(
+                listed.source.as_ref().map(|s| (s.file.as_str(), s.line)),
+                Some(("in.yaml", if listed.object.kind == "Job" { 14 } else { 6 }))
+            );
+            let name = if listed.object.kind == "Job" {
+                "migrate-*"
+            } else {
+                listed.object.name.as_str()
+            };
+            assert_eq!(
+                &Finding {
+                    source: None,
+                    object: ObjectRef {
+                        name: name.to_string(),
+                        ..listed.object.clone()
+                    },
+                    ..listed.clone()
+                },
+                tabled
+            );
+        }
+        assert_eq!(report.findings[1].object.name, "");
+        assert_eq!(report.exit_code(), ExitCode::Denied);
+    }
 }

@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::baseline::{FIELD_MANAGER, MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::report::model::{self, Finding, ObjectRef};
+use crate::vocab::{Action, RuleId};
 
 /// The API group of the reports.
 pub const GROUP: &str = "wgpolicyk8s.io";
@@ -57,6 +59,11 @@ pub const MAX_RESULTS: usize = 1000;
 /// Set on a report whose results were cut to `MAX_RESULTS`.
 pub const TRUNCATED_ANNOTATION: &str = "netpol-guard.io/results-left-out";
 
+/// `results[].category` of workload results.
+pub const CATEGORY_WORKLOADS: &str = "Workload isolation";
+/// `results[].category` of policy results.
+pub const CATEGORY_POLICIES: &str = "Policy hygiene";
+
 /// The resource a result is about (an ObjectReference in the report).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -73,6 +80,17 @@ pub struct ResourceRef {
 }
 
 impl ResourceRef {
+    /// The resource a report object names.
+    pub fn of(object: &ObjectRef) -> Self {
+        Self {
+            api_version: object.api_version.clone(),
+            kind: object.kind.clone(),
+            namespace: (!object.namespace.is_empty()).then(|| object.namespace.clone()),
+            name: object.name.clone(),
+            uid: object.uid.clone(),
+        }
+    }
+
     /// The namespace, `None` for cluster-scoped (an empty string counts as none).
     fn ns(&self) -> Option<&str> {
         self.namespace.as_deref().filter(|n| !n.is_empty())
@@ -133,6 +151,38 @@ pub struct ReportEntry {
     pub message: String,
     /// `results[].category`, e.g. `Network Segmentation`.
     pub category: String,
+}
+
+/// The category of a rule's results: workload isolation for
+/// `require-network-policy`, policy hygiene for the rest.
+pub fn category(rule: RuleId) -> &'static str {
+    if rule == RuleId::RequireNetworkPolicy {
+        CATEGORY_WORKLOADS
+    } else {
+        CATEGORY_POLICIES
+    }
+}
+
+/// A finding as a result: `fail` for what would be denied, `warn` for a
+/// warning (audit-mode namespaces' would-be denials included); its severity
+/// says what it is once enforced.
+impl From<&Finding> for ReportEntry {
+    fn from(f: &Finding) -> Self {
+        ReportEntry {
+            resource: ResourceRef::of(&f.object),
+            rule: f.rule.as_str().to_string(),
+            outcome: match f.action {
+                Action::Deny => Outcome::Fail,
+                Action::Warn | Action::Off => Outcome::Warn,
+            },
+            severity: match f.severity {
+                model::Severity::High => Severity::High,
+                model::Severity::Medium => Severity::Medium,
+            },
+            message: f.message.clone(),
+            category: category(f.rule).to_string(),
+        }
+    }
 }
 
 /// Builds the reports for one audit, without I/O.

@@ -1,5 +1,6 @@
-//! Audit results as PolicyReports: the mapping from an `audit::AuditReport`
-//! to report results, `audit --write-reports`, and the background audit in
+//! Audit results as PolicyReports: the results of an `audit::AuditReport`
+//! (its findings, mapped in `policyreport`, and the covered workloads),
+//! `audit --write-reports`, and the background audit in
 //! `serve` that keeps the reports current (leader only, every
 //! `policyReports.intervalSeconds`).
 
@@ -12,9 +13,9 @@ use crate::cluster::inventory::{self, Scope};
 use crate::config::store::SettingsStore;
 use crate::generate::leader::Leadership;
 use crate::metrics::Metrics;
-use crate::report::audit::{self, AuditReport, NamespaceStatus, ObjectFinding, ObjectRef};
+use crate::report::audit::{self, AuditReport, NamespaceStatus};
 use crate::report::policyreport::{
-    self, Outcome, ReportEntry, ReportError, ResourceRef, WriteOutcome,
+    self, CATEGORY_WORKLOADS, Outcome, ReportEntry, ReportError, ResourceRef, WriteOutcome,
 };
 use crate::rules::RuleId;
 
@@ -24,60 +25,19 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
 }
 
-/// `results[].category` of workload results.
-pub const CATEGORY_WORKLOADS: &str = "Workload isolation";
-/// `results[].category` of policy results.
-pub const CATEGORY_POLICIES: &str = "Policy hygiene";
-
-fn resource(object: &ObjectRef, namespace: &str) -> ResourceRef {
-    ResourceRef {
-        api_version: object.api_version.clone(),
-        kind: object.kind.clone(),
-        namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
-        name: object.name.clone(),
-        uid: object.uid.clone(),
-    }
-}
-
-fn entry(f: &ObjectFinding) -> ReportEntry {
-    ReportEntry {
-        resource: resource(&f.object, &f.namespace),
-        rule: f.rule.clone(),
-        outcome: if f.action == "deny" {
-            Outcome::Fail
-        } else {
-            Outcome::Warn
-        },
-        severity: match f.severity {
-            audit::Severity::High => policyreport::Severity::High,
-            audit::Severity::Medium => policyreport::Severity::Medium,
-        },
-        message: f.message.clone(),
-        category: category(&f.rule).to_string(),
-    }
-}
-
-fn category(rule: &str) -> &'static str {
-    if rule == RuleId::RequireNetworkPolicy.as_str() {
-        CATEGORY_WORKLOADS
-    } else {
-        CATEGORY_POLICIES
-    }
-}
-
 /// The report results of an audit: every finding (`fail` for what would be
 /// denied, `warn` for warnings, including audit-mode namespaces' would-be
 /// denials), and a `pass` of `require-network-policy` for every covered
 /// workload of a managed namespace, so dashboards show coverage and not
 /// only failures.
 pub fn entries(report: &AuditReport) -> Vec<ReportEntry> {
-    let mut out: Vec<ReportEntry> = report.findings().map(entry).collect();
+    let mut out: Vec<ReportEntry> = report.findings().map(ReportEntry::from).collect();
     for ns in &report.namespaces {
         if ns.status != NamespaceStatus::Managed {
             continue;
         }
         out.extend(ns.covered.iter().map(|w| ReportEntry {
-            resource: resource(w, &ns.name),
+            resource: ResourceRef::of(w),
             rule: RuleId::RequireNetworkPolicy.as_str().to_string(),
             outcome: Outcome::Pass,
             severity: policyreport::Severity::High,

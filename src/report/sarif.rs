@@ -5,14 +5,15 @@
 //!
 //! Findings point either at a file and line (`check`, manifests in a
 //! repository) or at a cluster object (`audit`, which reads a live cluster):
-//! see [`Location`].
+//! a [`Finding`] with a `source` gets a physical location (and its object as
+//! a logical one), one without gets a logical location only.
 
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::report::check::CheckFinding;
-use crate::rules::{Action, RuleId};
+use crate::report::model::Finding;
+use crate::vocab::{Action, RuleId};
 
 /// The rule catalog's documentation; each rule's `### \`id\`` section becomes
 /// its SARIF help.
@@ -29,75 +30,11 @@ pub const SRCROOT: &str = "%SRCROOT%";
 /// The `partialFingerprints` key of every result.
 pub const FINGERPRINT_KEY: &str = "netpolGuardFinding/v1";
 
-/// Where a finding is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    /// A manifest file (as the user named it) and the 1-based line where the
-    /// object starts.
-    File { path: String, line: usize },
-    /// An object in a cluster, with no file (e.g. `audit`). `namespace` is
-    /// empty for cluster-scoped kinds.
-    Object {
-        api_version: String,
-        kind: String,
-        namespace: String,
-        name: String,
-    },
-}
-
-/// The object a file-located finding is about: with it the result gets a
-/// logical location too, and a fingerprint that does not change when lines
-/// move. (A `Location::Object` names its object itself.)
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
-    pub kind: String,
-    /// Empty for cluster-scoped kinds.
-    pub namespace: String,
-    pub name: String,
-}
-
-/// One finding to report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SarifFinding {
-    /// Rule id, e.g. `world-cidr`.
-    pub rule: String,
-    /// `deny` or `warn`.
-    pub action: String,
-    /// The one-line message.
-    pub message: String,
-    /// The longer explanation with a fix, if any.
-    pub detail: Option<String>,
-    pub location: Location,
-    /// The object, for a `Location::File` (`None` is allowed; the fingerprint
-    /// then falls back to the file path).
-    pub object: Option<ObjectRef>,
-}
-
-impl From<&CheckFinding> for SarifFinding {
-    fn from(f: &CheckFinding) -> Self {
-        Self {
-            rule: f.rule.clone(),
-            action: f.action.clone(),
-            message: f.message.clone(),
-            detail: f.detail.clone(),
-            location: Location::File {
-                path: f.file.clone(),
-                line: f.line,
-            },
-            object: Some(ObjectRef {
-                kind: f.kind.clone(),
-                namespace: f.namespace.clone(),
-                name: f.name.clone(),
-            }),
-        }
-    }
-}
-
 /// A complete SARIF 2.1.0 log of one run. `errors` are objects that could not
 /// be judged; they become tool execution notifications of level `error`.
 /// File locations are made relative to the current directory (see
 /// [`render_in`]).
-pub fn render(findings: &[SarifFinding], errors: &[String]) -> Value {
+pub fn render<'a>(findings: impl IntoIterator<Item = &'a Finding>, errors: &[String]) -> Value {
     let cwd = std::env::current_dir().ok();
     render_in(findings, errors, cwd.as_deref())
 }
@@ -105,11 +42,15 @@ pub fn render(findings: &[SarifFinding], errors: &[String]) -> Value {
 /// As [`render`], with file paths resolved against `cwd`: an absolute path
 /// under `cwd` and a relative path become a relative URI with `uriBaseId`
 /// `%SRCROOT%`; any other absolute path becomes a `file://` URI.
-pub fn render_in(findings: &[SarifFinding], errors: &[String], cwd: Option<&Path>) -> Value {
+pub fn render_in<'a>(
+    findings: impl IntoIterator<Item = &'a Finding>,
+    errors: &[String],
+    cwd: Option<&Path>,
+) -> Value {
     let rules: Vec<Value> = RuleId::ALL.iter().map(|r| rule_descriptor(*r)).collect();
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let results: Vec<Value> = findings
-        .iter()
+        .into_iter()
         .map(|f| {
             let key = fingerprint_base(f);
             let n = seen.entry(key.clone()).or_insert(0);
@@ -143,15 +84,16 @@ pub fn render_in(findings: &[SarifFinding], errors: &[String], cwd: Option<&Path
     })
 }
 
-/// SARIF level of an action: `deny` is an error, `warn` a warning.
-fn level(action: &str) -> &'static str {
+/// SARIF level of a result's action: `deny` is an error, `warn` a warning.
+fn level(action: Action) -> &'static str {
     match action {
-        "deny" => "error",
-        "warn" => "warning",
-        _ => "note",
+        Action::Deny => "error",
+        Action::Warn => "warning",
+        Action::Off => "note",
     }
 }
 
+/// SARIF level of a rule's default action (`none` turns it off).
 fn default_level(action: Action) -> &'static str {
     match action {
         Action::Deny => "error",
@@ -280,20 +222,9 @@ fn fnv1a64(parts: &[&str]) -> u64 {
 /// The hash of rule, kind, namespace and name (in hex). Results with the same
 /// one (several findings of a rule in one object) are numbered `:1`, `:2`,
 /// ... in order, as GitHub numbers its own line hashes.
-fn fingerprint_base(f: &SarifFinding) -> String {
-    let h = match (&f.location, &f.object) {
-        (
-            Location::Object {
-                kind,
-                namespace,
-                name,
-                ..
-            },
-            _,
-        ) => fnv1a64(&[&f.rule, kind, namespace, name]),
-        (Location::File { .. }, Some(o)) => fnv1a64(&[&f.rule, &o.kind, &o.namespace, &o.name]),
-        (Location::File { path, .. }, None) => fnv1a64(&[&f.rule, path]),
-    };
+fn fingerprint_base(f: &Finding) -> String {
+    let o = &f.object;
+    let h = fnv1a64(&[f.rule.as_str(), &o.kind, &o.namespace, &o.name]);
     format!("{h:016x}")
 }
 
@@ -314,7 +245,7 @@ fn logical_location(kind: &str, namespace: &str, name: &str) -> Value {
     })
 }
 
-fn result(f: &SarifFinding, fingerprint: &str, cwd: Option<&Path>) -> Value {
+fn result(f: &Finding, fingerprint: &str, cwd: Option<&Path>) -> Value {
     // GitHub code scanning shows `message.text` (its first line in alert
     // lists, all of it on the alert) and ignores a result's
     // `message.markdown`, so the explanation and the YAML fix go into the
@@ -323,43 +254,40 @@ fn result(f: &SarifFinding, fingerprint: &str, cwd: Option<&Path>) -> Value {
         Some(d) if !d.trim().is_empty() => format!("{}\n\n{}", f.message, d.trim_end()),
         _ => f.message.clone(),
     };
+    let o = &f.object;
     let mut location = Map::new();
-    match &f.location {
-        Location::File { path, line } => {
+    match &f.source {
+        Some(source) => {
             let mut physical = Map::new();
-            physical.insert("artifactLocation".into(), artifact_location(path, cwd));
-            if *line >= 1 {
-                physical.insert("region".into(), json!({ "startLine": line }));
+            physical.insert(
+                "artifactLocation".into(),
+                artifact_location(&source.file, cwd),
+            );
+            if source.line >= 1 {
+                physical.insert("region".into(), json!({ "startLine": source.line }));
             }
             location.insert("physicalLocation".into(), Value::Object(physical));
-            if let Some(o) = &f.object {
-                location.insert(
-                    "logicalLocations".into(),
-                    json!([logical_location(&o.kind, &o.namespace, &o.name)]),
-                );
-            }
+            location.insert(
+                "logicalLocations".into(),
+                json!([logical_location(&o.kind, &o.namespace, &o.name)]),
+            );
         }
-        Location::Object {
-            api_version,
-            kind,
-            namespace,
-            name,
-        } => {
-            let mut logical = logical_location(kind, namespace, name);
-            if !api_version.is_empty()
+        None => {
+            let mut logical = logical_location(&o.kind, &o.namespace, &o.name);
+            if !o.api_version.is_empty()
                 && let Some(m) = logical.as_object_mut()
             {
-                m.insert("properties".into(), json!({ "apiVersion": api_version }));
+                m.insert("properties".into(), json!({ "apiVersion": o.api_version }));
             }
             location.insert("logicalLocations".into(), json!([logical]));
         }
     }
     let mut r = Map::new();
-    r.insert("ruleId".into(), Value::String(f.rule.clone()));
-    if let Some(i) = RuleId::ALL.iter().position(|r| r.as_str() == f.rule) {
+    r.insert("ruleId".into(), Value::String(f.rule.as_str().into()));
+    if let Some(i) = RuleId::ALL.iter().position(|r| *r == f.rule) {
         r.insert("ruleIndex".into(), json!(i));
     }
-    r.insert("level".into(), Value::String(level(&f.action).into()));
+    r.insert("level".into(), Value::String(level(f.action).into()));
     r.insert("message".into(), json!({ "text": text }));
     r.insert("locations".into(), json!([Value::Object(location)]));
     r.insert(
@@ -420,6 +348,7 @@ fn percent_encode_keep(s: &str, keep: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::model::{ObjectRef, Severity, SourceLine};
 
     #[test]
     fn every_rule_has_a_docs_section_with_why_and_fix() {
@@ -500,19 +429,21 @@ mod tests {
         );
     }
 
-    fn object_finding(namespace: &str) -> SarifFinding {
-        SarifFinding {
-            rule: "world-cidr".into(),
-            action: "deny".into(),
-            message: "world-cidr: egress rule 0, peer 0: too wide".into(),
-            detail: None,
-            location: Location::Object {
+    fn object_finding(namespace: &str) -> Finding {
+        Finding {
+            object: ObjectRef {
                 api_version: "networking.k8s.io/v1".into(),
                 kind: "NetworkPolicy".into(),
                 namespace: namespace.into(),
                 name: "open".into(),
+                uid: None,
             },
-            object: None,
+            source: None,
+            rule: RuleId::WorldCidr,
+            action: Action::Deny,
+            severity: Severity::High,
+            message: "world-cidr: egress rule 0, peer 0: too wide".into(),
+            detail: None,
         }
     }
 
@@ -547,20 +478,23 @@ mod tests {
 
     #[test]
     fn fingerprints_ignore_lines_and_number_repeats() {
-        let at = |line: usize, name: &str| SarifFinding {
-            rule: "world-cidr".into(),
-            action: "deny".into(),
-            message: format!("world-cidr: at {line}"),
-            detail: Some("why".into()),
-            location: Location::File {
-                path: "a.yaml".into(),
-                line,
-            },
-            object: Some(ObjectRef {
+        let at = |line: usize, name: &str| Finding {
+            object: ObjectRef {
+                api_version: "networking.k8s.io/v1".into(),
                 kind: "NetworkPolicy".into(),
                 namespace: "shop".into(),
                 name: name.into(),
+                uid: None,
+            },
+            source: Some(SourceLine {
+                file: "a.yaml".into(),
+                line,
             }),
+            rule: RuleId::WorldCidr,
+            action: Action::Deny,
+            severity: Severity::High,
+            message: format!("world-cidr: at {line}"),
+            detail: Some("why".into()),
         };
         let fp = |log: &Value, i: usize| {
             log["runs"][0]["results"][i]["partialFingerprints"][FINGERPRINT_KEY]

@@ -1,7 +1,12 @@
-//! Terminal output for people: aligned tables, and colour only when stdout
-//! is a terminal (never in pipes or files, where escape codes are noise).
+//! Terminal output for people: aligned tables, findings as text, and colour
+//! only when stdout is a terminal (never in pipes or files, where escape
+//! codes are noise).
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
+
+use crate::report::model::Finding;
+use crate::vocab::Action;
 
 /// What a cell's colour means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +39,7 @@ pub struct Paint {
 }
 
 /// `--color`: `auto` colours only a terminal, and honours `NO_COLOR`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorChoice {
     Auto,
     Always,
@@ -67,13 +72,51 @@ impl Paint {
 }
 
 /// A finding's action as a label: `DENY` in red, `WARN` in yellow.
-pub fn action_label(paint: Paint, action: &str) -> String {
-    let tone = if action == "deny" {
+pub fn action_label(paint: Paint, action: Action) -> String {
+    let tone = if action == Action::Deny {
         Tone::Bad
     } else {
         Tone::Warn
     };
-    paint.apply(&action.to_uppercase(), tone)
+    paint.apply(&action.to_string().to_uppercase(), tone)
+}
+
+/// A finding with everything about it, as `check` lists them: where it is
+/// (`file:line: `, for an object read from a file), the object, the action
+/// and rule, then the message and the detail indented.
+pub fn finding_block(f: &Finding, paint: Paint) -> String {
+    let mut out = String::new();
+    if let Some(s) = &f.source {
+        let _ = write!(out, "{}:{}: ", s.file, s.line);
+    }
+    let _ = writeln!(
+        out,
+        "{} {}/{}: {} {}",
+        f.object.kind,
+        f.object.namespace,
+        f.object.name,
+        action_label(paint, f.action),
+        f.rule
+    );
+    let _ = writeln!(out, "  {}", f.message);
+    if let Some(d) = &f.detail {
+        for line in d.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out
+}
+
+/// A finding on one indented line, as `audit` lists them under their
+/// namespace: the action, the object and the message.
+pub fn finding_line(f: &Finding, paint: Paint) -> String {
+    format!(
+        "  {} {} {}: {}\n",
+        action_label(paint, f.action),
+        f.object.kind,
+        f.object.name,
+        f.message
+    )
 }
 
 /// One table cell: its text and what its colour means.
