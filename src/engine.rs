@@ -9,7 +9,7 @@ use crate::baseline;
 use std::sync::Arc;
 
 use crate::cluster::{ClusterView, KnownWorkload, PolicyKind};
-use crate::config::{MODE_LABEL, Mode, Settings};
+use crate::config::{Mode, Settings};
 use crate::rules::{self, Action, Finding, RuleId, coverage};
 use crate::workload::{self, WorkloadKind};
 
@@ -107,20 +107,14 @@ pub enum DecideError {
 /// The namespace netpol-guard considers managed: labels match the configured
 /// selector and the name is not excluded. Unknown namespaces are not managed.
 pub fn is_managed(namespace: &str, view: &ClusterView, settings: &Settings) -> bool {
-    !settings.is_excluded(namespace)
-        && view
-            .namespace_labels(namespace)
-            .is_some_and(|labels| settings.managed_selector.matches(labels))
+    view.namespace_labels(namespace)
+        .is_some_and(|labels| settings.manages(namespace, labels))
 }
 
-/// The mode in force for a namespace: its `netpol-guard.io/mode` label when
-/// that says `enforce` or `audit`, else the configured one. Cluster-scoped
-/// objects (empty namespace) get the configured mode.
+/// The mode in force for a namespace (`Settings::mode_for` of its labels).
+/// Cluster-scoped objects (empty namespace) get the configured mode.
 pub fn mode_for(namespace: &str, view: &ClusterView, settings: &Settings) -> Mode {
-    view.namespace_labels(namespace)
-        .and_then(|l| l.get(MODE_LABEL))
-        .and_then(|m| Mode::parse(m))
-        .unwrap_or(settings.config.mode)
+    settings.mode_for(view.namespace_labels(namespace))
 }
 
 /// Whether the request's user or groups are exempt by config.

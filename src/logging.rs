@@ -10,9 +10,11 @@ use std::time::Duration;
 /// `LOG_LINGER` and writes them in one call, so the log is at most a few
 /// milliseconds behind. Lines are never reordered or split.
 ///
-/// - WARN and ERROR lines are written at once, after what is buffered, so
-///   a problem shows without delay and in order with what the process
-///   prints itself (a start-up error, say).
+/// - WARN and ERROR lines wake the thread at once (no linger), so a problem
+///   shows without delay, in order with the lines before it. They are never
+///   written by the thread that logs them: a runtime worker logging a
+///   warning about a client's junk must not wait for a slow standard error
+///   (it did, flushing up to `LOG_BUFFER_MAX` under a lock).
 /// - At exit (return from `main`, `std::process::exit`) what is buffered is
 ///   written before the process ends (an `atexit` handler).
 /// - Lossy only under overload: while `LOG_BUFFER_MAX` bytes are waiting
@@ -50,6 +52,8 @@ struct PendingLines {
     bytes: Vec<u8>,
     /// The writing thread is waiting for a line (the next writer wakes it).
     idle: bool,
+    /// A WARN or ERROR line is waiting: write without lingering.
+    urgent: bool,
 }
 
 static LOG_BUFFER: std::sync::OnceLock<Option<&'static LogBuffer>> = std::sync::OnceLock::new();
@@ -95,13 +99,14 @@ unsafe extern "C" {
 
 extern "C" fn flush_logs_at_exit() {
     if let Some(Some(buffer)) = LOG_BUFFER.get() {
-        buffer.write_pending(&mut Vec::new(), &[]);
+        buffer.write_pending(&mut Vec::new());
     }
 }
 
 impl LogBuffer {
-    /// Appends one formatted line (tracing writes each event whole).
-    fn push(&self, line: &[u8]) {
+    /// Appends one formatted line (tracing writes each event whole); an
+    /// `urgent` one is written without lingering.
+    fn push(&self, line: &[u8], urgent: bool) {
         let mut pending = lock_ignoring_poison(&self.pending);
         if pending.bytes.len() + line.len() > LOG_BUFFER_MAX {
             drop(pending);
@@ -109,6 +114,7 @@ impl LogBuffer {
             return;
         }
         pending.bytes.extend_from_slice(line);
+        pending.urgent |= urgent;
         let wake = std::mem::take(&mut pending.idle);
         drop(pending);
         if wake {
@@ -116,11 +122,16 @@ impl LogBuffer {
         }
     }
 
-    /// The writing thread.
+    /// The writing thread, writing to standard error.
     fn run(&self) {
+        self.run_into(&mut std::io::stderr());
+    }
+
+    /// The writing loop, into `out`.
+    fn run_into(&self, out: &mut impl std::io::Write) {
         let mut batch = Vec::new();
         loop {
-            {
+            let urgent = {
                 let mut pending = lock_ignoring_poison(&self.pending);
                 while pending.bytes.is_empty() {
                     pending.idle = true;
@@ -129,9 +140,12 @@ impl LogBuffer {
                         .wait(pending)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
+                std::mem::take(&mut pending.urgent)
+            };
+            if !urgent {
+                std::thread::sleep(LOG_LINGER);
             }
-            std::thread::sleep(LOG_LINGER);
-            self.write_pending(&mut batch, &[]);
+            self.write_pending_into(out, &mut batch);
             let dropped = self.dropped.swap(0, Ordering::Relaxed);
             if dropped > 0 {
                 tracing::warn!(
@@ -143,16 +157,24 @@ impl LogBuffer {
         }
     }
 
-    /// Takes what is buffered and writes it, then `line`, `batch` being the
+    /// Takes what is buffered and writes it to standard error (the exit
+    /// flush).
+    fn write_pending(&self, batch: &mut Vec<u8>) {
+        self.write_pending_into(&mut std::io::stderr(), batch);
+    }
+
+    /// Takes what is buffered and writes it to `out`, `batch` being the
     /// spare buffer (kept between calls, so its capacity is reused).
-    fn write_pending(&self, batch: &mut Vec<u8>, line: &[u8]) {
-        use std::io::Write as _;
+    fn write_pending_into(&self, out: &mut impl std::io::Write, batch: &mut Vec<u8>) {
         let _writing = lock_ignoring_poison(&self.writing);
-        std::mem::swap(&mut lock_ignoring_poison(&self.pending).bytes, batch);
-        batch.extend_from_slice(line);
+        {
+            let mut pending = lock_ignoring_poison(&self.pending);
+            std::mem::swap(&mut pending.bytes, batch);
+            pending.urgent = false;
+        }
         if !batch.is_empty() {
             // As tracing's own writer: a failed write loses the lines.
-            let _ = std::io::stderr().lock().write_all(batch);
+            let _ = out.write_all(batch);
         }
         batch.clear();
         if batch.capacity() > LOG_BUFFER_MAX / 16 {
@@ -164,12 +186,8 @@ impl LogBuffer {
 impl std::io::Write for BufferedStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self.shared {
-            Some(buffer) if self.urgent => {
-                buffer.write_pending(&mut Vec::new(), buf);
-                Ok(buf.len())
-            }
             Some(buffer) => {
-                buffer.push(buf);
+                buffer.push(buf, self.urgent);
                 Ok(buf.len())
             }
             None => std::io::stderr().write(buf),
@@ -192,6 +210,89 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BufferedStderr {
         Self {
             urgent: *meta.level() <= tracing::Level::WARN,
             ..*self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A standard error that blocks every write until released, as a pipe
+    /// nobody drains.
+    struct Stuck {
+        release: mpsc::Receiver<()>,
+        written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.release.recv();
+            lock_ignoring_poison(&self.written).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn buffer() -> &'static LogBuffer {
+        Box::leak(Box::new(LogBuffer {
+            pending: std::sync::Mutex::new(PendingLines::default()),
+            wake: std::sync::Condvar::new(),
+            writing: std::sync::Mutex::new(()),
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    /// Issue 14: a WARN line used to be written by the thread that logged
+    /// it, under the lock the writer holds; with standard error stuck, a
+    /// runtime worker logging a warning waited with it. Now the logging
+    /// thread only appends, whatever the writer is doing.
+    #[test]
+    fn warnings_never_wait_for_a_stuck_standard_error() {
+        let buffer = buffer();
+        let (release, gate) = mpsc::channel();
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut out = Stuck {
+            release: gate,
+            written: written.clone(),
+        };
+        std::thread::spawn(move || buffer.run_into(&mut out));
+        let logger = BufferedStderr {
+            shared: Some(buffer),
+            urgent: true,
+        };
+        // The first line is taken by the writer, which then blocks in write.
+        let (done_tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut l = logger;
+            for i in 0..100 {
+                let _ = l.write_all(format!("WARN line {i}\n").as_bytes());
+            }
+            let _ = done_tx.send(());
+        });
+        // Generous: a hang detector, not a timing assertion.
+        assert!(
+            done.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "logging a warning waited for standard error"
+        );
+        // Once standard error drains, every line arrives, in order.
+        for _ in 0..200 {
+            let _ = release.send(());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = String::from_utf8(lock_ignoring_poison(&written).clone()).unwrap_or_default();
+            if text.lines().count() == 100 {
+                let expected: Vec<String> = (0..100).map(|i| format!("WARN line {i}")).collect();
+                assert_eq!(text.lines().collect::<Vec<_>>(), expected);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "lines lost: {text:?}");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

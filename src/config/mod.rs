@@ -494,6 +494,25 @@ impl Settings {
         self.config.rules.get(rule)
     }
 
+    /// Whether netpol-guard manages the namespace `namespace` with these
+    /// labels: they match the managed-namespace selector and the name is not
+    /// excluded. The one answer the webhook, the generator and the audit
+    /// share; each passes the labels it has (the generator those of the
+    /// Namespace it is reconciling, not a view that may lag).
+    pub fn manages(&self, namespace: &str, labels: &crate::selector::Labels) -> bool {
+        !self.is_excluded(namespace) && self.managed_selector.matches(labels)
+    }
+
+    /// The mode in force for a namespace with these labels: its
+    /// `netpol-guard.io/mode` label when that says `enforce` or `audit`,
+    /// else the configured one (also for an unknown namespace, `None`).
+    pub fn mode_for(&self, labels: Option<&crate::selector::Labels>) -> Mode {
+        labels
+            .and_then(|l| l.get(MODE_LABEL))
+            .and_then(|m| Mode::parse(m))
+            .unwrap_or(self.config.mode)
+    }
+
     /// Excluded namespaces are never managed and never checked.
     pub fn is_excluded(&self, namespace: &str) -> bool {
         self.config
@@ -554,6 +573,25 @@ impl Default for Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One answer to "managed?" and "which mode?" for the webhook (through
+    /// `engine::is_managed`) and the generator.
+    #[test]
+    fn manages_and_mode_for_are_of_name_labels_and_settings() {
+        let s = Settings::from_yaml(
+            "managedNamespaces:\n  selector: {matchLabels: {team: a}}\n  exclude: [kube-system]\nmode: audit\n",
+        )
+        .unwrap();
+        let labels = |pairs: &[(&str, &str)]| -> crate::selector::Labels {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert!(s.manages("shop", &labels(&[("team", "a")])));
+        assert!(!s.manages("shop", &labels(&[("team", "b")])));
+        assert!(!s.manages("kube-system", &labels(&[("team", "a")])), "excluded by name");
+        assert_eq!(s.mode_for(None), Mode::Audit);
+        assert_eq!(s.mode_for(Some(&labels(&[(MODE_LABEL, "enforce")]))), Mode::Enforce);
+        assert_eq!(s.mode_for(Some(&labels(&[(MODE_LABEL, "bogus")]))), Mode::Audit);
+    }
 
     #[test]
     fn documented_defaults_parse_to_the_built_in_defaults() {

@@ -28,7 +28,7 @@ use crate::baseline::{self, MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::cluster::KnownWorkload;
 use crate::cluster::store::ViewStore;
 use crate::config::store::SettingsStore;
-use crate::config::{MODE_LABEL, Mode, OnUnmanage};
+use crate::config::{Mode, OnUnmanage};
 use crate::generate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::rules::coverage;
@@ -245,13 +245,10 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
     }
     let settings = ctx.settings.get();
     let labels = ns.labels();
-    let managed = !settings.is_excluded(&name) && settings.managed_selector.matches(labels);
+    let managed = settings.manages(&name, labels);
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
     if managed {
-        let mode = labels
-            .get(MODE_LABEL)
-            .and_then(|m| Mode::parse(m))
-            .unwrap_or(settings.config.mode);
+        let mode = settings.mode_for(Some(labels));
         let desired = baseline::desired(&name, &settings, mode);
         for want in &desired {
             let policy = want
