@@ -240,6 +240,14 @@ impl Metrics {
         }
     }
 
+    /// Drops a namespace's uncovered-workloads series (it is gone, or no
+    /// longer managed), so the gauge does not report it forever.
+    pub fn forget_uncovered(&self, namespace: &str) {
+        if let Ok(mut m) = self.uncovered.lock() {
+            m.remove(namespace);
+        }
+    }
+
     /// Sets how many namespaces' baseline reconciles keep failing.
     pub fn set_reconcile_failing(&self, n: usize) {
         self.reconcile_failing

@@ -43,6 +43,19 @@ fn baseline_names(fake: &FakeApiServer, ns: &str) -> Vec<String> {
     names
 }
 
+/// Polls `/metrics` until `check` holds, for at most 15 s.
+async fn until_metrics(live: &Live, what: &str, check: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let m = live.server.connect().await.get("/metrics").await.text();
+        if check(&m) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -401,6 +414,26 @@ async fn the_impact_report_names_the_workloads_default_deny_isolates() {
         events.iter().any(|e| e == "netpol-guard default-deny now isolates these workloads (no NetworkPolicy lets their traffic through): Deployment ledger, CronJob nightly"),
         "{events:?}"
     );
+    // Issue 14: a namespace that stops being managed, or is deleted, leaves
+    // the gauge (it reported team-b forever before).
+    fake.apply_object(&namespace("team-b", json!({})));
+    until_metrics(&live, "the gauge forgets an unmanaged namespace", |m| {
+        !m.contains("netpol_guard_uncovered_workloads{namespace=\"team-b\"}")
+    })
+    .await;
+    fake.apply_object(&namespace("team-c", json!({"platform.io/managed": "true"})));
+    fake.apply_object(&deployment("team-c", "web", "web"));
+    until_metrics(&live, "team-c reported", |m| {
+        m.contains("netpol_guard_uncovered_workloads{namespace=\"team-c\"} 1")
+    })
+    .await;
+    fake.delete_object("v1", "Namespace", None, "team-c");
+    // Any reconcile sweeps namespaces the view no longer holds.
+    fake.apply_object(&namespace("team-d", json!({"platform.io/managed": "true"})));
+    until_metrics(&live, "the gauge forgets a deleted namespace", |m| {
+        !m.contains("netpol_guard_uncovered_workloads{namespace=\"team-c\"}")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

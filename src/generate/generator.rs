@@ -76,6 +76,34 @@ struct Ctx {
     failures: Mutex<HashMap<String, (u32, std::time::Instant)>>,
 }
 
+impl Ctx {
+    /// Forgets what was reported for a namespace that is going away or no
+    /// longer managed: its last impact report and its gauge series.
+    fn forget(&self, namespace: &str) {
+        if let Ok(mut m) = self.reported.lock() {
+            m.remove(namespace);
+        }
+        self.metrics.forget_uncovered(namespace);
+    }
+
+    /// Forgets every namespace the view no longer holds (deleted while
+    /// this replica was not looking, e.g. while another one led).
+    fn forget_gone(&self) {
+        let view = self.view.view();
+        let gone: Vec<String> = match self.reported.lock() {
+            Ok(m) => m
+                .keys()
+                .filter(|ns| view.namespace_labels(ns).is_none())
+                .cloned()
+                .collect(),
+            Err(_) => return,
+        };
+        for ns in gone {
+            self.forget(&ns);
+        }
+    }
+}
+
 /// Runs the reconciler until the process ends. It writes only while this
 /// replica is the leader; becoming leader reconciles every namespace.
 pub fn spawn(client: Client, shared: Shared, leadership: Leadership) {
@@ -241,8 +269,10 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
         return Ok(Action::requeue(RESYNC));
     }
     if ns.metadata.deletion_timestamp.is_some() {
+        ctx.forget(&name);
         return Ok(Action::await_change());
     }
+    ctx.forget_gone();
     let settings = ctx.settings.get();
     let labels = ns.labels();
     let managed = settings.manages(&name, labels);
@@ -319,6 +349,7 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
         }
         report_impact(ctx, ns, mode).await?;
     } else {
+        ctx.forget(&name);
         for policy in baseline::NAMES {
             match settings.config.baseline.on_unmanage {
                 OnUnmanage::Delete => delete_ours(ctx, &api, &name, policy).await?,
