@@ -285,7 +285,8 @@ mod tests {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let text = String::from_utf8(lock_ignoring_poison(&written).clone()).unwrap_or_default();
+            let text =
+                String::from_utf8(lock_ignoring_poison(&written).clone()).unwrap_or_default();
             if text.lines().count() == 100 {
                 let expected: Vec<String> = (0..100).map(|i| format!("WARN line {i}")).collect();
                 assert_eq!(text.lines().collect::<Vec<_>>(), expected);

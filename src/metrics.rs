@@ -2,7 +2,8 @@
 //!
 //! Label values come from a fixed vocabulary (kinds outside the ones
 //! netpol-guard judges are counted as `other`), so a client cannot grow the
-//! series without bound by sending made-up kinds.
+//! series without bound by sending made-up kinds. The one open label,
+//! `namespace`, only takes namespaces the cluster has.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

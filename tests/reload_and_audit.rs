@@ -60,6 +60,29 @@ async fn audit_mode_allows_the_uncovered_deployment_with_a_warning() {
     assert!(m.contains(
         "netpol_guard_admission_requests_total{endpoint=\"/validate\",kind=\"Deployment\",operation=\"CREATE\",decision=\"warned\"} 1"
     ));
+    // A forged review for a made-up namespace (a policy rule fires in any
+    // namespace) adds no series of its own: the label is bounded by the
+    // cluster's namespaces.
+    for i in 0..20 {
+        let body = String::from_utf8(
+            std::fs::read(common::shared(
+                "fixtures/admission/networkpolicy-create-world-egress.json",
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+        .replace("\"payments\"", &format!("\"made-up-{i}\""));
+        let r = c.post("/validate", body).await.json();
+        assert_eq!(r["response"]["allowed"], true, "{r}");
+    }
+    let m = c.get("/metrics").await.text();
+    assert!(!m.contains("made-up-"), "{m}");
+    assert!(
+        m.contains(
+            "netpol_guard_audit_would_deny_total{rule=\"world-cidr\",namespace=\"other\"} 20"
+        ),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -583,14 +583,26 @@ mod tests {
         )
         .unwrap();
         let labels = |pairs: &[(&str, &str)]| -> crate::selector::Labels {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
         assert!(s.manages("shop", &labels(&[("team", "a")])));
         assert!(!s.manages("shop", &labels(&[("team", "b")])));
-        assert!(!s.manages("kube-system", &labels(&[("team", "a")])), "excluded by name");
+        assert!(
+            !s.manages("kube-system", &labels(&[("team", "a")])),
+            "excluded by name"
+        );
         assert_eq!(s.mode_for(None), Mode::Audit);
-        assert_eq!(s.mode_for(Some(&labels(&[(MODE_LABEL, "enforce")]))), Mode::Enforce);
-        assert_eq!(s.mode_for(Some(&labels(&[(MODE_LABEL, "bogus")]))), Mode::Audit);
+        assert_eq!(
+            s.mode_for(Some(&labels(&[(MODE_LABEL, "enforce")]))),
+            Mode::Enforce
+        );
+        assert_eq!(
+            s.mode_for(Some(&labels(&[(MODE_LABEL, "bogus")]))),
+            Mode::Audit
+        );
     }
 
     #[test]

@@ -348,10 +348,14 @@ pub(super) async fn validate(state: Arc<AppState>, req: Request, limit: usize) -
                 state.metrics.finding(f.rule.as_str(), action_str(*a));
             }
             let namespace = req.namespace.as_deref().unwrap_or("");
+            // One series per rule and namespace the cluster has: a forged
+            // request for a made-up namespace counts under `other`.
+            let known = state.view().namespace_labels(namespace).is_some();
+            let series = if known { namespace } else { "other" };
             for rule in &verdict.audit_would_deny {
                 state.metrics.inc(
                     "netpol_guard_audit_would_deny_total",
-                    &[("rule", rule.as_str()), ("namespace", namespace)],
+                    &[("rule", rule.as_str()), ("namespace", series)],
                 );
                 let clip = |s: &str| engine::truncate_chars(s, MAX_ECHO);
                 tracing::info!(

@@ -70,6 +70,11 @@ pub(super) struct BodyBudget {
 pub(super) struct BodyReads {
     pub(super) used: usize,
     pub(super) next_id: u64,
+    /// Bodies of ordinary size (`EVICTING_MAX`) waiting for room. While one
+    /// waits, a large body takes no room that is given back: else a crowd of
+    /// clients announcing large bodies would take each freed slot before the
+    /// well-formed request that had older reads cut for it.
+    pub(super) ordinary_waiting: usize,
     /// Reads in progress, oldest first: when each started, its size, and
     /// how to cut it (taken once it was told to stop).
     reads:
@@ -122,6 +127,11 @@ impl BodyBudget {
         bytes: usize,
     ) -> Option<(BodyReservation<'_>, tokio::sync::oneshot::Receiver<()>)> {
         let deadline = tokio::time::Instant::now() + EVICT_AFTER + ROOM_WAIT;
+        let ordinary = bytes <= EVICTING_MAX;
+        let mut waiting = WaitingGuard {
+            budget: self,
+            counted: false,
+        };
         loop {
             let freed = self.freed.notified();
             // When to look again if nothing can be cut yet (`None`: reads
@@ -129,7 +139,12 @@ impl BodyBudget {
             let ripe = {
                 let mut s = lock_ignoring_poison(&self.state);
                 let max = self.max.load(Ordering::SeqCst);
-                if s.used + bytes <= max {
+                let yields = !ordinary && s.ordinary_waiting > 0;
+                if s.used + bytes <= max && !yields {
+                    if waiting.counted {
+                        s.ordinary_waiting -= 1;
+                        waiting.counted = false;
+                    }
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     let id = s.next_id;
                     s.next_id += 1;
@@ -137,8 +152,12 @@ impl BodyBudget {
                     s.reads.insert(id, (Instant::now(), bytes, Some(tx)));
                     return Some((BodyReservation { budget: self, id }, rx));
                 }
-                if bytes > max {
+                if bytes > max || yields {
                     return None;
+                }
+                if ordinary && !waiting.counted {
+                    s.ordinary_waiting += 1;
+                    waiting.counted = true;
                 }
                 // Cut the oldest reads (the map is in start order) until
                 // enough room is on its way; reads already cut count too.
@@ -184,6 +203,21 @@ impl BodyBudget {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Counts a body of ordinary size as waiting for room until it gets room
+/// or gives up.
+struct WaitingGuard<'a> {
+    budget: &'a BodyBudget,
+    counted: bool,
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            lock_ignoring_poison(&self.budget.state).ordinary_waiting -= 1;
         }
     }
 }
