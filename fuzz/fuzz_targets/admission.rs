@@ -116,7 +116,7 @@ fn check_same_as_two_step_parse(data: &[u8], parsed: &Result<AdmissionRequest, R
         // does not read iteratively, without serde_json's recursion limit
         // (no stack at risk), so only the two-step parse refuses nesting
         // deeper than 128 there. Nesting in fields it reads is refused by
-        // both (tests/drills.rs drill 4).
+        // both (tests/it/drills.rs drill 4).
         Err(e) if e.to_string().starts_with("recursion limit exceeded") => return,
         Err(_) => Err("not JSON"),
         Ok(value) => match TwoStepReview::deserialize(value) {

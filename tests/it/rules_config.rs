@@ -1,8 +1,6 @@
 //! Every rule of the catalog through the engine: it fires with its default
 //! action, and `warn`, `off` and `deny` in the config change the verdict.
 
-mod common;
-
 use netpol_guard::admission::{self, AdmissionRequest};
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::Settings;
@@ -10,6 +8,8 @@ use netpol_guard::engine;
 use netpol_guard::manifests;
 use netpol_guard::rules::{Action, RuleId};
 use serde_json::{Value, json};
+
+use crate::common;
 
 /// The fixture cluster, plus a Deployment that policy payments-api covers
 /// (for `uncovers-workloads`).

@@ -1,8 +1,6 @@
 //! The decision engine's behaviour on real AdmissionReview shapes (the shared
 //! fixtures, varied), called directly: exact verdicts and message fragments.
 
-mod common;
-
 use netpol_guard::admission::{self, AdmissionRequest, Operation};
 use netpol_guard::cluster::ClusterView;
 use netpol_guard::config::Settings;
@@ -11,6 +9,8 @@ use netpol_guard::manifests;
 use netpol_guard::report::audit;
 use netpol_guard::rules::{Action, RuleId};
 use serde_json::json;
+
+use crate::common;
 
 fn view() -> ClusterView {
     let mut v = ClusterView::new();

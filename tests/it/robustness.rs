@@ -2,8 +2,6 @@
 //! server; every answer is a well-formed AdmissionReview (HTTP 200) or a
 //! plain 400/413. Runs the real router in-process for many cases per second.
 
-mod common;
-
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,6 +14,8 @@ use netpol_guard::webhook::{AppState, router};
 use proptest::prelude::*;
 use serde_json::Value;
 use tower::ServiceExt;
+
+use crate::common;
 
 fn app() -> axum::Router {
     let objs = manifests::load_paths(&[common::fixtures_cluster()]).unwrap();

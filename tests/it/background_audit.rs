@@ -3,14 +3,12 @@
 //! says once when the CRDs are absent and starts writing when they appear,
 //! and a follower never writes.
 
-mod common;
-mod fake_apiserver;
-
 use std::time::{Duration, Instant};
 
-use common::Server;
-use fake_apiserver::FakeApiServer;
 use serde_json::{Value, json};
+
+use crate::common::Server;
+use crate::fake_apiserver::FakeApiServer;
 
 const REPORTS: &str = "wgpolicyk8s.io/v1alpha2";
 

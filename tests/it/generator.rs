@@ -1,14 +1,12 @@
 //! The baseline generator, against the `FakeApiServer` test double: the real
 //! binary reconciles namespaces through a kubeconfig.
 
-mod common;
-mod fake_apiserver;
-
 use std::time::{Duration, Instant};
 
-use common::Server;
-use fake_apiserver::{FakeApiServer, RequestMatcher};
 use serde_json::{Value, json};
+
+use crate::common::Server;
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
 
 const NP: &str = "networking.k8s.io/v1";
 

@@ -2,14 +2,12 @@
 //! API server, here the in-process `FakeApiServer` test double, reached by the
 //! real binary through a kubeconfig.
 
-mod common;
-mod fake_apiserver;
-
 use std::time::{Duration, Instant};
 
-use common::{Server, shared};
-use fake_apiserver::{FakeApiServer, RequestMatcher};
 use serde_json::{Value, json};
+
+use crate::common::{self, Server, shared};
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(shared(&format!("fixtures/admission/{name}"))).unwrap()
@@ -36,7 +34,7 @@ fn start_live(fake: &FakeApiServer, extra: &[&str]) -> Live {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig).unwrap();
-    // The generator (tested in tests/generator.rs) would share the paths
+    // The generator (tested in tests/it/generator.rs) would share the paths
     // these tests inject faults on.
     let mut args = vec!["--namespace", "netpol-guard", "--no-baseline"];
     args.extend_from_slice(extra);

@@ -1,14 +1,13 @@
 //! The HTTPS server's protocol behaviour, against the real binary on 127.0.0.1.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Server, fixtures_cluster, shared};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{self, Server, fixtures_cluster, shared};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(shared(&format!("fixtures/admission/{name}"))).unwrap()

@@ -1,7 +1,7 @@
 //! `netpol-guard check --output sarif`: the real binary's output validates
 //! against the SARIF 2.1.0 JSON schema and points at the right lines.
 //!
-//! The schema, `tests/schemas/sarif-2.1.0.json`, is vendored unmodified from
+//! The schema, `tests/it/schemas/sarif-2.1.0.json`, is vendored unmodified from
 //! the crates.io package `serde-sarif` version 0.8.0, file `src/schema.json`
 //! (sha256 af47e7b67f24efe74076621fd3a5fbe7398add9e84fe820c971219a385895cea).
 //! It is the OASIS "Static Analysis Results Format (SARIF) Version 2.1.0 JSON
@@ -10,12 +10,12 @@
 //! (the file in oasis-tcs/sarif-spec has blank lines between members; this
 //! copy has none). It is self-contained: every `$ref` is `#/definitions/...`.
 
-mod schemas;
-
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
+
+use crate::schemas;
 
 /// Objects start at the lines the constants below say (the `apiVersion:` line
 /// right after each `---`).
@@ -111,7 +111,7 @@ const FILE: &str = "deploy/shop manifests.yaml";
 #[test]
 fn the_vendored_schema_is_draft_07_and_self_contained() {
     let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/sarif-2.1.0.json"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/schemas/sarif-2.1.0.json"),
     )
     .unwrap();
     let schema: Value = serde_json::from_str(&text).unwrap();

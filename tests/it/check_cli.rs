@@ -1,7 +1,5 @@
 //! `netpol-guard check` and `config` as a CI job runs them: exit codes and output.
 
-mod common;
-
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {

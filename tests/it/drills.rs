@@ -5,17 +5,12 @@
 //! Latency bounds are generous on purpose (a ratio plus an absolute floor):
 //! they catch a server that stalls, not a slow CI machine.
 
-mod common;
-mod fake_apiserver;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Client, Server, fixtures_cluster, shared};
-use fake_apiserver::{FakeApiServer, RequestMatcher};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -25,6 +20,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
+
+use crate::common::{Client, Server, fixtures_cluster, shared};
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
 
 /// One drill at a time: each measures latencies or counts requests.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -3,14 +3,13 @@
 //! API server's pruning is), its exact output for a small audit, and `write`
 //! against the `FakeApiServer` test double, with and without the CRDs.
 
-mod fake_apiserver;
-mod schemas;
-
-use fake_apiserver::{FakeApiServer, RequestMatcher};
 use netpol_guard::report::policyreport::{
     self, Outcome, ReportEntry, ReportError, ResourceRef, Severity, WriteOutcome,
 };
 use serde_json::{Value, json};
+
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
+use crate::schemas;
 
 const API_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
 const NOW: i64 = 1_767_225_600;

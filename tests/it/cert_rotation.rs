@@ -4,15 +4,12 @@
 //! may fail, established keep-alive connections keep working, and new
 //! connections get the new certificate once the pair is complete.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Client, Server};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -20,6 +17,8 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
+
+use crate::common::{Client, Server};
 
 /// A CA (certificate PEM) and a `localhost` leaf it signed (PEM, key PEM).
 struct Pki {

@@ -1,10 +1,8 @@
 //! Config hot reload from a file and audit mode, through the real server.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Server, fixtures_cluster, shared};
+use crate::common::{self, Server, fixtures_cluster, shared};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(shared(&format!("fixtures/admission/{name}"))).unwrap()

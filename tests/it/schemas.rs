@@ -1,7 +1,7 @@
 //! The schemas reports are checked against, shared by the test files: the
 //! PolicyReport CRDs shipped in `manifests/crds/` and the SARIF 2.1.0 schema
-//! vendored in `tests/schemas/` (see tests/sarif.rs for where it came from).
-#![allow(dead_code)]
+//! vendored in `tests/it/schemas/` (see tests/it/sarif.rs for where it came
+//! from).
 
 use std::path::Path;
 
@@ -144,7 +144,7 @@ const LANGUAGE_PATTERN: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
 /// whose `regex` format rejects a lone `]`, and it offers no way to skip that
 /// check. Our logs have no `language`, so this cannot hide a problem in them.
 fn sarif_schema() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/sarif-2.1.0.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/schemas/sarif-2.1.0.json");
     let mut schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for def in ["run", "toolComponent"] {
         let pattern = &mut schema["definitions"][def]["properties"]["language"]["pattern"];

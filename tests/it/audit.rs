@@ -3,14 +3,13 @@
 //! a cluster with covered, uncovered and exempt workloads across managed,
 //! unmanaged, exempt and excluded namespaces, and the exact audit it gives.
 
-mod fake_apiserver;
-mod schemas;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fake_apiserver::FakeApiServer;
 use serde_json::{Value, json};
+
+use crate::fake_apiserver::{self, FakeApiServer};
+use crate::schemas;
 
 const CONFIG: &str = r#"
 exemptions:

@@ -1,11 +1,8 @@
 //! Tests of the fake Kubernetes API server test double, driven through the
 //! real `kube::Client`, `kube::runtime::watcher` and reflector.
 
-mod fake_apiserver;
-
 use std::time::{Duration, Instant};
 
-use fake_apiserver::{FakeApiServer, RequestMatcher};
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -18,6 +15,8 @@ use kube::core::WatchEvent;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
 
 /// Bound for anything that waits on the fake.
 const WAIT: Duration = Duration::from_secs(10);

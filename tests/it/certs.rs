@@ -2,8 +2,6 @@
 //! of the serving certificate, `serve` with it, CA reuse and rotation, and
 //! `kubectl kustomize` of the generated directory.
 
-mod common;
-
 use std::error::Error;
 use std::fs;
 use std::net::SocketAddr;
@@ -23,6 +21,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::common;
 
 type TestResult = Result<(), Box<dyn Error>>;
 

@@ -1,6 +1,5 @@
 //! Test harness: starts the real `netpol-guard` binary on 127.0.0.1 and talks
 //! HTTPS to it, trusting the self-signed certificate the server writes out.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

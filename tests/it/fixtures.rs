@@ -1,10 +1,9 @@
 //! Every shared fixture, posted over TLS to the real server judging against
 //! the shared cluster state, gets the verdict `expected.json` gives it.
 
-mod common;
-
-use common::{Server, fixtures_cluster, shared};
 use serde_json::Value;
+
+use crate::common::{Server, fixtures_cluster, shared};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_gets_its_expected_verdict_over_tls() {

@@ -25,7 +25,6 @@
 //! deletion (deletes are immediate), garbage collection, managedFields
 //! tracking (server-side apply is a simplified merge, see
 //! [`FakeApiServer`]), namespace existence checks, protobuf and compression.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -193,11 +192,6 @@ pub struct RequestMatcher {
 }
 
 impl RequestMatcher {
-    /// Matches every request.
-    pub fn any() -> Self {
-        Self::default()
-    }
-
     /// Any method, path containing `path_contains`.
     pub fn path(path_contains: &str) -> Self {
         Self {
@@ -983,11 +977,6 @@ impl FakeApiServer {
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.shared.addr)
-    }
-
-    /// The port the fake listens on.
-    pub fn port(&self) -> u16 {
-        self.shared.addr.port()
     }
 
     /// A `kube::Config` for this server: default namespace "default",
