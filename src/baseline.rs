@@ -66,9 +66,10 @@ pub fn is_ours(obj: &Value) -> bool {
 
 /// The baseline policies a managed namespace must have. In `audit` mode none:
 /// any policy that selects a pod isolates it in that policy's directions on a
-/// CNI that enforces NetworkPolicy (seed 003: the first policy that selects a
-/// pod flips it to deny-all). Even the DNS allow alone, `podSelector: {}`
-/// with `policyTypes: [Egress]`, would cut every pod's egress to DNS only.
+/// CNI that enforces NetworkPolicy (the first policy that selects a pod turns
+/// everything it does not allow into a denial). Even the DNS allow alone,
+/// `podSelector: {}` with `policyTypes: [Egress]`, would cut every pod's
+/// egress to DNS only.
 /// Audit mode reports the impact instead (`BaselineImpact`), and switching
 /// the namespace to enforce creates both policies together.
 pub fn desired(namespace: &str, settings: &Settings, mode: Mode) -> Vec<Value> {

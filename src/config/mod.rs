@@ -1,7 +1,8 @@
-//! Configuration: one YAML document, the same schema from `--config FILE` and
-//! (later) the `netpol-guard` ConfigMap. Parsing is strict: an unknown key or a
-//! bad value is an error that names the key and the line, because a typo in a
-//! security setting must never silently fall back to a default.
+//! Configuration: one YAML document, the same schema from `--config FILE`
+//! and from the `netpol-guard` ConfigMap (`reload`). Parsing is strict: an
+//! unknown key or a bad value is an error that names the key and the line,
+//! because a typo in a security setting must never silently fall back to a
+//! default.
 
 pub mod reload;
 pub mod store;

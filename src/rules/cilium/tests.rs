@@ -37,7 +37,7 @@ fn app(name: &str) -> Value {
 // ----- safe shapes --------------------------------------------------------
 
 #[test]
-fn seed_000_egress_policy_is_clean() {
+fn a_plain_egress_allow_policy_is_clean() {
     let spec = json!({"endpointSelector": app("payments-api"),
                       "egress": [{"toEndpoints": [app("postgres")]}]});
     assert_eq!(cnp(spec.clone()), vec![]);
