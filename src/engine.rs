@@ -397,12 +397,7 @@ fn judge_coverage_loss(
                 && !label_exempt(settings, &w.pods)
         })
         .filter(|w| {
-            let subject = coverage::Subject {
-                kind: w.kind,
-                namespace,
-                name: &w.name,
-                pods: &w.pods,
-            };
+            let subject = coverage::Subject::of(w, namespace);
             coverage::is_covered(&subject, view, settings)
                 && !coverage::is_covered(&subject, &after, settings)
         })

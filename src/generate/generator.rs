@@ -468,15 +468,7 @@ async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, 
     };
     let mut uncovered: Vec<&Arc<KnownWorkload>> = workloads
         .iter()
-        .filter(|w| {
-            let subject = coverage::Subject {
-                kind: w.kind,
-                namespace,
-                name: &w.name,
-                pods: &w.pods,
-            };
-            !coverage::is_covered(&subject, &view, &settings)
-        })
+        .filter(|w| !coverage::is_covered(&coverage::Subject::of(w, namespace), &view, &settings))
         .collect();
     uncovered.sort_by(|a, b| a.report_order().cmp(&b.report_order()));
     Ok(uncovered.iter().map(|w| w.label()).collect())

@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::rules::Finding;
 use crate::rules::RuleId;
 use crate::rules::netpol::{
-    Dir, UNRESTRICTED_RANGE, fam_index, finding, is_empty_selector, selects_everything, snip,
+    Dir, fam_index, finding, is_empty_selector, range_restricts, selects_everything, snip,
     too_wide, union_families, world_cidr_detail, world_cidr_message, world_union_message,
 };
 
@@ -753,9 +753,7 @@ impl CiliumPort {
     fn restricts(&self) -> bool {
         match &self.port {
             None => false,
-            Some(PortSpec::Num(n)) => self
-                .end_port
-                .is_none_or(|e| e.saturating_sub(*n).saturating_add(1) < UNRESTRICTED_RANGE),
+            Some(PortSpec::Num(n)) => range_restricts(*n, self.end_port),
             Some(PortSpec::Name(_)) => true,
         }
     }

@@ -23,6 +23,18 @@ pub struct Subject<'a> {
     pub pods: &'a PodShape,
 }
 
+impl<'a> Subject<'a> {
+    /// An existing workload the view knows, in `namespace`.
+    pub fn of(known: &'a crate::cluster::KnownWorkload, namespace: &'a str) -> Self {
+        Self {
+            kind: known.kind,
+            namespace,
+            name: &known.name,
+            pods: &known.pods,
+        }
+    }
+}
+
 /// Whether the subject's pods are covered, under the configured directions.
 pub fn is_covered(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> bool {
     coverage(subject, view, settings).satisfies(settings.config.directions)

@@ -624,6 +624,13 @@ pub(crate) fn fam_index(c: &Cidr) -> usize {
 /// counts as a restriction).
 pub(crate) const UNRESTRICTED_RANGE: u64 = 65_000;
 
+/// Whether a port entry `port`..`end_port` limits the port number: a single
+/// port does, a range of `UNRESTRICTED_RANGE` ports or more does not. Shared
+/// by NetworkPolicy and Cilium port entries.
+pub(crate) fn range_restricts(port: u64, end_port: Option<u64>) -> bool {
+    end_port.is_none_or(|e| e.saturating_sub(port).saturating_add(1) < UNRESTRICTED_RANGE)
+}
+
 /// `{}`: a label selector without any `matchLabels` or `matchExpressions`
 /// (empty or `null` ones count as absent). A malformed selector is not empty.
 pub(crate) fn is_empty_selector(v: &Value) -> bool {
@@ -735,9 +742,7 @@ impl Port {
     fn restricts(&self) -> bool {
         match &self.port {
             None => false,
-            Some(PortNum::Num(n)) => self
-                .end_port
-                .is_none_or(|e| e.saturating_sub(*n).saturating_add(1) < UNRESTRICTED_RANGE),
+            Some(PortNum::Num(n)) => range_restricts(*n, self.end_port),
             Some(_) => true,
         }
     }
