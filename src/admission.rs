@@ -282,8 +282,8 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     if api_version != API_VERSION || kind != "AdmissionReview" {
         // Echoed in the 400 and the log: a sender's 1 MB string stays there.
         return Err(ReviewError::Version {
-            api_version: crate::engine::truncate_chars(&api_version, 64),
-            kind: crate::engine::truncate_chars(&kind, 64),
+            api_version: crate::text::truncate_chars(&api_version, 64),
+            kind: crate::text::truncate_chars(&kind, 64),
         });
     }
     review.request.ok_or(ReviewError::NoRequest)

@@ -64,7 +64,7 @@ impl Verdict {
             if *action == Action::Deny && f.rule != RuleId::BaselineProtected {
                 *action = Action::Warn;
                 self.audit_would_deny.push(f.rule);
-                f.message = truncate_chars(
+                f.message = crate::text::truncate_chars(
                     &format!("audit mode, would deny: {}", f.message),
                     rules::MAX_WARNING_CHARS,
                 );
@@ -78,16 +78,6 @@ impl Verdict {
             self.findings.push((finding, action));
         }
     }
-}
-
-/// Cuts `s` to at most `max` characters, ending in `...` when cut.
-pub fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
-    out.push_str("...");
-    out
 }
 
 /// An object the engine could not judge. Requests from the API server are

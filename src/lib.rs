@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod report;
 pub mod rules;
 pub mod selector;
+pub mod text;
 pub mod vocab;
 pub mod webhook;
 pub mod workload;

@@ -17,13 +17,20 @@ pub enum Action {
     Deny,
 }
 
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Action {
+    /// The word config, reports and metrics use: `off`, `warn`, `deny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Action::Off => "off",
             Action::Warn => "warn",
             Action::Deny => "deny",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -166,7 +166,7 @@ pub fn spawn_configmap_watch(
                     let event = Event {
                         type_: EventType::Warning,
                         reason: "InvalidConfig".into(),
-                        note: Some(truncate(
+                        note: Some(crate::text::truncate_bytes(
                             &format!("{message}; the last good configuration stays in force"),
                             1000,
                         )),
@@ -179,8 +179,4 @@ pub fn spawn_configmap_watch(
             }
         }
     });
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }

@@ -198,7 +198,7 @@ fn error_policy(ns: Arc<Namespace>, e: &GenerateError, ctx: Arc<Ctx>) -> Action 
         let event = Event {
             type_: EventType::Warning,
             reason: "BaselineReconcileFailed".into(),
-            note: Some(crate::engine::truncate_chars(
+            note: Some(crate::text::truncate_chars(
                 &format!(
                     "netpol-guard failed {failures} times in a row to keep this namespace's baseline; it may be missing or not as configured. Last error: {e}"
                 ),

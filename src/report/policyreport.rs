@@ -299,25 +299,13 @@ fn result(e: &ReportEntry, now: i64) -> Value {
         "rule": e.rule,
         "result": e.outcome.as_str(),
         "severity": e.severity.as_str(),
-        "message": truncate(&e.message, MAX_MESSAGE),
+        "message": crate::text::truncate_bytes(&e.message, MAX_MESSAGE),
         "category": e.category,
         "source": SOURCE,
         "scored": e.outcome != Outcome::Warn,
         "timestamp": {"seconds": now, "nanos": 0},
         "resources": [resource],
     })
-}
-
-/// `s` cut to at most `max` bytes (at a character boundary), marked with "...".
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max.saturating_sub(3);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 /// What [`write`] did.
@@ -782,9 +770,9 @@ mod tests {
 
     #[test]
     fn long_messages_are_cut_at_a_character_boundary() {
-        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(crate::text::truncate_bytes("short", 10), "short");
         let long = "é".repeat(MAX_MESSAGE);
-        let cut = truncate(&long, MAX_MESSAGE);
+        let cut = crate::text::truncate_bytes(&long, MAX_MESSAGE);
         assert!(cut.len() <= MAX_MESSAGE, "{}", cut.len());
         assert!(cut.ends_with("..."));
         assert!(cut.starts_with("éé"));

@@ -23,8 +23,8 @@ use crate::config::Settings;
 use crate::rules::Finding;
 use crate::rules::RuleId;
 use crate::rules::netpol::{
-    Dir, fam_index, finding, is_empty_selector, range_restricts, selects_everything, snip,
-    too_wide, union_families, world_cidr_detail, world_cidr_message, world_union_message,
+    Dir, fam_index, finding, is_empty_selector, range_restricts, selects_everything, too_wide,
+    union_families, world_cidr_detail, world_cidr_message, world_union_message,
 };
 
 /// Findings on one CNP (`clusterwide == false`) or CCNP object, in document
@@ -379,7 +379,7 @@ impl Ctx<'_> {
             "namespace-labels-ignored: {at}: key {} is ignored in a namespaced \
              CiliumNetworkPolicy. Fix: match on k8s:io.kubernetes.pod.namespace, or use a \
              clusterwide policy.",
-            snip(key, 50)
+            crate::text::truncate_chars(key, 50)
         );
         let detail = "Cilium supports io.cilium.k8s.namespace.labels selectors only in a \
                       CiliumClusterwideNetworkPolicy; in a namespaced policy they never \
@@ -497,7 +497,7 @@ fn reserved_entity(sel: &Value) -> Option<String> {
 
 /// A selector as written, short enough for a message.
 fn selector_text(sel: &Value) -> String {
-    snip(&serde_json::to_string(sel).unwrap_or_default(), 40)
+    crate::text::truncate_chars(&serde_json::to_string(sel).unwrap_or_default(), 40)
 }
 
 /// A pattern made only of wildcard labels (`*`, `*.`, `**`, `*.*`, `**.*`,
@@ -620,7 +620,10 @@ fn any_service(at: &str, sel: &Value, namespace: Option<&str>) -> Finding {
         selector_text(sel)
     };
     let scope = match namespace {
-        Some(ns) => format!("every service of namespace {}", snip(ns, 30)),
+        Some(ns) => format!(
+            "every service of namespace {}",
+            crate::text::truncate_chars(ns, 30)
+        ),
         None => "every service of every namespace".to_string(),
     };
     let f = finding(
@@ -651,7 +654,7 @@ fn fqdn_wildcard(at: &str, field: &str, pattern: &str) -> Finding {
         format!(
             "fqdn-wildcard: {at}: {field} \"{}\" {what}. Fix: use matchName for exact hosts, or \
              a pattern under one domain such as *.example.com.",
-            snip(p, 10)
+            crate::text::truncate_chars(p, 10)
         ),
     )
     .with_detail(
@@ -728,7 +731,7 @@ impl CiliumPort {
         let m = v.as_object()?;
         let protocol = match m.get("protocol").and_then(Value::as_str).map(str::trim) {
             None | Some("") => "ANY".to_string(),
-            Some(p) => snip(&p.to_ascii_uppercase(), 6),
+            Some(p) => crate::text::truncate_chars(&p.to_ascii_uppercase(), 6),
         };
         let port = match m.get("port") {
             Some(Value::Number(n)) => n.as_u64().filter(|n| *n != 0).map(PortSpec::Num),
@@ -766,7 +769,7 @@ impl CiliumPort {
                 Some(e) if e > *n => format!("{proto} {n}-{e}"),
                 _ => format!("{proto} {n}"),
             },
-            Some(PortSpec::Name(s)) => format!("{proto} {}", snip(s, 15)),
+            Some(PortSpec::Name(s)) => format!("{proto} {}", crate::text::truncate_chars(s, 15)),
         }
     }
 }

@@ -153,30 +153,9 @@ pub(crate) fn finding(rule: RuleId, message: String) -> Finding {
     Finding::new(rule, one_line(&message))
 }
 
-/// Replaces control characters (newlines from user input) with spaces and
-/// truncates to `MAX_WARNING_CHARS` characters.
+/// One line of at most `MAX_WARNING_CHARS` characters (`text::one_line`).
 pub(crate) fn one_line(message: &str) -> String {
-    let cleaned: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if cleaned.chars().count() <= MAX_WARNING_CHARS {
-        return cleaned;
-    }
-    let mut cut: String = cleaned.chars().take(MAX_WARNING_CHARS - 3).collect();
-    cut.push_str("...");
-    cut
-}
-
-/// A user-supplied string shortened for a message.
-pub(crate) fn snip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut cut: String = s.chars().take(max.saturating_sub(3)).collect();
-        cut.push_str("...");
-        cut
-    }
+    crate::text::one_line(message, MAX_WARNING_CHARS)
 }
 
 /// The shortest prefix accepted for the block's family.
@@ -767,14 +746,14 @@ impl Port {
     }
 
     fn describe(&self) -> String {
-        let proto = snip(self.protocol.as_deref().unwrap_or("?"), 8);
+        let proto = crate::text::truncate_chars(self.protocol.as_deref().unwrap_or("?"), 8);
         match &self.port {
             None => format!("{proto} any port"),
             Some(PortNum::Num(n)) => match self.end_port {
                 Some(e) if e != *n => format!("{proto} {n}-{e}"),
                 _ => format!("{proto} {n}"),
             },
-            Some(PortNum::Name(s)) => format!("{proto} {}", snip(s, 15)),
+            Some(PortNum::Name(s)) => format!("{proto} {}", crate::text::truncate_chars(s, 15)),
             Some(PortNum::Invalid) => format!("{proto} ?"),
         }
     }
@@ -980,7 +959,7 @@ fn check_peers(
             // The literal `{}` keeps its message; an equivalent form says
             // what it is and that it matches every namespace all the same.
             let written = (!is_empty_selector(ns)).then(|| {
-                crate::engine::truncate_chars(&serde_json::to_string(ns).unwrap_or_default(), 120)
+                crate::text::truncate_chars(&serde_json::to_string(ns).unwrap_or_default(), 120)
             });
             out.push(any_namespace(
                 dir,
@@ -1191,7 +1170,7 @@ fn any_namespace_today(
     let message = format!(
         "any-namespace-peer: {place}: namespaceSelector {} matches all {n} namespaces today (new ones only \
          if labelled to match), so it {} all their pods on {on}. Fix: select only the namespaces you need.",
-        snip(&written, 40),
+        crate::text::truncate_chars(&written, 40),
         dir.opens()
     );
     let detail = format!(

@@ -14,10 +14,9 @@ use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::admission::{self, AdmissionRequest, AdmissionResponse};
-use crate::engine::{self, Verdict};
+use crate::engine::Verdict;
 use crate::generate::mutation;
 use crate::metrics::Decision;
-use crate::rules::Action;
 use base64::Engine as _;
 
 use super::judge::judge_request;
@@ -274,7 +273,7 @@ pub(super) async fn admit<'a>(
         rejected(Rejected {
             status: StatusCode::BAD_REQUEST,
             // serde's messages quote the offending value: bounded.
-            message: engine::truncate_chars(&e.to_string(), MAX_ECHO),
+            message: crate::text::truncate_chars(&e.to_string(), MAX_ECHO),
             close: false,
         })
     })?;
@@ -345,7 +344,7 @@ pub(super) async fn validate(state: Arc<AppState>, req: Request, limit: usize) -
     let (response, decision, rules) = match judge_request(&state, &req).await {
         Ok(verdict) => {
             for (f, a) in &verdict.findings {
-                state.metrics.finding(f.rule.as_str(), action_str(*a));
+                state.metrics.finding(f.rule.as_str(), a.as_str());
             }
             let namespace = req.namespace.as_deref().unwrap_or("");
             // One series per rule and namespace the cluster has: a forged
@@ -357,7 +356,7 @@ pub(super) async fn validate(state: Arc<AppState>, req: Request, limit: usize) -
                     "netpol_guard_audit_would_deny_total",
                     &[("rule", rule.as_str()), ("namespace", series)],
                 );
-                let clip = |s: &str| engine::truncate_chars(s, MAX_ECHO);
+                let clip = |s: &str| crate::text::truncate_chars(s, MAX_ECHO);
                 tracing::info!(
                     uid = %clip(&req.uid),
                     kind = %clip(&req.kind.kind),
@@ -413,7 +412,7 @@ pub(super) async fn mutate(state: Arc<AppState>, req: Request, limit: usize) -> 
     if let Some(patch) = mutation::namespace_patch(&req, &state.settings()) {
         match serde_json::to_vec(&patch) {
             Ok(bytes) => {
-                tracing::info!(uid = %engine::truncate_chars(&req.uid, MAX_ECHO), name = %engine::truncate_chars(req.name.as_deref().unwrap_or(""), MAX_ECHO), patch = %engine::truncate_chars(&String::from_utf8_lossy(&bytes), 4 * MAX_ECHO), "namespace labelled managed");
+                tracing::info!(uid = %crate::text::truncate_chars(&req.uid, MAX_ECHO), name = %crate::text::truncate_chars(req.name.as_deref().unwrap_or(""), MAX_ECHO), patch = %crate::text::truncate_chars(&String::from_utf8_lossy(&bytes), 4 * MAX_ECHO), "namespace labelled managed");
                 response.patch_type = Some("JSONPatch".into());
                 response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
                 decision = Decision::Patched;
@@ -431,14 +430,6 @@ pub(super) async fn mutate(state: Arc<AppState>, req: Request, limit: usize) -> 
         started.elapsed(),
     );
     review_json(response)
-}
-
-pub(super) fn action_str(a: Action) -> &'static str {
-    match a {
-        Action::Deny => "deny",
-        Action::Warn => "warn",
-        Action::Off => "off",
-    }
 }
 
 pub(super) fn decision_of(v: &Verdict) -> Decision {
@@ -471,7 +462,7 @@ pub(super) fn log_decision(
     rules: &[&str],
     took: Duration,
 ) {
-    let clip = |s: &str| engine::truncate_chars(s, MAX_ECHO);
+    let clip = |s: &str| crate::text::truncate_chars(s, MAX_ECHO);
     tracing::info!(
         uid = %clip(&req.uid),
         kind = %clip(&req.kind.kind),

@@ -1327,6 +1327,6 @@ fn one_line_truncates_and_cleans() {
     assert_eq!(s.chars().count(), MAX_WARNING_CHARS);
     assert!(s.ends_with("..."));
     assert_eq!(one_line("a\nb\tc"), "a b c");
-    assert_eq!(snip("abcdef", 5), "ab...");
-    assert_eq!(snip("abc", 5), "abc");
+    assert_eq!(crate::text::truncate_chars("abcdef", 5), "ab...");
+    assert_eq!(crate::text::truncate_chars("abc", 5), "abc");
 }
