@@ -4,10 +4,24 @@
 //! `metadata.labels` (StackRox's trap: a Deployment labelled `app: api` whose
 //! pods are `app: worker` is covered by a policy for `app: worker`, not `api`).
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::ControllerKind;
 use crate::selector::{Labels, UnknownKeys};
+
+/// `controllerKinds`: a kind of an operator's custom resource that creates
+/// Pods itself, by the `apiVersion` and `kind` its Pods' controller
+/// ownerReference carries (e.g. `kubevirt.io/v1` `VirtualMachineInstance`).
+/// Pods with such a controller are not judged, like those of the five
+/// built-in workload controllers (`workload::POD_CONTROLLERS`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerKind {
+    /// Compared exactly, version included: list each version the operator
+    /// writes into ownerReferences.
+    pub api_version: String,
+    pub kind: String,
+}
 
 /// The eight workload kinds, by API group and kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -106,19 +106,7 @@ pub struct WorkloadRef {
     pub name: String,
 }
 
-/// `controllerKinds`: a kind of an operator's custom resource that creates
-/// Pods itself, by the `apiVersion` and `kind` its Pods' controller
-/// ownerReference carries (e.g. `kubevirt.io/v1` `VirtualMachineInstance`).
-/// Pods with such a controller are not judged, like those of the five
-/// built-in workload controllers (`workload::POD_CONTROLLERS`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ControllerKind {
-    /// Compared exactly, version included: list each version the operator
-    /// writes into ownerReferences.
-    pub api_version: String,
-    pub kind: String,
-}
+pub use crate::workload::ControllerKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
