@@ -6,8 +6,11 @@
 //! `admission`, `rules`, `selector`, `workload`, `cidr`, `baseline` and the
 //! shared `vocab`. Around it, the I/O: `config` (load, reload), `cluster`
 //! (watches, lists, manifests), `webhook` (HTTP/TLS, state, read-after-write),
-//! `generate` (the baseline, leader election, Events) and `report` (check,
-//! audit, SARIF, PolicyReports). ARCHITECTURE.md has the map.
+//! `generate` (the baseline, leader election, Events), `report` (check,
+//! audit, SARIF, PolicyReports) and `certs` (the installer's CA, serving
+//! certificate and manifests; `x509` reads certificates for it and for the
+//! server). The command line is the binary's (`src/cli/`). ARCHITECTURE.md
+//! has the map.
 
 pub mod admission;
 pub mod baseline;
@@ -26,5 +29,6 @@ pub mod text;
 pub mod vocab;
 pub mod webhook;
 pub mod workload;
+pub mod x509;
 
 pub use cluster::manifests;

@@ -172,7 +172,7 @@ impl CertStore {
     pub fn not_after(&self) -> Option<i64> {
         let current = self.current();
         let leaf = current.cert.first()?;
-        crate::certs::cert_facts(leaf).map(|f| f.not_after.unix_timestamp())
+        crate::x509::cert_facts(leaf).map(|f| f.not_after.unix_timestamp())
     }
 
     pub fn replace(&self, key: CertifiedKey) {
