@@ -488,22 +488,7 @@ async fn list_workloads(
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &table.api_resource());
         let api_version = table.api_version();
-        let items: Result<Vec<Value>, kube::Error> = if kind == WorkloadKind::Pod {
-            api.list_metadata(&ListParams::default()).await.map(|l| {
-                l.items
-                    .iter()
-                    .filter_map(|p| serde_json::to_value(&p.metadata).ok())
-                    .map(|meta| serde_json::json!({"metadata": meta, "spec": {}}))
-                    .collect()
-            })
-        } else {
-            api.list(&ListParams::default()).await.map(|l| {
-                l.items
-                    .iter()
-                    .filter_map(|o| serde_json::to_value(o).ok())
-                    .collect()
-            })
-        };
+        let items = list_pages(&api, kind == WorkloadKind::Pod).await;
         let items = match items {
             Ok(items) => items,
             // An old server, a missing API or an RBAC gap: report the rest.
@@ -538,6 +523,41 @@ async fn list_workloads(
         }
     }
     Ok(out)
+}
+
+/// Every object `api` lists, a page of `LIST_PAGE` at a time; Pods by their
+/// metadata alone.
+async fn list_pages(
+    api: &Api<DynamicObject>,
+    metadata_only: bool,
+) -> Result<Vec<Value>, kube::Error> {
+    const LIST_PAGE: u32 = 500;
+    let mut params = ListParams::default().limit(LIST_PAGE);
+    let mut out = Vec::new();
+    loop {
+        let next = if metadata_only {
+            let page = api.list_metadata(&params).await?;
+            out.extend(
+                page.items
+                    .iter()
+                    .filter_map(|p| serde_json::to_value(&p.metadata).ok())
+                    .map(|meta| serde_json::json!({"metadata": meta, "spec": {}})),
+            );
+            page.metadata.continue_
+        } else {
+            let page = api.list(&params).await?;
+            out.extend(
+                page.items
+                    .iter()
+                    .filter_map(|o| serde_json::to_value(o).ok()),
+            );
+            page.metadata.continue_
+        };
+        match next.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Reports which existing workloads default-deny isolates (enforce) or
