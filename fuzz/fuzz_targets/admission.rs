@@ -19,7 +19,8 @@ use netpol_guard::config::Settings;
 use netpol_guard::engine::{self, Verdict};
 use netpol_guard::rules::{self, Action, MAX_WARNING_CHARS, RuleId, coverage};
 use netpol_guard::workload::{self, WorkloadKind};
-use netpol_guard::{manifests, mutation, server};
+use netpol_guard::generate::mutation;
+use netpol_guard::{manifests, webhook};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -223,7 +224,7 @@ fn validate(req: &AdmissionRequest, settings: &Settings) {
             check_verdict(&verdict);
             check_suggested_policy(req, &verdict, settings);
             let _ = verdict.rule_ids();
-            let response = server::to_response(&req.uid, &verdict);
+            let response = webhook::to_response(&req.uid, &verdict);
             assert_eq!(response.allowed, verdict.allowed());
             response
         }
