@@ -11,7 +11,7 @@
 //! provider, an ephemeral self-signed certificate from rcgen, ALPN `h2` and
 //! `http/1.1`, HTTP/1.1 keep-alive with a 30 s header timeout, no TLS session
 //! resumption, the body parsed into a `serde_json::Value`, and the system
-//! allocator (netpol-guard uses mimalloc, see src/server.rs: the comparison
+//! allocator (netpol-guard uses mimalloc, see src/main.rs: the comparison
 //! measures the product as shipped against this floor).
 //!
 //! ```sh

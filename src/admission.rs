@@ -271,7 +271,7 @@ pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     // is expected says "expected value").
     // The second parse goes into a `Value`, not `IgnoredAny`: serde_json
     // skips ignored values without its recursion limit, so 100k nested `[`
-    // would read as "valid JSON of the wrong shape" (tests/drills.rs drill 4).
+    // would read as "valid JSON of the wrong shape" (tests/it/drills.rs drill 4).
     let review: AdmissionReviewIn =
         serde_json::from_str(text).map_err(|e| match serde_json::from_str::<Value>(text) {
             Err(syntax) => ReviewError::Json(syntax),
