@@ -243,6 +243,70 @@ impl Model {
         changed
     }
 
+    /// A change from the Namespace watch.
+    fn namespace_change(&mut self, change: Change<(String, NamespaceMeta)>) -> Outcome {
+        match change {
+            Change::Replace(all) => {
+                self.replace_namespaces(all.into_iter().collect());
+                // A complete list: from now on the view knows every
+                // namespace (a relist after a watch error replaces it
+                // whole, and single changes keep it current).
+                self.view.set_namespaces_complete(true);
+                Outcome::Synced(Resource::Namespaces)
+            }
+            Change::Apply((name, meta)) => {
+                self.namespaces.insert(name.clone(), meta);
+                self.rebuild_namespace(&name);
+                Outcome::Changed
+            }
+            Change::Delete((name, _)) => {
+                self.namespaces.remove(&name);
+                self.rebuild_namespace(&name);
+                Outcome::Changed
+            }
+        }
+    }
+
+    /// A change from the watch of one policy kind; `required` kinds gate
+    /// readiness.
+    fn policy_change(
+        &mut self,
+        kind: PolicyKind,
+        required: bool,
+        change: Change<Value>,
+    ) -> Outcome {
+        match change {
+            Change::Replace(all) => {
+                self.replace_policies(kind, all);
+                return if required {
+                    Outcome::Synced(Resource::Policy(kind))
+                } else {
+                    Outcome::Changed
+                };
+            }
+            Change::Apply(v) => self.apply_policy(kind, v),
+            Change::Delete(v) => self.delete_policy(kind, &v),
+        }
+        Outcome::Changed
+    }
+
+    /// A change from the watch of one workload kind.
+    fn workload_change(&mut self, kind: WorkloadKind, change: Change<WorkloadItem>) -> Outcome {
+        let changed = match change {
+            Change::Replace(all) => {
+                self.replace_workloads(kind, all);
+                return Outcome::Synced(Resource::Workloads(kind));
+            }
+            Change::Apply(item) => self.set_workload(kind, item),
+            Change::Delete((ns, name, _)) => self.set_workload(kind, (ns, name, None)),
+        };
+        if changed {
+            Outcome::Changed
+        } else {
+            Outcome::Unchanged
+        }
+    }
+
     fn replace_namespaces(&mut self, all: HashMap<String, NamespaceMeta>) {
         let old: HashSet<String> = self.namespaces.keys().cloned().collect();
         self.namespaces = all;
@@ -262,6 +326,98 @@ fn name(o: &Value) -> Option<String> {
 
 fn namespace(o: &Value) -> Option<String> {
     meta::namespace(o).map(String::from)
+}
+
+/// Publishes the model's view (a clone of it: O(1), see `ClusterView`),
+/// after recording that `synced` has been listed; marks the writer ready
+/// once the required resources have been.
+fn publish(writer: &ViewWriter, model: &mut Model, synced: Option<Resource>) {
+    if let Some(r) = synced {
+        model.synced.insert(r);
+        let all_workloads = kinds::WORKLOAD_KINDS
+            .iter()
+            .all(|(k, _)| model.synced.contains(&Resource::Workloads(*k)));
+        model.view.set_workloads_known(all_workloads);
+    }
+    writer.publish(Arc::new(model.view.clone()));
+    let core = [
+        Resource::Namespaces,
+        Resource::Policy(PolicyKind::NetworkPolicy),
+    ];
+    if core.iter().all(|r| model.synced.contains(r)) && !writer.ready() {
+        tracing::info!(
+            namespaces = model.view.namespace_count(),
+            policies = model.view.policy_count(),
+            "cluster view synced from the API server"
+        );
+        writer.set_ready();
+    }
+}
+
+/// Publishes what a change calls for.
+fn settle(writer: &ViewWriter, model: &mut Model, outcome: Outcome) {
+    match outcome {
+        Outcome::Unchanged => {}
+        Outcome::Changed => publish(writer, model, None),
+        Outcome::Synced(r) => publish(writer, model, Some(r)),
+    }
+}
+
+/// The watches' model and its publishing, fed the changes a watch would
+/// hand over, without an API server: for `benches/live_view.rs` (the cost
+/// of one watch event at 10,000 namespaces) and tests. Each call is one
+/// watch event, handled and published exactly as `LiveView` does.
+/// Not part of the interface.
+#[doc(hidden)]
+pub struct ModelDriver {
+    model: Model,
+    writer: ViewWriter,
+}
+
+impl ModelDriver {
+    pub fn new(writer: ViewWriter) -> Self {
+        Self {
+            model: Model::default(),
+            writer,
+        }
+    }
+
+    fn handle(&mut self, f: impl FnOnce(&mut Model) -> Outcome) {
+        let outcome = f(&mut self.model);
+        settle(&self.writer, &mut self.model, outcome);
+    }
+
+    /// The Namespace watch (re)listed `all`.
+    pub fn list_namespaces(&mut self, all: Vec<(String, NamespaceMeta)>) {
+        self.handle(|m| m.namespace_change(Change::Replace(all)));
+    }
+
+    /// The watch of `kind` (re)listed `all` (NetworkPolicies gate
+    /// readiness, the Cilium kinds do not, as in `LiveView::spawn`).
+    pub fn list_policies(&mut self, kind: PolicyKind, all: Vec<Value>) {
+        let required = kind == PolicyKind::NetworkPolicy;
+        self.handle(|m| m.policy_change(kind, required, Change::Replace(all)));
+    }
+
+    /// One policy added or changed (`obj` with `apiVersion` and `kind`).
+    pub fn apply_policy(&mut self, kind: PolicyKind, obj: Value) {
+        self.handle(|m| m.policy_change(kind, false, Change::Apply(obj)));
+    }
+
+    /// One policy deleted.
+    pub fn delete_policy(&mut self, kind: PolicyKind, obj: Value) {
+        self.handle(|m| m.policy_change(kind, false, Change::Delete(obj)));
+    }
+
+    /// The watch of workload `kind` (re)listed `all`: (namespace, name,
+    /// what the view keeps, see `cluster::known_workload`).
+    pub fn list_workloads(
+        &mut self,
+        kind: WorkloadKind,
+        all: Vec<(String, String, Option<Arc<KnownWorkload>>)>,
+    ) {
+        self.handle(|m| m.workload_change(kind, Change::Replace(all)));
+    }
 }
 
 /// Objects per page when a watch (re)lists policies or workloads, and in
@@ -329,39 +485,13 @@ impl LiveView {
         }
     }
 
-    fn publish(&self, model: &mut Model, synced: Option<Resource>) {
-        if let Some(r) = synced {
-            model.synced.insert(r);
-            let all_workloads = kinds::WORKLOAD_KINDS
-                .iter()
-                .all(|(k, _)| model.synced.contains(&Resource::Workloads(*k)));
-            model.view.set_workloads_known(all_workloads);
-        }
-        self.writer.publish(Arc::new(model.view.clone()));
-        let core = [
-            Resource::Namespaces,
-            Resource::Policy(PolicyKind::NetworkPolicy),
-        ];
-        if core.iter().all(|r| model.synced.contains(r)) && !self.writer.ready() {
-            tracing::info!(
-                namespaces = model.view.namespace_count(),
-                policies = model.view.policy_count(),
-                "cluster view synced from the API server"
-            );
-            self.writer.set_ready();
-        }
-    }
-
     fn with_model(&self, f: impl FnOnce(&mut Model) -> Outcome) {
         let mut guard = match self.model.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        match f(&mut guard) {
-            Outcome::Unchanged => {}
-            Outcome::Changed => self.publish(&mut guard, None),
-            Outcome::Synced(r) => self.publish(&mut guard, Some(r)),
-        }
+        let outcome = f(&mut guard);
+        settle(&self.writer, &mut guard, outcome);
     }
 
     fn watch_error(&self, resource: Resource, e: &watcher::Error) {
@@ -420,31 +550,9 @@ impl LiveView {
             .default_backoff()
             .boxed();
         let convert = namespace_meta;
-        self.follow(
-            Resource::Namespaces,
-            stream,
-            convert,
-            |m, change| match change {
-                Change::Replace(all) => {
-                    m.replace_namespaces(all.into_iter().collect());
-                    // A complete list: from now on the view knows every
-                    // namespace (a relist after a watch error replaces it
-                    // whole, and single changes keep it current).
-                    m.view.set_namespaces_complete(true);
-                    Outcome::Synced(Resource::Namespaces)
-                }
-                Change::Apply((name, meta)) => {
-                    m.namespaces.insert(name.clone(), meta);
-                    m.rebuild_namespace(&name);
-                    Outcome::Changed
-                }
-                Change::Delete((name, _)) => {
-                    m.namespaces.remove(&name);
-                    m.rebuild_namespace(&name);
-                    Outcome::Changed
-                }
-            },
-        )
+        self.follow(Resource::Namespaces, stream, convert, |m, change| {
+            m.namespace_change(change)
+        })
         .await;
     }
 
@@ -459,21 +567,7 @@ impl LiveView {
             resource,
             stream,
             |o| to_json(&o, kind),
-            |m, change| {
-                match change {
-                    Change::Replace(all) => {
-                        m.replace_policies(kind, all);
-                        return if required {
-                            Outcome::Synced(resource)
-                        } else {
-                            Outcome::Changed
-                        };
-                    }
-                    Change::Apply(v) => m.apply_policy(kind, v),
-                    Change::Delete(v) => m.delete_policy(kind, &v),
-                }
-                Outcome::Changed
-            },
+            |m, change| m.policy_change(kind, required, change),
         )
         .await;
     }
@@ -524,25 +618,8 @@ impl LiveView {
         convert: impl Fn(K) -> Option<WorkloadItem>,
     ) {
         let resource = Resource::Workloads(kind);
-        self.follow(resource, stream, convert, |m, change| match change {
-            Change::Replace(all) => {
-                m.replace_workloads(kind, all);
-                Outcome::Synced(resource)
-            }
-            Change::Apply(item) => {
-                if m.set_workload(kind, item) {
-                    Outcome::Changed
-                } else {
-                    Outcome::Unchanged
-                }
-            }
-            Change::Delete((ns, name, _)) => {
-                if m.set_workload(kind, (ns, name, None)) {
-                    Outcome::Changed
-                } else {
-                    Outcome::Unchanged
-                }
-            }
+        self.follow(resource, stream, convert, |m, change| {
+            m.workload_change(kind, change)
         })
         .await;
     }
@@ -800,5 +877,111 @@ impl LiveReader {
             }
         }
         Ok(NamespaceSnapshot { meta, policies })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::store;
+    use crate::selector::Labels;
+    use serde_json::json;
+
+    fn np(ns: &str, name: &str) -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"podSelector": {}, "ingress": [{}]}})
+    }
+
+    fn meta(team: &str) -> NamespaceMeta {
+        NamespaceMeta {
+            labels: [("team".to_string(), team.to_string())].into(),
+            terminating: false,
+        }
+    }
+
+    fn deployment(ns: &str, name: &str) -> (String, String, Option<Arc<KnownWorkload>>) {
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+        let (ns, w) = crate::cluster::known_workload(WorkloadKind::Deployment, &obj, &[]).unwrap();
+        (ns, name.to_string(), Some(Arc::new(w)))
+    }
+
+    /// Issue 14: every event publishes a clone of the model's view; the view
+    /// readers already hold must not change under them, and the new one must
+    /// carry the event and everything else.
+    #[test]
+    fn each_event_publishes_a_new_view_and_views_already_read_stay_as_they_were() {
+        let (writer, reader) = store::store(ClusterView::new());
+        let mut d = ModelDriver::new(writer);
+        d.list_namespaces(vec![("a".into(), meta("x")), ("b".into(), meta("y"))]);
+        assert!(!reader.ready(), "NetworkPolicies not listed yet");
+        d.list_policies(PolicyKind::NetworkPolicy, vec![np("a", "p1")]);
+        assert!(reader.ready());
+        let listed = reader.view();
+        assert!(listed.namespaces_complete());
+        assert_eq!(listed.policy_objects("a"), 1);
+
+        d.apply_policy(PolicyKind::NetworkPolicy, np("b", "p2"));
+        let applied = reader.view();
+        assert_eq!(applied.policy_objects("b"), 1);
+        assert_eq!(applied.policy_objects("a"), 1, "other namespaces kept");
+        let team: &Labels = &meta("x").labels;
+        assert_eq!(applied.namespace_labels("a"), Some(team));
+        assert!(applied.namespaces_complete(), "an event keeps completeness");
+        assert_eq!(
+            listed.policy_objects("b"),
+            0,
+            "a view read before is unchanged"
+        );
+
+        d.delete_policy(PolicyKind::NetworkPolicy, np("a", "p1"));
+        let deleted = reader.view();
+        assert_eq!(deleted.policy_objects("a"), 0);
+        assert_eq!(deleted.policy_count(), 1);
+        assert_eq!(applied.policy_objects("a"), 1);
+        assert_eq!(
+            deleted.focused("b").policy_objects("b"),
+            1,
+            "a focused view of the published one"
+        );
+    }
+
+    #[test]
+    fn workloads_are_known_once_every_workload_kind_is_listed() {
+        let (writer, reader) = store::store(ClusterView::new());
+        let mut d = ModelDriver::new(writer);
+        for (i, (kind, _)) in kinds::WORKLOAD_KINDS.iter().enumerate() {
+            assert!(
+                reader.view().workloads("a").is_none(),
+                "{i} kinds listed: not known yet"
+            );
+            let items = if *kind == WorkloadKind::Deployment {
+                vec![deployment("a", "api"), deployment("b", "web")]
+            } else {
+                Vec::new()
+            };
+            d.list_workloads(*kind, items);
+        }
+        let view = reader.view();
+        let names = |ns: &str| -> Vec<String> {
+            view.workloads(ns)
+                .unwrap_or_default()
+                .iter()
+                .map(|w| w.name.clone())
+                .collect()
+        };
+        assert_eq!(names("a"), ["api"]);
+        assert_eq!(names("b"), ["web"]);
+        assert_eq!(view.workload_count(), 2);
+        let focused = view.focused("a");
+        assert_eq!(focused.workloads("a").map(<[_]>::len), Some(1));
+        assert_eq!(focused.workloads("b").map(<[_]>::len), Some(0));
+        // A policy event leaves the workloads published with it.
+        d.apply_policy(PolicyKind::NetworkPolicy, np("a", "p"));
+        assert_eq!(reader.view().workload_count(), 2);
     }
 }
