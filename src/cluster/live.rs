@@ -72,7 +72,8 @@ fn full_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
     Some(v)
 }
 
-type PolicyKey = (&'static str, String);
+/// An object's key in its namespace: its kind, then its name.
+type ObjectKey = (&'static str, String);
 
 /// One change from a watch: a complete (re)list, or one object.
 enum Change<T> {
@@ -99,12 +100,37 @@ type WorkloadItem = (String, String, Option<Arc<KnownWorkload>>);
 struct Model {
     namespaces: HashMap<String, NamespaceMeta>,
     /// Namespaced policies: namespace -> (kind, name) -> object.
-    policies: HashMap<String, BTreeMap<PolicyKey, Value>>,
+    policies: HashMap<String, BTreeMap<ObjectKey, Value>>,
     clusterwide: BTreeMap<String, Value>,
     /// Existing workloads: namespace -> (kind, name) -> slim workload.
-    workloads: HashMap<String, BTreeMap<(&'static str, String), Arc<KnownWorkload>>>,
+    workloads: HashMap<String, BTreeMap<ObjectKey, Arc<KnownWorkload>>>,
     view: ClusterView,
     synced: HashSet<Resource>,
+}
+
+/// Replaces every object of `kind` in a per-namespace map keyed by (kind,
+/// name) with `items` (namespace, name, object), after a (re)list; returns
+/// the namespaces whose objects changed. Objects deleted while the watch
+/// was down go, and namespaces left empty are dropped.
+fn replace_kind<V>(
+    map: &mut HashMap<String, BTreeMap<ObjectKey, V>>,
+    kind: &'static str,
+    items: impl IntoIterator<Item = (String, String, V)>,
+) -> HashSet<String> {
+    let mut dirty = HashSet::new();
+    for (ns, objects) in map.iter_mut() {
+        let before = objects.len();
+        objects.retain(|(k, _), _| *k != kind);
+        if objects.len() != before {
+            dirty.insert(ns.clone());
+        }
+    }
+    for (ns, name, obj) in items {
+        dirty.insert(ns.clone());
+        map.entry(ns).or_default().insert((kind, name), obj);
+    }
+    map.retain(|_, objects| !objects.is_empty());
+    dirty
 }
 
 impl Model {
@@ -133,25 +159,10 @@ impl Model {
             self.rebuild_clusterwide();
             return;
         }
-        let mut dirty: HashSet<String> = HashSet::new();
-        for (ns, map) in &mut self.policies {
-            let before = map.len();
-            map.retain(|(k, _), _| *k != kind.as_str());
-            if map.len() != before {
-                dirty.insert(ns.clone());
-            }
-        }
-        for o in objects {
-            if let (Some(ns), Some(n)) = (namespace(&o), name(&o)) {
-                dirty.insert(ns.clone());
-                self.policies
-                    .entry(ns)
-                    .or_default()
-                    .insert((kind.as_str(), n), o);
-            }
-        }
-        self.policies.retain(|_, m| !m.is_empty());
-        for ns in dirty {
+        let items = objects
+            .into_iter()
+            .filter_map(|o| Some((namespace(&o)?, name(&o)?, o)));
+        for ns in replace_kind(&mut self.policies, kind.as_str(), items) {
             self.rebuild_namespace(&ns);
         }
     }
@@ -197,25 +208,10 @@ impl Model {
 
     /// Replaces every object of a workload kind (after a (re)list).
     fn replace_workloads(&mut self, kind: WorkloadKind, items: Vec<WorkloadItem>) {
-        let mut dirty: HashSet<String> = HashSet::new();
-        for (ns, map) in &mut self.workloads {
-            let before = map.len();
-            map.retain(|(k, _), _| *k != kind.as_str());
-            if map.len() != before {
-                dirty.insert(ns.clone());
-            }
-        }
-        for (ns, name, w) in items {
-            if let Some(w) = w {
-                dirty.insert(ns.clone());
-                self.workloads
-                    .entry(ns)
-                    .or_default()
-                    .insert((kind.as_str(), name), w);
-            }
-        }
-        self.workloads.retain(|_, m| !m.is_empty());
-        for ns in dirty {
+        let kept = items
+            .into_iter()
+            .filter_map(|(ns, name, w)| Some((ns, name, w?)));
+        for ns in replace_kind(&mut self.workloads, kind.as_str(), kept) {
             self.rebuild_workloads(&ns);
         }
     }

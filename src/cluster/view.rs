@@ -84,7 +84,7 @@ impl NamespaceMeta {
     /// From a Namespace object (or its metadata) as JSON.
     pub fn of(obj: &Value) -> Self {
         Self {
-            labels: labels_of(obj),
+            labels: super::meta::labels(obj),
             terminating: obj
                 .pointer("/metadata/deletionTimestamp")
                 .is_some_and(|t| !t.is_null()),
@@ -838,11 +838,6 @@ pub fn known_workload(
             pods,
         },
     ))
-}
-
-/// String labels of an object (non-string values are ignored).
-pub fn labels_of(obj: &Value) -> Labels {
-    super::meta::labels(obj)
 }
 
 #[cfg(test)]

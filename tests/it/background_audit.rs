@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::Server;
-use crate::fake_apiserver::FakeApiServer;
+use crate::fake_apiserver::{FakeApiServer, Served};
 
 const REPORTS: &str = "wgpolicyk8s.io/v1alpha2";
 
@@ -22,28 +21,12 @@ fn seed(fake: &FakeApiServer) {
                 "spec": {"containers": [{"name": "c", "image": "x"}]}}}}));
 }
 
-struct Live {
-    server: Server,
-    _dir: tempfile::TempDir,
-}
-
 /// `serve` against the fake, auditing every 10 s (the shortest allowed).
-fn start(fake: &FakeApiServer) -> Live {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig).unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(&config, "policyReports:\n  intervalSeconds: 10\n").unwrap();
-    let server = Server::start_with(
-        &[
-            "--namespace",
-            "netpol-guard",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &[("KUBECONFIG", kubeconfig.as_path())],
-    );
-    Live { server, _dir: dir }
+fn start(fake: &FakeApiServer) -> Served {
+    fake.serve(
+        &["--namespace", "netpol-guard"],
+        Some("policyReports:\n  intervalSeconds: 10\n"),
+    )
 }
 
 async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
 
 use crate::common::{Client, Server, fixtures_cluster, shared};
-use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher, Served};
 
 /// One drill at a time: each measures latencies or counts requests.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -1054,11 +1054,11 @@ async fn drill_6_a_burst_of_ten_times_the_steady_rate_is_shed_with_503_never_a_c
     const SLOW: Duration = Duration::from_millis(300);
     let _one_at_a_time = SERIAL.lock().await;
     let fake = slow_cluster(SLOW).await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig).unwrap();
     let max = MAX_IN_FLIGHT.to_string();
-    let mut server = Server::start_with(
+    let Served {
+        mut server,
+        dir: _dir,
+    } = fake.serve(
         &[
             "--namespace",
             "netpol-guard",
@@ -1066,7 +1066,7 @@ async fn drill_6_a_burst_of_ten_times_the_steady_rate_is_shed_with_503_never_a_c
             "--max-in-flight",
             &max,
         ],
-        &[("KUBECONFIG", kubeconfig.as_path())],
+        None,
     );
     let ep = Endpoint::of(&server);
     let mut ops = ep.http1().await.unwrap();
@@ -1157,14 +1157,20 @@ async fn drill_6_a_burst_of_ten_times_the_steady_rate_is_shed_with_503_never_a_c
     healthy(&ep).await;
 }
 
-/// Resident memory of a process, in bytes (Linux).
-fn rss_bytes(pid: u32) -> u64 {
+/// A memory figure of a process from `/proc/PID/status`, in bytes (Linux):
+/// `VmRSS` (resident now) or `VmHWM` (peak resident so far).
+fn status_bytes(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// Resident memory of a process, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS")
 }
 
 /// Announces a body of just under `maxBodyBytes`, sends all of it but the
@@ -1266,14 +1272,9 @@ async fn drill_7_partial_bodies_cannot_exhaust_memory() {
 
 // --- 8. everything at once, in live mode ------------------------------------
 
-/// Peak resident memory of a process so far, in bytes (Linux `VmHWM`).
+/// Peak resident memory of a process so far, in bytes.
 fn peak_rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    status_bytes(pid, "VmHWM")
 }
 
 /// A valid NetworkPolicy in unmanaged namespace `legacy` carrying a 250 KB
@@ -1309,13 +1310,10 @@ async fn drill_8_all_attacks_at_once_stay_under_the_memory_limit_and_admission_w
     for i in 0..800 {
         fake.apply_object(&bloated_policy(i, &filler));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig).unwrap();
-    let mut server = Server::start_with(
-        &["--namespace", "netpol-guard", "--no-baseline"],
-        &[("KUBECONFIG", kubeconfig.as_path())],
-    );
+    let Served {
+        mut server,
+        dir: _dir,
+    } = fake.serve(&["--namespace", "netpol-guard", "--no-baseline"], None);
     let ep = Endpoint::of(&server);
     let pid = server.child.id();
     let ready_by = Instant::now() + Duration::from_secs(60);

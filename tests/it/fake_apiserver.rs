@@ -996,6 +996,24 @@ impl FakeApiServer {
         kube::Client::try_from(self.config()).expect("kube client for the fake apiserver")
     }
 
+    /// Starts `netpol-guard serve ARGS` reaching this fake through a
+    /// kubeconfig. `config`, when given, is written beside the kubeconfig
+    /// and passed as `--config`.
+    pub fn serve(&self, args: &[&str], config: Option<&str>) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        self.write_kubeconfig(&kubeconfig).unwrap();
+        let config_path = dir.path().join("config.yaml");
+        let mut args = args.to_vec();
+        if let Some(text) = config {
+            std::fs::write(&config_path, text).unwrap();
+            args.extend_from_slice(&["--config", config_path.to_str().unwrap()]);
+        }
+        let server =
+            crate::common::Server::start_with(&args, &[("KUBECONFIG", kubeconfig.as_path())]);
+        Served { server, dir }
+    }
+
     /// Write a kubeconfig pointing at this fake (dummy token, namespace
     /// "default") so a child process run with `KUBECONFIG=path` uses it.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
@@ -1176,6 +1194,13 @@ current-context: fake-apiserver
             .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.contains(path_substring))
             .count()
     }
+}
+
+/// A `netpol-guard serve` started by [`FakeApiServer::serve`]; its
+/// kubeconfig's directory lives as long as it.
+pub struct Served {
+    pub server: crate::common::Server,
+    pub dir: tempfile::TempDir,
 }
 
 // ---------------------------------------------------------------------------

@@ -5,25 +5,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::Server;
-use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher, Served};
 
 const NP: &str = "networking.k8s.io/v1";
 
-struct Live {
-    server: Server,
-    _dir: tempfile::TempDir,
-}
-
-fn start(fake: &FakeApiServer) -> Live {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig).unwrap();
-    let server = Server::start_with(
-        &["--namespace", "netpol-guard"],
-        &[("KUBECONFIG", kubeconfig.as_path())],
-    );
-    Live { server, _dir: dir }
+fn start(fake: &FakeApiServer) -> Served {
+    fake.serve(&["--namespace", "netpol-guard"], None)
 }
 
 fn namespace(name: &str, labels: Value) -> Value {
@@ -42,7 +29,7 @@ fn baseline_names(fake: &FakeApiServer, ns: &str) -> Vec<String> {
 }
 
 /// Polls `/metrics` until `check` holds, for at most 15 s.
-async fn until_metrics(live: &Live, what: &str, check: impl Fn(&str) -> bool) {
+async fn until_metrics(live: &Served, what: &str, check: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         let m = live.server.connect().await.get("/metrics").await.text();

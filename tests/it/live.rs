@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::{self, Server, shared};
-use crate::fake_apiserver::{FakeApiServer, RequestMatcher};
+use crate::fake_apiserver::{FakeApiServer, RequestMatcher, Served};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(shared(&format!("fixtures/admission/{name}"))).unwrap()
@@ -25,21 +25,12 @@ async fn fake_cluster() -> FakeApiServer {
     fake
 }
 
-struct Live {
-    server: Server,
-    _dir: tempfile::TempDir,
-}
-
-fn start_live(fake: &FakeApiServer, extra: &[&str]) -> Live {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig).unwrap();
+fn start_live(fake: &FakeApiServer, extra: &[&str]) -> Served {
     // The generator (tested in tests/it/generator.rs) would share the paths
     // these tests inject faults on.
     let mut args = vec!["--namespace", "netpol-guard", "--no-baseline"];
     args.extend_from_slice(extra);
-    let server = Server::start_with(&args, &[("KUBECONFIG", kubeconfig.as_path())]);
-    Live { server, _dir: dir }
+    fake.serve(&args, None)
 }
 
 async fn verdict(server: &Server, name: &str) -> Value {
