@@ -138,6 +138,18 @@ impl Selector {
         self.labels.is_empty() && self.exprs.is_empty()
     }
 
+    /// True when the selector picks out specific pods: it has at least one
+    /// positive requirement (a `matchLabels` pair, `In` or `Exists`). A
+    /// selector of only `NotIn` / `DoesNotExist` selects nearly every pod,
+    /// so for coverage it counts like `{}`.
+    pub fn is_specific(&self) -> bool {
+        !self.labels.is_empty()
+            || self
+                .exprs
+                .iter()
+                .any(|r| matches!(r.operator, Operator::In | Operator::Exists))
+    }
+
     /// One key and the values a selected pod must have for it, if the
     /// selector requires one: the first `matchLabels` pair, else the first
     /// `In` expression. Used to index policies so that only those that can
@@ -317,6 +329,28 @@ mod tests {
 
     fn sel(v: Value) -> Selector {
         Selector::from_value(Some(&v)).unwrap()
+    }
+
+    #[test]
+    fn specific_means_at_least_one_positive_requirement() {
+        let sel = |v: serde_json::Value| Selector::from_value(Some(&v)).unwrap();
+        assert!(sel(json!({"matchLabels": {"app": "a"}})).is_specific());
+        assert!(
+            sel(json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x"]}]}))
+                .is_specific()
+        );
+        assert!(
+            sel(json!({"matchExpressions": [{"key": "a", "operator": "Exists"}]})).is_specific()
+        );
+        assert!(!sel(json!({})).is_specific());
+        assert!(
+            !sel(json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["x"]}]}))
+                .is_specific()
+        );
+        assert!(
+            !sel(json!({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}))
+                .is_specific()
+        );
     }
 
     #[test]

@@ -690,13 +690,20 @@ fn compile(obj: &Value, kind: PolicyKind) -> Result<Compiled, ViewError> {
         let selector =
             Selector::from_value(spec.and_then(|s| s.get("podSelector"))).map_err(selector_err)?;
         let (ingress_type, egress_type) = effective_policy_types(spec);
-        let has = |k: &str| non_empty(spec.and_then(|s| s.get(k)));
+        // A direction counts when the policy allows something in it, or
+        // when it deliberately isolates specific pods in it (a batch job
+        // that talks to nobody): a team's decision, not a gap. Isolating
+        // the whole namespace (`{}`, or only NotIn / DoesNotExist) is the
+        // default-deny's job and decides nothing about any one workload.
+        let deliberate = selector.is_specific();
+        let grants =
+            |typed: bool, k: &str| typed && (deliberate || non_empty(spec.and_then(|s| s.get(k))));
         entries.push(PolicyEntry {
             kind,
             name: name.clone(),
+            grants_ingress: grants(ingress_type, "ingress"),
+            grants_egress: grants(egress_type, "egress"),
             selector,
-            grants_ingress: ingress_type && has("ingress"),
-            grants_egress: egress_type && has("egress"),
         });
     } else {
         // Cilium accepts `spec`, `specs`, or both in one object.
@@ -723,10 +730,15 @@ fn compile(obj: &Value, kind: PolicyKind) -> Result<Compiled, ViewError> {
             });
         }
     }
-    // The baseline and rule-less policies only isolate: they never cover.
-    // Ownership is proven here, as the object arrives: the view keeps only
-    // compiled selectors, not managedFields or annotations.
-    let isolating = (kind == PolicyKind::NetworkPolicy && crate::baseline::is_ours(obj))
+    // Policies that only isolate the whole namespace never cover, nor does
+    // netpol-guard's own baseline unless it selects specific pods: it is
+    // the admin's, written into every namespace, not the workload team's
+    // decision. Ownership is proven here, as the object arrives: the view
+    // keeps only compiled selectors, not managedFields or annotations.
+    let ours_namespace_wide = kind == PolicyKind::NetworkPolicy
+        && crate::baseline::is_ours(obj)
+        && !entries.iter().any(|e| e.selector.is_specific());
+    let isolating = ours_namespace_wide
         || entries
             .iter()
             .all(|e| !(e.grants_ingress || e.grants_egress));
@@ -891,6 +903,77 @@ mod tests {
                 .is_none()
         );
         assert_eq!(v.policy_objects("ns"), 4);
+    }
+
+    #[test]
+    fn rule_less_policies_cover_specific_pods_and_only_isolate_the_whole_namespace() {
+        let mut v = ClusterView::new();
+        let both = ["Ingress", "Egress"];
+        v.add(&np(
+            "deny-all",
+            json!({"podSelector": {}, "policyTypes": both}),
+        ))
+        .unwrap();
+        v.add(&np(
+            "not-web",
+            json!({"podSelector": {"matchExpressions": [
+                {"key": "app", "operator": "NotIn", "values": ["web"]}]}, "policyTypes": both}),
+        ))
+        .unwrap();
+        v.add(&np(
+            "quiet",
+            json!({"podSelector": {"matchLabels": {"app": "quiet"}}, "policyTypes": ["Egress"]}),
+        ))
+        .unwrap();
+        // The two namespace-wide ones only isolate; "quiet" covers.
+        assert_eq!(v.isolating_policies("ns"), 2);
+        let cov = |v: &ClusterView, labels: &[(&str, &str)], need| {
+            let c = v.coverage("ns", &l(labels), &UnknownKeys::new(), None, need);
+            (
+                c.ingress.map(|p| p.name.clone()),
+                c.egress.map(|p| p.name.clone()),
+            )
+        };
+        assert_eq!(
+            cov(&v, &[("app", "quiet")], Directions::Both),
+            (None, Some("quiet".to_string()))
+        );
+        assert_eq!(cov(&v, &[("app", "api")], Directions::Any), (None, None));
+        // netpol-guard's own baseline policies are the admin's, in every
+        // namespace: namespace-wide ones only isolate even with rules, and
+        // only one that selects specific pods counts (an extra policy).
+        let ours = |name: &str, spec: Value| {
+            let mut p = np(name, spec);
+            p["metadata"]["labels"] =
+                json!({crate::baseline::MANAGED_BY_KEY: crate::baseline::MANAGED_BY_VALUE});
+            p
+        };
+        let egress_to_all = json!([{"to": [{"podSelector": {}}]}]);
+        v.add(&ours(
+            crate::baseline::ALLOW_DNS,
+            json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": egress_to_all}),
+        ))
+        .unwrap();
+        assert_eq!(v.isolating_policies("ns"), 3);
+        assert_eq!(cov(&v, &[("app", "api")], Directions::Any), (None, None));
+        let mut specific = ours(
+            crate::baseline::ALLOW_DNS,
+            json!({"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Egress"], "egress": egress_to_all}),
+        );
+        specific["metadata"]["namespace"] = json!("other");
+        v.add(&specific).unwrap();
+        assert_eq!(v.isolating_policies("other"), 0);
+        let c = v.coverage(
+            "other",
+            &l(&[("app", "api")]),
+            &UnknownKeys::new(),
+            None,
+            Directions::Egress,
+        );
+        assert_eq!(
+            c.egress.map(|p| p.name.as_str()),
+            Some(crate::baseline::ALLOW_DNS)
+        );
     }
 
     fn np(name: &str, spec: Value) -> Value {

@@ -143,7 +143,9 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
     if isolating > 0 {
         let _ = write!(
             detail,
-            " The {isolating} polic{} here that only isolate (such as netpol-guard's default-deny and DNS baseline) do not count.",
+            " The {isolating} polic{} here that only isolate the whole namespace (such as netpol-guard's default-deny and DNS \
+             baseline, or a rule-less policy with podSelector {{}}) do not count; a rule-less policy that selects these \
+             pods by label would (it says they talk to nobody in its directions).",
             if isolating == 1 { "y" } else { "ies" }
         );
     }
@@ -404,7 +406,10 @@ mod tests {
         );
         let d = f.detail.unwrap();
         assert!(d.contains("namespace pay is managed by netpol-guard (its labels match platform.io/managed=true)"), "{d}");
-        assert!(d.contains("The 1 policy here that only isolate"), "{d}");
+        assert!(
+            d.contains("The 1 policy here that only isolate the whole namespace (such as netpol-guard's default-deny"),
+            "{d}"
+        );
         assert!(d.contains("BEFORE the Deployment"), "{d}");
         assert!(d.ends_with(
             "spec:\n  podSelector:\n    matchLabels:\n      app: \"ledger\"\n  policyTypes: [Ingress]\n  ingress:\n  - from:\n    - podSelector: {}   # pods of this namespace; narrow to the callers\n    ports:\n    - protocol: \"TCP\"\n      port: 8080\n"

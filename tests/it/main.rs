@@ -28,6 +28,7 @@ mod engine;
 mod fake_apiserver_selftest;
 mod fixtures;
 mod generator;
+mod isolation;
 mod live;
 mod manifests;
 mod policyreport;
