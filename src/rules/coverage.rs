@@ -70,12 +70,12 @@ pub fn check(subject: &Subject<'_>, view: &ClusterView, settings: &Settings) -> 
         Directions::Egress => "no NetworkPolicy grants egress to its pods".to_string(),
         Directions::Both => match (cov.ingress, cov.egress) {
             (Some(p), None) => format!(
-                "{} {} grants its pods ingress but no policy grants egress",
+                "{} {} covers its pods' ingress but no policy covers their egress",
                 p.kind.as_str(),
                 p.name
             ),
             (None, Some(p)) => format!(
-                "{} {} grants its pods egress but no policy grants ingress",
+                "{} {} covers its pods' egress but no policy covers their ingress",
                 p.kind.as_str(),
                 p.name
             ),

@@ -182,11 +182,9 @@ fn directions_config_uses_effective_policy_types() {
     let both = settings("directions: both\n");
     assert!(decide(&request("deployment-create-covered"), &both).allowed());
     let v = decide(&request("statefulset-create-covered"), &both);
-    assert!(
-        v.denial_message()
-            .unwrap()
-            .contains("NetworkPolicy postgres grants its pods ingress but no policy grants egress")
-    );
+    assert!(v.denial_message().unwrap().contains(
+        "NetworkPolicy postgres covers its pods' ingress but no policy covers their egress"
+    ));
     assert!(
         decide(
             &request("statefulset-create-covered"),

@@ -211,17 +211,17 @@ fn directions_still_apply_to_deliberate_isolation() {
     let deployment = KINDS[1];
     let both = Settings::from_yaml("directions: both\n").unwrap();
     let ingress_only = quiet_isolation(quiet_labels(), &["Ingress"]);
-    let v = decide(deployment, &[ingress_only.clone()], &both);
+    let v = decide(deployment, std::slice::from_ref(&ingress_only), &both);
     assert!(!v.allowed());
     assert!(
         v.denial_message().unwrap().contains(
-            "NetworkPolicy quiet-no-network grants its pods ingress but no policy grants egress"
+            "NetworkPolicy quiet-no-network covers its pods' ingress but no policy covers their egress"
         ),
         "{:?}",
         v.denial_message()
     );
     let egress = Settings::from_yaml("directions: egress\n").unwrap();
-    assert!(!decide(deployment, &[ingress_only.clone()], &egress).allowed());
+    assert!(!decide(deployment, std::slice::from_ref(&ingress_only), &egress).allowed());
     let ingress = Settings::from_yaml("directions: ingress\n").unwrap();
     assert!(decide(deployment, &[ingress_only], &ingress).allowed());
     assert!(
@@ -235,7 +235,7 @@ fn directions_still_apply_to_deliberate_isolation() {
     // No policyTypes: Ingress only (no egress rules), so egress is not
     // isolated and not covered.
     let untyped = policy("quiet-no-network", json!({"podSelector": quiet_labels()}));
-    assert!(decide(deployment, &[untyped.clone()], &ingress).allowed());
+    assert!(decide(deployment, std::slice::from_ref(&untyped), &ingress).allowed());
     assert!(!decide(deployment, &[untyped], &egress).allowed());
     // Per direction: ingress rules, and egress listed without rules, on a
     // specific selector: egress deliberately none, so both are covered.
