@@ -1176,30 +1176,62 @@ fn rss_bytes(pid: u32) -> u64 {
 /// Announces a body of just under `maxBodyBytes`, sends all of it but the
 /// last byte, and holds the connection: what the adversarial review did 64
 /// and 128 times at once (RSS 374 MB and 784 MB, past the Deployment's
-/// 256Mi). Returns the status the server answered with while the body was
-/// still owed, if any.
-async fn partial_body(ep: Endpoint, hold: Duration) -> Option<u16> {
+/// 256Mi). Returns what became of it.
+async fn partial_body(ep: Endpoint, hold: Duration) -> PartialBody {
     let len = 4 * MIB - 1;
-    let mut s = ep.tls(&[b"http/1.1"]).await.ok()?;
+    let Ok(mut s) = ep.tls(&[b"http/1.1"]).await else {
+        return PartialBody::NoConnection;
+    };
     let head = format!(
         "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
     );
-    s.write_all(head.as_bytes()).await.ok()?;
+    if s.write_all(head.as_bytes()).await.is_err() {
+        return PartialBody::NoConnection;
+    }
     let chunk = vec![b' '; 64 * 1024];
     let mut sent = 0u64;
+    let mut cut_short = false;
     while sent < len - 1 {
         let n = chunk
             .len()
             .min(usize::try_from(len - 1 - sent).unwrap_or(0));
         if s.write_all(&chunk[..n]).await.is_err() {
-            break; // refused and closed: the answer is waiting
+            cut_short = true; // refused and closed: the answer is waiting
+            break;
         }
         sent += n as u64;
     }
     let _ = s.flush().await;
     let answer = read_response(&mut s, hold).await.ok().map(|r| r.status);
     drop(s);
-    answer
+    match answer {
+        Some(status) => PartialBody::Answered(status),
+        // The server closed while most of the body was still owed, having
+        // read none of it: a refusal whose 503 the client could not read
+        // (closing a socket with unread data sends a reset, and a reset
+        // discards what the client had not read yet). A body the server
+        // took is sent in full and then held.
+        None if cut_short => PartialBody::ClosedUnread,
+        None => PartialBody::Held,
+    }
+}
+
+/// What became of one partial body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartialBody {
+    Answered(u16),
+    /// Closed by the server before the body was sent, answer unreadable.
+    ClosedUnread,
+    /// Sent but for its last byte, and held without an answer.
+    Held,
+    NoConnection,
+}
+
+impl PartialBody {
+    /// Refused before the server buffered it.
+    fn refused(self) -> bool {
+        matches!(self, Self::Answered(503) | Self::ClosedUnread)
+    }
 }
 
 /// Issue 13: request bodies are buffered within a global budget
@@ -1236,22 +1268,43 @@ async fn drill_7_partial_bodies_cannot_exhaust_memory() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut refused = 0;
+    let mut outcomes = std::collections::BTreeMap::new();
     while let Some(answer) = attackers.join_next().await {
         peak = peak.max(rss_bytes(pid));
-        if answer.unwrap() == Some(503) {
+        let answer = answer.unwrap();
+        *outcomes.entry(format!("{answer:?}")).or_insert(0) += 1;
+        if answer.refused() {
             refused += 1;
         }
     }
+    println!("drill 7: partial bodies: {outcomes:?}");
     took.sort();
     let p99 = took[(took.len() * 99 / 100).min(took.len() - 1)];
     println!(
-        "drill 7: RSS {} MiB before, peak {} MiB; {refused} of 128 partial bodies refused with 503; {served} requests served meanwhile, p50 {:?}, p99 {p99:?}, max {:?}",
+        "drill 7: RSS {} MiB before, peak {} MiB; {refused} of 128 partial bodies refused (503, or closed with the body unread); {served} requests served meanwhile, p50 {:?}, p99 {p99:?}, max {:?}",
         before / MIB,
         peak / MIB,
         took[took.len() / 2],
         took[took.len() - 1]
     );
-    assert!(refused >= 100, "only {refused} of 128 were refused");
+    // The budget holds 16 such bodies at once; the rest are refused as
+    // they arrive (112 on a quiet machine). Bodies held until cut free room
+    // for late arrivals, so a few more may be taken; nothing else may
+    // happen to them. (On a machine loaded far past its cores this drill
+    // means little: at a load average of 14 on 2 cores, 95 were refused
+    // and a review took 6 s.)
+    assert!(
+        refused >= 100,
+        "only {refused} of 128 were refused: {outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .keys()
+            .filter(|k| !["Answered(503)", "ClosedUnread", "Held"].contains(&k.as_str()))
+            .count(),
+        0,
+        "{outcomes:?}"
+    );
     // 64 MiB of budget, plus connection buffers and what the allocator
     // keeps, under the Deployment's 256Mi limit with room to spare (before
     // the budget: 784 MB; measured here 120 to 150 MiB).
