@@ -1,15 +1,25 @@
 //! The baseline netpol-guard generates in every managed namespace:
-//! `netpol-guard-default-deny` (isolates every pod) and
+//! `netpol-guard-default-deny` (isolates every pod),
 //! `netpol-guard-allow-dns` (lets every pod reach the cluster DNS, so
-//! default-deny does not break name resolution). Pure: what the policies must
-//! look like for a namespace, given the settings and the namespace's mode.
+//! default-deny does not break name resolution), and the policies cluster
+//! admins add in `baseline.extraPolicies` (`netpol-guard-<name>`, see
+//! [`compile_extra_policies`]). Pure: what the policies must look like for a
+//! namespace, given the settings and the namespace's mode.
+
+mod extra;
 
 use serde_json::{Value, json};
 
 use crate::config::{Baseline, Mode, Settings};
 
+pub use extra::{ExtraBaseline, compile_extra_policies};
+
 pub const DEFAULT_DENY: &str = "netpol-guard-default-deny";
 pub const ALLOW_DNS: &str = "netpol-guard-allow-dns";
+/// Every policy netpol-guard generates is named with this prefix: the two
+/// built-ins, and `netpol-guard-<name>` for each `baseline.extraPolicies`
+/// entry.
+pub const NAME_PREFIX: &str = "netpol-guard-";
 /// Annotation with the hash of the baseline settings that produced a policy.
 pub const CONFIG_HASH_ANNOTATION: &str = "netpol-guard.io/config-hash";
 /// Label that marks the policies netpol-guard generates itself. It proves
@@ -20,32 +30,46 @@ pub const MANAGED_BY_VALUE: &str = "netpol-guard";
 /// Field manager of every write netpol-guard makes.
 pub const FIELD_MANAGER: &str = "netpol-guard";
 
-/// The built-in baseline policy names, whatever the mode: what the
-/// generator removes when a namespace needs none of them.
+/// The built-in baseline policy names, whatever the config.
 pub const NAMES: [&str; 2] = [DEFAULT_DENY, ALLOW_DNS];
 
 /// The names reserved for netpol-guard's baseline in every managed
-/// namespace, in audit mode too: the one list the webhook
+/// namespace, in audit mode too: the two built-ins and the configured
+/// `baseline.extraPolicies`, the one list the webhook
 /// (`baseline-protected`) and the generator use.
-pub fn reserved_names(_settings: &Settings) -> Vec<&'static str> {
-    NAMES.to_vec()
+pub fn reserved_names(settings: &Settings) -> Vec<&str> {
+    NAMES
+        .into_iter()
+        .chain(settings.extra_baseline.iter().map(|e| e.name.as_str()))
+        .collect()
 }
 
-/// Whether `obj` is a baseline policy netpol-guard wrote: a baseline name,
-/// the managed-by label, and proof. An object from the API server always
-/// carries `metadata.managedFields`; there the config-hash annotation must
-/// be present, and every field manager that owns part of the spec must be
-/// netpol-guard. A developer's policy with the name and label (created
-/// while the namespace was unmanaged, or by copying the label) is not ours:
-/// it is deletable and judged for coverage like any other. Offline
-/// manifests without managedFields are their author's word: name and label
-/// suffice.
+/// Whether `name` is one of [`reserved_names`].
+pub fn is_reserved(name: &str, settings: &Settings) -> bool {
+    NAMES.contains(&name) || settings.extra_baseline.iter().any(|e| e.name == name)
+}
+
+/// Whether `obj` is a baseline policy netpol-guard wrote: a name of
+/// netpol-guard's ([`NAME_PREFIX`]: a built-in, or an extra policy, still
+/// configured or not), the managed-by label, and proof. An object from the
+/// API server always carries `metadata.managedFields`; there the
+/// config-hash annotation must be present, and every field manager that
+/// owns part of the spec must be netpol-guard. A developer's policy with the
+/// name and label (created while the namespace was unmanaged, or by copying
+/// the label) is not ours: it is deletable and judged for coverage like any
+/// other. Offline manifests without managedFields are their author's word:
+/// name and label suffice.
+///
+/// It needs no settings on purpose: an extra policy removed from the config
+/// (or renamed) must still be provably netpol-guard's, so the generator
+/// can delete it from every namespace, and the cluster view (which knows no
+/// settings) judges it the same way meanwhile.
 pub fn is_ours(obj: &Value) -> bool {
     let meta = obj.get("metadata");
     let name_ok = meta
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
-        .is_some_and(|n| NAMES.contains(&n));
+        .is_some_and(|n| n.len() > NAME_PREFIX.len() && n.starts_with(NAME_PREFIX));
     if !(name_ok && has_managed_by_label(obj)) {
         return false;
     }
@@ -64,14 +88,17 @@ pub fn is_ours(obj: &Value) -> bool {
     hashed && !spec_owners.is_empty() && spec_owners.iter().all(|m| *m == FIELD_MANAGER)
 }
 
-/// The baseline policies a managed namespace must have. In `audit` mode none:
-/// any policy that selects a pod isolates it in that policy's directions on a
-/// CNI that enforces NetworkPolicy (the first policy that selects a pod turns
-/// everything it does not allow into a denial). Even the DNS allow alone,
-/// `podSelector: {}` with `policyTypes: [Egress]`, would cut every pod's
-/// egress to DNS only.
+/// The baseline policies a managed namespace must have: in `enforce` mode
+/// default-deny, the DNS allow, then the extra policies in config order. In
+/// `audit` mode none: any policy that selects a pod isolates it in that
+/// policy's directions on a CNI that enforces NetworkPolicy (the first
+/// policy that selects a pod turns everything it does not allow into a
+/// denial). Even the DNS allow alone, `podSelector: {}` with
+/// `policyTypes: [Egress]`, would cut every pod's egress to DNS only.
 /// Audit mode reports the impact instead (`BaselineImpact`), and switching
-/// the namespace to enforce creates both policies together.
+/// the namespace to enforce creates them all together. Every policy
+/// carries the hash of the whole `baseline` config, so a change to any of
+/// it (an extra policy's spec too) rewrites them.
 pub fn desired(namespace: &str, settings: &Settings, mode: Mode) -> Vec<Value> {
     let b = &settings.config.baseline;
     let hash = config_hash(b);
@@ -100,7 +127,13 @@ pub fn desired(namespace: &str, settings: &Settings, mode: Mode) -> Vec<Value> {
         "metadata": meta(DEFAULT_DENY),
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}});
     match mode {
-        Mode::Enforce => vec![deny, dns],
+        Mode::Enforce => [deny, dns]
+            .into_iter()
+            .chain(settings.extra_baseline.iter().map(|e| {
+                json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": meta(&e.name), "spec": e.spec})
+            }))
+            .collect(),
         Mode::Audit => vec![],
     }
 }
@@ -254,11 +287,79 @@ mod tests {
         );
     }
 
+    const SCRAPE: &str = "baseline:\n  extraPolicies:\n  - name: allow-prometheus-scrape\n    spec:\n      podSelector: {}\n      policyTypes: [Ingress]\n      ingress:\n      - from:\n        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n          podSelector: {matchLabels: {app: prometheus}}\n        ports: [{port: 9090}]\n";
+
+    #[test]
+    fn enforce_adds_the_extra_policies_labelled_and_hashed_and_audit_none() {
+        let s = Settings::from_yaml(SCRAPE).unwrap();
+        let p = desired("payments", &s, Mode::Enforce);
+        let names: Vec<_> = p.iter().map(|x| x["metadata"]["name"].clone()).collect();
+        assert_eq!(
+            names,
+            [
+                DEFAULT_DENY,
+                ALLOW_DNS,
+                "netpol-guard-allow-prometheus-scrape"
+            ]
+        );
+        let extra = &p[2];
+        assert_eq!(
+            extra["metadata"],
+            json!({"name": "netpol-guard-allow-prometheus-scrape", "namespace": "payments",
+                "labels": {MANAGED_BY_KEY: MANAGED_BY_VALUE},
+                "annotations": {CONFIG_HASH_ANNOTATION: config_hash(&s.config.baseline)}})
+        );
+        assert_eq!(extra["spec"], s.extra_baseline[0].spec);
+        assert_eq!(extra["spec"]["ingress"][0]["ports"][0]["protocol"], "TCP");
+        // Written by netpol-guard: its own.
+        assert!(is_ours(extra));
+        // Audit mode: nothing, the extra policy included.
+        assert!(desired("payments", &s, Mode::Audit).is_empty());
+        // Its name is reserved like the built-ins'.
+        assert_eq!(
+            reserved_names(&s),
+            [
+                DEFAULT_DENY,
+                ALLOW_DNS,
+                "netpol-guard-allow-prometheus-scrape"
+            ]
+        );
+        assert!(is_reserved("netpol-guard-allow-prometheus-scrape", &s));
+        assert!(!is_reserved(
+            "netpol-guard-allow-prometheus-scrape",
+            &Settings::default()
+        ));
+        assert!(!is_reserved("allow-prometheus-scrape", &s));
+    }
+
+    /// An edit of an extra policy's spec in the config must reach every
+    /// namespace: the hash every generated policy carries changes with it.
+    #[test]
+    fn an_extra_policys_spec_changes_the_hash() {
+        let a = Settings::from_yaml(SCRAPE).unwrap();
+        let b = Settings::from_yaml(&SCRAPE.replace("9090", "9091")).unwrap();
+        let none = Settings::default();
+        let hashes = [&a, &b, &none].map(|s| config_hash(&s.config.baseline));
+        assert_ne!(hashes[0], hashes[1]);
+        assert_ne!(hashes[0], hashes[2]);
+        assert_eq!(
+            hashes[0],
+            config_hash(&Settings::from_yaml(SCRAPE).unwrap().config.baseline)
+        );
+        let want_a = &desired("a", &a, Mode::Enforce)[2];
+        let want_b = &desired("a", &b, Mode::Enforce)[2];
+        assert!(!exactly_as_desired(want_a, want_b));
+    }
+
     #[test]
     fn the_generated_policies_pass_netpol_guards_own_rules() {
         let with_cache =
             Settings::from_yaml("baseline:\n  nodeLocalDnsCidr: 169.254.20.10/32\n").unwrap();
-        for s in [Settings::default(), with_cache] {
+        for s in [
+            Settings::default(),
+            with_cache,
+            Settings::from_yaml(SCRAPE).unwrap(),
+        ] {
             for p in desired("a", &s, Mode::Enforce) {
                 let findings = crate::rules::netpol::check(&p, &s);
                 assert!(
@@ -344,6 +445,15 @@ mod tests {
         let mut impostor = ours.clone();
         impostor["metadata"]["name"] = json!("allow-everything");
         assert!(!is_ours(&impostor));
+        impostor["metadata"]["name"] = json!("netpol-guard-");
+        assert!(!is_ours(&impostor));
+        // An extra policy's name, configured or no longer: netpol-guard's
+        // when it carries the proof, so a removed entry can be deleted.
+        let mut extra = ours.clone();
+        extra["metadata"]["name"] = json!("netpol-guard-allow-prometheus-scrape");
+        assert!(is_ours(&extra));
+        managed_by(&mut extra, &[("kubectl-client-side-apply", ours_fields())]);
+        assert!(!is_ours(&extra));
         // Released (label removed): an ordinary policy.
         let mut released = ours.clone();
         released["metadata"]["labels"] = json!({});

@@ -455,7 +455,8 @@ fn judge_host_network(
 }
 
 /// `baseline-protected`: in a managed namespace, the names of the baseline
-/// (`baseline::reserved_names`) are netpol-guard's alone, by name, whatever
+/// (`baseline::reserved_names`: the built-ins and the configured
+/// `baseline.extraPolicies`) are netpol-guard's alone, by name, whatever
 /// the object says: only netpol-guard's own identity may CREATE, UPDATE or
 /// DELETE a policy with such a name there. Anywhere, only it may set the
 /// managed-by label. Audit mode does not soften this rule (see
@@ -489,8 +490,7 @@ fn judge_baseline_change(
         return;
     };
     let name = workload::display_name(obj, req.name.as_deref());
-    let reserved = is_managed(namespace, view, settings)
-        && baseline::reserved_names(settings).contains(&name.as_str());
+    let reserved = is_managed(namespace, view, settings) && baseline::is_reserved(&name, settings);
     let describe_selector =
         || crate::selector::describe(&settings.config.managed_namespaces.selector);
     let (message, detail) = match req.operation {
@@ -506,7 +506,7 @@ fn judge_baseline_change(
                      in managed namespace {namespace}. Give your policy another name."
                 ),
                 format!(
-                    "Why: netpol-guard keeps its baseline (default-deny plus DNS allow) under these names in every managed namespace, in \
+                    "Why: netpol-guard keeps its baseline (default-deny, the DNS allow and any policies cluster admins add to it) under these names in every managed namespace, in \
                      audit mode too; a policy of yours with the name would pass for the baseline, or be replaced by it.\nFix: name your \
                      policy differently (policies add up, so yours and the baseline both apply). The baseline itself is configured by \
                      cluster admins in netpol-guard's config; to stop managing the namespace, remove its managed label ({}).",
@@ -538,7 +538,7 @@ fn judge_baseline_change(
                      for managed namespace {namespace}. Add your own NetworkPolicy instead."
                 ),
                 format!(
-                    "Why: the baseline (default-deny plus DNS allow) keeps every pod of a managed namespace isolated unless a \
+                    "Why: the baseline (default-deny, the DNS allow and any policies cluster admins add to it) keeps every pod of a managed namespace isolated unless a \
                      policy allows its traffic; removing or loosening it silently opens the namespace.\nFix: leave it as it is \
                      and add NetworkPolicies that allow the traffic you need (they add to the baseline). To stop managing the \
                      namespace, a cluster admin removes its managed label ({}); netpol-guard then removes the baseline itself.",

@@ -53,6 +53,21 @@ pub struct Baseline {
     pub node_local_dns_cidr: Option<String>,
     /// Remove the baseline when a namespace stops being managed, or keep it.
     pub on_unmanage: OnUnmanage,
+    /// Admin-defined baseline policies, generated as `netpol-guard-<name>`
+    /// in every managed namespace in enforce mode (`baseline::desired`).
+    pub extra_policies: Vec<ExtraPolicy>,
+}
+
+/// One `baseline.extraPolicies` entry as written: a name (without the
+/// `netpol-guard-` prefix) and a NetworkPolicy spec. The spec is parsed
+/// strictly and judged by the rule catalog when the config loads
+/// (`baseline::compile_extra_policies`); `Settings::extra_baseline` holds
+/// the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraPolicy {
+    pub name: String,
+    pub spec: serde_json::Value,
 }
 
 impl Default for Baseline {
@@ -72,6 +87,7 @@ impl Default for Baseline {
             ],
             node_local_dns_cidr: None,
             on_unmanage: OnUnmanage::Delete,
+            extra_policies: vec![],
         }
     }
 }
@@ -320,6 +336,13 @@ pub enum ConfigError {
     Cidr(#[from] crate::cidr::CidrError),
     #[error("invalid config: {key}: {problem}")]
     Value { key: &'static str, problem: String },
+    /// A `baseline.extraPolicies` entry, by its position and name.
+    #[error("invalid config: baseline.extraPolicies[{index}] ({name}): {problem}")]
+    ExtraPolicy {
+        index: usize,
+        name: String,
+        problem: String,
+    },
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: String,
@@ -337,6 +360,9 @@ pub struct Settings {
     /// `clusterCidrs`, parsed.
     pub cluster_cidrs: Vec<Cidr>,
     pub exempt_workloads: Vec<Selector>,
+    /// `baseline.extraPolicies`, validated: each policy's name in the
+    /// cluster and its spec as the API server stores it.
+    pub extra_baseline: Vec<crate::baseline::ExtraBaseline>,
 }
 
 impl Settings {
@@ -437,13 +463,18 @@ impl Settings {
                 problem: "must not be empty".into(),
             });
         }
-        Ok(Self {
+        let mut settings = Self {
             config,
             managed_selector,
             allowed_cidrs,
             cluster_cidrs,
             exempt_workloads,
-        })
+            extra_baseline: vec![],
+        };
+        // Last: the extra policies are judged by the rule catalog with
+        // these very settings (rule actions, CIDR limits).
+        settings.extra_baseline = crate::baseline::compile_extra_policies(&settings)?;
+        Ok(settings)
     }
 
     /// Parses and validates YAML text (an empty document means all defaults).
@@ -467,6 +498,15 @@ impl Settings {
                  kind, name), or make sure admission control keeps developers from setting those labels."
                     .to_string(),
             );
+        }
+        // What the rule catalog only warns about in an extra policy.
+        for (index, extra) in self.extra_baseline.iter().enumerate() {
+            for w in &extra.warnings {
+                out.push(format!(
+                    "baseline.extraPolicies[{index}] ({}): {w}",
+                    extra.configured
+                ));
+            }
         }
         out
     }
@@ -555,6 +595,7 @@ impl Default for Settings {
             allowed_cidrs: vec![],
             cluster_cidrs: vec![],
             exempt_workloads: vec![],
+            extra_baseline: vec![],
         }
     }
 }
@@ -604,6 +645,27 @@ mod tests {
                 "default-config.yaml documents {r}"
             );
         }
+    }
+
+    /// The commented `extraPolicies` example of `config default`, as an
+    /// admin would uncomment it, is a valid config.
+    #[test]
+    fn the_documented_extra_policy_example_is_valid() {
+        let example: String = DEFAULT_CONFIG_YAML
+            .lines()
+            .skip_while(|l| !l.starts_with("  # extraPolicies:"))
+            .take_while(|l| l.starts_with("  # "))
+            .map(|l| format!("  {}\n", &l["  # ".len()..]))
+            .collect();
+        assert!(example.starts_with("  extraPolicies:\n  - name: allow-prometheus-scrape"));
+        let s = Settings::from_yaml(&format!("baseline:\n{example}")).unwrap();
+        assert_eq!(s.extra_baseline.len(), 1);
+        assert_eq!(
+            s.extra_baseline[0].name,
+            "netpol-guard-allow-prometheus-scrape"
+        );
+        assert!(s.warnings().is_empty(), "{:?}", s.warnings());
+        assert!(DEFAULT_CONFIG_YAML.contains("\n  extraPolicies: []\n"));
     }
 
     #[test]

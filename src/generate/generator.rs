@@ -5,8 +5,11 @@
 //! being managed (`baseline.onUnmanage`), re-applies everything when the
 //! config changes, and resyncs every namespace periodically.
 //!
-//! Names are fixed, so restarts never create duplicates, and only the
-//! replica holding the Lease (`leader`) writes.
+//! Names are fixed (the two built-ins, and `netpol-guard-<name>` for each
+//! `baseline.extraPolicies` entry), so restarts never create duplicates, and
+//! only the replica holding the Lease (`leader`) writes. An extra policy
+//! removed from the config, or renamed, is deleted from every managed
+//! namespace (found by the managed-by label, proven by `baseline::is_ours`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +115,9 @@ pub fn spawn(client: Client, shared: Shared, leadership: Leadership) {
         view,
         metrics,
     } = shared;
+    // Every replica warns at start-up (and on config changes) when RBAC
+    // would refuse a configured extra policy's writes.
+    crate::generate::access::spawn(client.clone(), settings.clone());
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let policies: Api<NetworkPolicy> = Api::all(client.clone());
     let generated =
@@ -338,22 +344,23 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
                 .await;
         }
         // What this mode does not want goes: in audit mode, everything
-        // (a policy that selects pods would enforce).
-        for policy in baseline::NAMES {
-            let wanted = desired
-                .iter()
-                .any(|d| d.pointer("/metadata/name").and_then(Value::as_str) == Some(policy));
+        // (a policy that selects pods would enforce); an extra policy
+        // removed from the config, or renamed, in any mode.
+        for policy in ours_in(&api, &name).await? {
+            let wanted = desired.iter().any(|d| {
+                d.pointer("/metadata/name").and_then(Value::as_str) == Some(policy.as_str())
+            });
             if !wanted {
-                delete_ours(ctx, &api, &name, policy).await?;
+                delete_ours(ctx, &api, &name, &policy).await?;
             }
         }
         report_impact(ctx, ns, mode).await?;
     } else {
         ctx.forget(&name);
-        for policy in baseline::NAMES {
+        for policy in ours_in(&api, &name).await? {
             match settings.config.baseline.on_unmanage {
-                OnUnmanage::Delete => delete_ours(ctx, &api, &name, policy).await?,
-                OnUnmanage::Keep => release_ours(ctx, &api, &name, policy).await?,
+                OnUnmanage::Delete => delete_ours(ctx, &api, &name, &policy).await?,
+                OnUnmanage::Keep => release_ours(ctx, &api, &name, &policy).await?,
             }
         }
     }
@@ -378,9 +385,23 @@ async fn apply(
     .await
     .map(|_| ())
     .map_err(|source| GenerateError::Api {
-        what: format!("apply {ns}/{policy}"),
+        what: with_rbac_hint(format!("apply {ns}/{policy}"), policy, &source),
         source,
     })
+}
+
+/// A refused write of a baseline policy is most often a name missing from
+/// the ClusterRole's `resourceNames` (an extra policy added to the config,
+/// or removed from it but still in some namespace): say so.
+fn with_rbac_hint(what: String, policy: &str, e: &kube::Error) -> String {
+    if crate::cluster::apierror::status_code(e) == Some(403) {
+        format!(
+            "{what} (netpol-guard's ClusterRole must list {policy} in the resourceNames of its update/patch/delete \
+             rule, see manifests/rbac.yaml; keep a removed extra policy's name there until it is gone from every namespace)"
+        )
+    } else {
+        what
+    }
 }
 
 /// Makes `stored` exactly `want`, whoever owned its fields. Server-side
@@ -426,7 +447,7 @@ async fn take_over(
     api.replace(policy, &params, &object)
         .await
         .map_err(|source| GenerateError::Api {
-            what: format!("replace {ns}/{policy}"),
+            what: with_rbac_hint(format!("replace {ns}/{policy}"), policy, &source),
             source,
         })?;
     apply(api, ns, policy, want).await?;
@@ -436,6 +457,34 @@ async fn take_over(
             what: format!("{ns}/{policy}"),
         }),
     }
+}
+
+/// The names of the policies in the namespace that netpol-guard wrote
+/// (`baseline::is_ours`): the built-ins and the extra policies, configured
+/// or not any more. One list by the managed-by label: an extra policy
+/// removed from the config has a name no setting remembers.
+async fn ours_in(api: &Api<NetworkPolicy>, ns: &str) -> Result<Vec<String>, GenerateError> {
+    let params = ListParams::default().labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"));
+    let list = api
+        .list(&params)
+        .await
+        .map_err(|source| GenerateError::Api {
+            what: format!("list the baseline policies of {ns}"),
+            source,
+        })?;
+    let mut names: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| serde_json::to_value(p).ok())
+        .filter(baseline::is_ours)
+        .filter_map(|p| {
+            p.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 async fn get(api: &Api<NetworkPolicy>, name: &str) -> Result<Option<Value>, GenerateError> {
@@ -643,7 +692,9 @@ async fn delete_ours(
         return Ok(());
     }
     let deleted = api.delete(name, &DeleteParams::default()).await.map(|_| ());
-    if !found(deleted, || format!("delete {ns}/{name}"))? {
+    if !found(deleted, |e| {
+        with_rbac_hint(format!("delete {ns}/{name}"), name, e)
+    })? {
         return Ok(());
     }
     ctx.metrics.inc(
@@ -677,7 +728,9 @@ async fn release_ours(
         .patch(name, &params, &Patch::Merge(&patch))
         .await
         .map(|_| ());
-    if !found(patched, || format!("release {ns}/{name}"))? {
+    if !found(patched, |e| {
+        with_rbac_hint(format!("release {ns}/{name}"), name, e)
+    })? {
         return Ok(());
     }
     ctx.metrics.inc(
@@ -696,13 +749,13 @@ async fn release_ours(
 /// when done, false when it no longer exists (404), the error otherwise.
 fn found(
     result: Result<(), kube::Error>,
-    what: impl FnOnce() -> String,
+    what: impl FnOnce(&kube::Error) -> String,
 ) -> Result<bool, GenerateError> {
     match result {
         Ok(()) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
         Err(source) => Err(GenerateError::Api {
-            what: what(),
+            what: what(&source),
             source,
         }),
     }

@@ -1,8 +1,9 @@
 //! Generation: what netpol-guard writes into the cluster. The baseline of
-//! every managed namespace (`generator`, one leader at a time by `leader`),
-//! and the managed label it puts on
-//! new namespaces (`mutation`).
+//! every managed namespace (`generator`, one leader at a time by `leader`;
+//! `access` warns when RBAC keeps it from writing a configured extra
+//! policy), and the managed label it puts on new namespaces (`mutation`).
 
+pub mod access;
 pub mod generator;
 pub mod leader;
 pub mod mutation;

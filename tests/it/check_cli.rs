@@ -231,3 +231,98 @@ fn check_exits_2_when_its_report_cannot_be_written() {
     let (code, _, _) = run(&["check", "--output", "json", "examples/cluster"]);
     assert_eq!(code, 0);
 }
+
+/// Issue 15, part 4: `check` with `baseline.extraPolicies` in its config.
+/// The extra policy is part of the baseline a managed namespace must have
+/// (BASELINE says missing without it), netpol-guard's own copy is not
+/// judged, a developer's policy with its name is denied
+/// (baseline-protected), and an extra policy the catalog would deny is a
+/// config error naming the policy and the rule.
+#[test]
+fn check_knows_the_extra_baseline_policies_of_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "baseline:\n  extraPolicies:\n  - name: allow-prometheus-scrape\n    spec:\n      podSelector: {}\n      policyTypes: [Ingress]\n      ingress:\n      - from:\n        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n        ports: [{port: 9090}]\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let ours = |name: &str, spec: &str| {
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {name}\n  namespace: shop\n  labels: {{app.kubernetes.io/managed-by: netpol-guard}}\nspec: {spec}\n"
+        )
+    };
+    let mut base = String::from(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {platform.io/managed: \"true\"}}\n",
+    );
+    base.push_str(&ours(
+        "netpol-guard-default-deny",
+        "{podSelector: {}, policyTypes: [Ingress, Egress]}",
+    ));
+    base.push_str(&ours(
+        "netpol-guard-allow-dns",
+        "{podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchLabels: {k8s-app: kube-dns}}}], ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]}]}",
+    ));
+    let input = dir.path().join("in.yaml");
+    let input_s = input.to_str().unwrap();
+    std::fs::write(&input, &base).unwrap();
+    let row = |out: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with("shop "))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    };
+    // Without the config: the two built-ins are the whole baseline.
+    let (code, out, _) = run(&["check", input_s]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(row(&out)[4], "present", "{out}");
+    // With it: the extra policy is missing.
+    let (code, out, _) = run(&["check", "--config", cfg, input_s]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(row(&out)[4], "missing", "{out}");
+    // netpol-guard's own copy, as exported from a cluster: present, not judged.
+    let with_extra = format!(
+        "{base}{}",
+        ours(
+            "netpol-guard-allow-prometheus-scrape",
+            "{podSelector: {}, policyTypes: [Ingress], ingress: [{from: [{namespaceSelector: {}}]}]}",
+        )
+    );
+    std::fs::write(&input, &with_extra).unwrap();
+    let (code, out, _) = run(&["check", "--config", cfg, input_s]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(row(&out)[4], "present", "{out}");
+    assert!(out.contains("0 denied, 0 warned"), "{out}");
+    // A developer's policy with the name: denied, and only with the config.
+    let squat = format!(
+        "{base}---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: netpol-guard-allow-prometheus-scrape, namespace: shop}}\nspec: {{podSelector: {{matchLabels: {{app: web}}}}, policyTypes: [Ingress]}}\n"
+    );
+    std::fs::write(&input, &squat).unwrap();
+    let (code, out, _) = run(&["check", "--config", cfg, input_s]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "NetworkPolicy shop/netpol-guard-allow-prometheus-scrape: DENY baseline-protected"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = run(&["check", input_s]);
+    assert_eq!(code, 0, "{out}");
+    // What the catalog denies is a config error (exit 2) naming the
+    // policy and the rule.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "baseline:\n  extraPolicies:\n  - name: allow-everyone\n    spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check", "--config", bad.to_str().unwrap(), input_s]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "invalid config: baseline.extraPolicies[0] (allow-everyone): any-namespace-peer: ingress rule 0, peer 0: namespaceSelector: {}"
+        ),
+        "{err}"
+    );
+}

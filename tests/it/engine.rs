@@ -394,6 +394,91 @@ fn reserved_names_and_the_label_are_netpol_guards_alone() {
     assert_eq!(decide(&impostor, &Settings::default()), Verdict::allow());
 }
 
+/// Issue 15, part 4: a configured `baseline.extraPolicies` entry's name is
+/// reserved like the built-ins' (in audit mode too), and only while it is
+/// configured.
+#[test]
+fn an_extra_baseline_policys_name_is_protected_like_the_built_ins() {
+    const EXTRA: &str = "baseline:\n  extraPolicies:\n  - name: allow-prometheus-scrape\n    spec: {podSelector: {}, policyTypes: [Ingress], ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}], ports: [{port: 9090}]}]}\n";
+    let name = "netpol-guard-allow-prometheus-scrape";
+    let delete = request("networkpolicy-delete-baseline");
+    let object = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]}});
+    let mut create = delete.clone();
+    create.operation = Operation::Create;
+    create.name = Some(name.into());
+    create.object = Some(object.clone());
+    create.old_object = None;
+    let mut update = create.clone();
+    update.operation = Operation::Update;
+    update.old_object = Some(object.clone());
+    let mut remove = delete.clone();
+    remove.name = Some(name.into());
+    remove.old_object = Some(object);
+    for (req, verb) in [
+        (&create, "create"),
+        (&update, "change"),
+        (&remove, "delete"),
+    ] {
+        for mode in ["", "mode: audit\n"] {
+            let v = decide(req, &settings(&format!("{mode}{EXTRA}")));
+            assert_eq!(
+                rules_of(&v),
+                [(RuleId::BaselineProtected, Action::Deny)],
+                "{verb} {mode}"
+            );
+            assert!(
+                v.denial_message().unwrap().starts_with(&format!(
+                    "netpol-guard: baseline-protected: alice@example.com may not {verb} NetworkPolicy payments/{name}"
+                )),
+                "{:?}",
+                v.denial_message()
+            );
+        }
+        // netpol-guard itself may.
+        let mut ours = req.clone();
+        ours.user_info.username = "system:serviceaccount:netpol-guard:netpol-guard".into();
+        assert_eq!(decide(&ours, &settings(EXTRA)), Verdict::allow(), "{verb}");
+        // Not configured (or no longer): the name is free.
+        assert_eq!(
+            decide(req, &Settings::default()),
+            Verdict::allow(),
+            "{verb}"
+        );
+    }
+}
+
+/// An extra policy that selects every pod (`podSelector: {}`) does not
+/// count toward require-network-policy, however much it allows: like the
+/// rest of the baseline, it is netpol-guard's, not the workload's own
+/// policy. The same object written by a developer would cover.
+#[test]
+fn an_extra_policy_for_every_pod_does_not_cover_a_workload() {
+    let settings = settings(
+        "baseline:\n  extraPolicies:\n  - name: allow-prometheus-scrape\n    spec: {podSelector: {}, policyTypes: [Ingress], ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}], ports: [{port: 9090}]}]}\n",
+    );
+    let extra =
+        netpol_guard::baseline::desired("payments", &settings, netpol_guard::config::Mode::Enforce)
+            .pop()
+            .unwrap();
+    assert_eq!(
+        extra["metadata"]["name"],
+        "netpol-guard-allow-prometheus-scrape"
+    );
+    let req = request("deployment-create-uncovered");
+    let mut view = view();
+    view.add(&extra).unwrap();
+    let v = engine::decide(&req, &view, &settings).unwrap();
+    assert_eq!(rules_of(&v), [(RuleId::RequireNetworkPolicy, Action::Deny)]);
+    // A developer's copy (another name, no label) covers.
+    let mut theirs = extra.clone();
+    theirs["metadata"] = json!({"name": "allow-scrape", "namespace": "payments"});
+    let mut view = self::view();
+    view.add(&theirs).unwrap();
+    assert!(engine::decide(&req, &view, &settings).unwrap().allowed());
+}
+
 #[test]
 fn a_workload_without_a_pod_template_is_an_error_not_an_allow() {
     let mut req = request("deployment-create-uncovered");

@@ -427,6 +427,9 @@ struct Store {
     requests: Vec<RecordedRequest>,
     faults: Vec<Fault>,
     delays: Vec<Delay>,
+    /// (verb, name) pairs SelfSubjectAccessReviews answer "not allowed" for;
+    /// everything else is allowed.
+    refused_access: Vec<(String, String)>,
 }
 
 fn meta(obj: &Value) -> &Value {
@@ -1125,6 +1128,18 @@ current-context: fake-apiserver
         self.shared.lock().policy_reports_installed = installed;
     }
 
+    // --- authorization ---
+
+    /// SelfSubjectAccessReviews for `verb` on any resource named `name`
+    /// answer `allowed: false` from now on (by default every review is
+    /// allowed: the fake has no RBAC).
+    pub fn refuse_access(&self, verb: &str, name: &str) {
+        self.shared
+            .lock()
+            .refused_access
+            .push((verb.to_string(), name.to_string()));
+    }
+
     // --- fault injection ---
 
     /// The next `count` requests matching `matcher` get `status_code` with a
@@ -1326,10 +1341,35 @@ fn route(shared: &Arc<Shared>, path: &str, req: Req) -> Result<Response, ApiErro
             200,
             &resource_list(&store(), group, version)?,
         )),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => self_subject_access_review(&store(), &req),
         ["api", "v1", rest @ ..] => resource_request(shared, "", "v1", rest, req),
         ["apis", group, version, rest @ ..] => resource_request(shared, group, version, rest, req),
         _ => Err(ApiError::unknown_path()),
     }
+}
+
+/// POST of a SelfSubjectAccessReview: the review back, with its status
+/// (`refuse_access` decides; nothing is stored).
+fn self_subject_access_review(store: &Store, req: &Req) -> Result<Response, ApiError> {
+    if req.method != Method::POST {
+        return Err(ApiError::method_not_allowed());
+    }
+    let mut review: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("invalid SelfSubjectAccessReview: {e}")))?;
+    let attrs = &review["spec"]["resourceAttributes"];
+    let verb = attrs["verb"].as_str().unwrap_or("");
+    let name = attrs["name"].as_str().unwrap_or("");
+    let allowed = !store
+        .refused_access
+        .iter()
+        .any(|(v, n)| v == verb && n == name);
+    review["status"] = json!({"allowed": allowed});
+    Ok(json_response(201, &review))
 }
 
 fn version_info() -> Value {

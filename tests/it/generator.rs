@@ -557,3 +557,217 @@ async fn an_unlistable_kind_is_skipped_by_the_impact_report() {
         "{m}"
     );
 }
+
+/// Issue 15, part 4: `baseline.extraPolicies`.
+const EXTRA: &str = "netpol-guard-allow-prometheus-scrape";
+const WITH_EXTRA: [&str; 3] = ["netpol-guard-allow-dns", EXTRA, "netpol-guard-default-deny"];
+
+/// A config with the extra policy `name`, letting Prometheus scrape `port`.
+fn extra_config(name: &str, port: u16) -> String {
+    format!(
+        "baseline:\n  extraPolicies:\n  - name: {name}\n    spec:\n      podSelector: {{}}\n      policyTypes: [Ingress]\n      ingress:\n      - from:\n        - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: monitoring}}}}\n          podSelector: {{matchLabels: {{app: prometheus}}}}\n        ports: [{{port: {port}}}]\n"
+    )
+}
+
+fn set_config(fake: &FakeApiServer, yaml: &str) {
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "data": {"config.yaml": yaml}}));
+}
+
+fn scrape_port(fake: &FakeApiServer, ns: &str, name: &str) -> Value {
+    fake.get_object(NP, "NetworkPolicy", Some(ns), name)
+        .map(|p| p["spec"]["ingress"][0]["ports"][0].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// A developer's policies that look like netpol-guard's: one with an
+/// extra-policy-like name, one also with the label (written by kubectl,
+/// as the managedFields of a real API server would show). Neither is ever
+/// touched.
+fn lookalikes(fake: &FakeApiServer, ns: &str) {
+    fake.apply_object(&json!({"apiVersion": NP, "kind": "NetworkPolicy",
+        "metadata": {"name": "netpol-guard-mine", "namespace": ns},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]}}));
+    fake.apply_object(&json!({"apiVersion": NP, "kind": "NetworkPolicy",
+        "metadata": {"name": "netpol-guard-copied", "namespace": ns,
+            "labels": {"app.kubernetes.io/managed-by": "netpol-guard"},
+            "annotations": {"netpol-guard.io/config-hash": "0"},
+            "managedFields": [{"manager": "kubectl-client-side-apply", "operation": "Update",
+                "apiVersion": NP, "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:labels": {}}, "f:spec": {"f:podSelector": {}}}}]},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]}}));
+}
+
+fn with_lookalikes(names: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = names
+        .iter()
+        .copied()
+        .chain(["netpol-guard-copied", "netpol-guard-mine"])
+        .map(String::from)
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_policies_are_generated_restored_rolled_out_and_removed() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    fake.apply_object(&namespace(
+        "team-b",
+        json!({"platform.io/managed": "true", "netpol-guard.io/mode": "audit"}),
+    ));
+    lookalikes(&fake, "team-a");
+    set_config(&fake, &extra_config("allow-prometheus-scrape", 9090));
+    let live = start(&fake);
+    eventually("the extra policy beside the built-ins", || {
+        baseline_names(&fake, "team-a") == with_lookalikes(&WITH_EXTRA)
+    })
+    .await;
+    let extra = fake
+        .get_object(NP, "NetworkPolicy", Some("team-a"), EXTRA)
+        .unwrap();
+    assert_eq!(
+        extra["spec"],
+        json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                      "podSelector": {"matchLabels": {"app": "prometheus"}}}],
+            "ports": [{"protocol": "TCP", "port": 9090}]}]})
+    );
+    assert_eq!(
+        extra["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "netpol-guard"
+    );
+    let deny = fake
+        .get_object(
+            NP,
+            "NetworkPolicy",
+            Some("team-a"),
+            "netpol-guard-default-deny",
+        )
+        .unwrap();
+    assert_eq!(
+        extra["metadata"]["annotations"]["netpol-guard.io/config-hash"],
+        deny["metadata"]["annotations"]["netpol-guard.io/config-hash"]
+    );
+    // Audit mode: nothing that selects pods, the extra policy included.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(baseline_names(&fake, "team-b").is_empty());
+
+    // Edited: restored.
+    let mut edited = extra.clone();
+    edited["spec"]["ingress"][0]["ports"] = json!([{"protocol": "TCP", "port": 1}]);
+    fake.apply_object(&edited);
+    eventually("the extra policy restored", || {
+        scrape_port(&fake, "team-a", EXTRA) == json!({"protocol": "TCP", "port": 9090})
+    })
+    .await;
+    // Deleted: re-created.
+    fake.delete_object(NP, "NetworkPolicy", Some("team-a"), EXTRA);
+    eventually("the extra policy re-created", || {
+        baseline_names(&fake, "team-a") == with_lookalikes(&WITH_EXTRA)
+    })
+    .await;
+
+    // A config change rolls out.
+    set_config(&fake, &extra_config("allow-prometheus-scrape", 9091));
+    eventually("the new port", || {
+        scrape_port(&fake, "team-a", EXTRA) == json!({"protocol": "TCP", "port": 9091})
+    })
+    .await;
+    // Renamed: the new name comes, the old one goes.
+    set_config(&fake, &extra_config("allow-metrics", 9091));
+    eventually("renamed", || {
+        baseline_names(&fake, "team-a")
+            == with_lookalikes(&[
+                "netpol-guard-allow-dns",
+                "netpol-guard-allow-metrics",
+                "netpol-guard-default-deny",
+            ])
+    })
+    .await;
+    // Removed from the config: deleted; the built-ins and the developer's
+    // lookalikes stay.
+    set_config(&fake, "mode: enforce\n");
+    eventually("removed", || {
+        baseline_names(&fake, "team-a") == with_lookalikes(&BOTH)
+    })
+    .await;
+    // An invalid config (the catalog denies its extra policy) changes
+    // nothing: the last good config stays in force.
+    set_config(
+        &fake,
+        "baseline:\n  extraPolicies:\n  - name: allow-everyone\n    spec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}\n",
+    );
+    until_metrics(&live, "the invalid config counted", |m| {
+        m.contains("netpol_guard_config_reloads_total{result=\"invalid\"} 1")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(baseline_names(&fake, "team-a"), with_lookalikes(&BOTH));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmanaging_removes_the_extra_policies_too() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    lookalikes(&fake, "team-a");
+    set_config(&fake, &extra_config("allow-prometheus-scrape", 9090));
+    let live = start(&fake);
+    eventually("the extra policy", || {
+        baseline_names(&fake, "team-a") == with_lookalikes(&WITH_EXTRA)
+    })
+    .await;
+    fake.apply_object(&namespace("team-a", json!({})));
+    eventually("all of netpol-guard's removed", || {
+        baseline_names(&fake, "team-a") == with_lookalikes(&[])
+    })
+    .await;
+    let m = live.server.connect().await.get("/metrics").await.text();
+    assert!(
+        m.contains("netpol_guard_baseline_changes_total{action=\"deleted\"} 3"),
+        "{m}"
+    );
+}
+
+/// The ServiceAccount may not write a configured extra policy (its name is
+/// missing from the ClusterRole's resourceNames): a WARN at start-up naming
+/// it and the refused verbs, and again for a name a config reload adds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_rbac_refuses_is_warned_about_at_start_and_on_reload() {
+    let fake = FakeApiServer::start().await;
+    fake.refuse_access("patch", EXTRA);
+    fake.refuse_access("delete", EXTRA);
+    fake.refuse_access("update", "netpol-guard-allow-metrics");
+    set_config(&fake, &extra_config("allow-prometheus-scrape", 9090));
+    let live = start(&fake);
+    let warned = |live: &Served, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(line) = live.server.stderr.recv_timeout(Duration::from_millis(200))
+                && line.contains(want)
+            {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no log line with {want:?}");
+        }
+    };
+    let line = warned(&live, "\"policy\":\"netpol-guard-allow-prometheus-scrape\"");
+    assert!(line.contains("\"level\":\"WARN\""), "{line}");
+    assert!(line.contains("\"refused\":\"patch,delete\""), "{line}");
+    assert!(
+        line.contains(netpol_guard::generate::access::REFUSED),
+        "{line}"
+    );
+    assert!(fake.count_requests("POST", "/selfsubjectaccessreviews") >= 3);
+    set_config(
+        &fake,
+        &format!(
+            "{}  - name: allow-metrics\n    spec: {{podSelector: {{matchLabels: {{app: web}}}}, policyTypes: [Ingress]}}\n",
+            extra_config("allow-prometheus-scrape", 9090)
+        ),
+    );
+    let line = warned(&live, "\"policy\":\"netpol-guard-allow-metrics\"");
+    assert!(line.contains("\"refused\":\"update\""), "{line}");
+}

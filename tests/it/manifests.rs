@@ -495,7 +495,14 @@ fn rbac_is_least_privilege() {
         ]
     );
     // Writing an existing policy (patch, update) and deleting one are
-    // limited to the baseline's names; create cannot be limited by name.
+    // limited to the baseline's names, the configured extra policies'
+    // included (issue 15); create cannot be limited by name.
+    let shipped = Settings::from_yaml(
+        find(&objects, "ConfigMap", "netpol-guard")["data"]["config.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     let rules = find(&objects, "ClusterRole", "netpol-guard")["rules"]
         .as_array()
         .unwrap()
@@ -509,7 +516,10 @@ fn rbac_is_least_privilege() {
             .iter()
             .any(|v| ["update", "patch", "delete"].contains(&v.as_str()));
         if writes {
-            let mut names = netpol_guard::baseline::NAMES.map(String::from).to_vec();
+            let mut names: Vec<String> = netpol_guard::baseline::reserved_names(&shipped)
+                .into_iter()
+                .map(String::from)
+                .collect();
             names.sort();
             assert_eq!(strings(&rule["resourceNames"]), names, "{rule}");
         }

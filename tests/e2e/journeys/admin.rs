@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use netpol_guard::baseline::{ALLOW_DNS, DEFAULT_DENY};
+use netpol_guard::baseline::{self, ALLOW_DNS, DEFAULT_DENY};
+use netpol_guard::config::{Mode, Settings};
+use netpol_guard::generate::access::REFUSED;
 use serde_json::{Value, json};
 
 use super::settle;
@@ -473,4 +475,170 @@ pub fn an_existing_uncovered_deployment_still_rolls_out(env: &Env) {
     // A new uncovered Deployment is still denied.
     let out = apply_as_developer(env, &[], &[deployment("rollout", "fresh", "fresh")]);
     assert!(!out.status.success());
+}
+
+/// Issue 15, part 4: an admin-defined baseline policy.
+const EXTRA: &str = "netpol-guard-allow-prometheus-scrape";
+
+/// The shipped config with one extra baseline policy letting Prometheus
+/// scrape `port`.
+fn extra_config(env: &Env, port: u16) -> String {
+    env.config_with(&[(
+        "\n  extraPolicies: []\n",
+        &format!(
+            "\n  extraPolicies:\n  - name: allow-prometheus-scrape\n    spec:\n      podSelector: {{}}\n      policyTypes: [Ingress]\n      ingress:\n      - from:\n        - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: monitoring}}}}\n          podSelector: {{matchLabels: {{app.kubernetes.io/name: prometheus}}}}\n        ports: [{{port: {port}}}]\n"
+        ),
+    )])
+}
+
+/// Sets the names netpol-guard's ClusterRole lets it update, patch and
+/// delete: the built-ins plus `extra`, as docs/rules.md tells admins to.
+fn set_baseline_resource_names(env: &Env, extra: &[&str]) {
+    let mut role = env
+        .cluster
+        .get(&["clusterrole", "netpol-guard"])
+        .expect("the ClusterRole");
+    let mut found = false;
+    for rule in role["rules"].as_array_mut().expect("rules") {
+        let baseline_rule = rule["resourceNames"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|x| x == DEFAULT_DENY));
+        if baseline_rule {
+            let mut names = vec![DEFAULT_DENY, ALLOW_DNS];
+            names.extend_from_slice(extra);
+            rule["resourceNames"] = json!(names);
+            found = true;
+        }
+    }
+    assert!(found, "no baseline rule in the ClusterRole: {role}");
+    let out = env
+        .cluster
+        .kubectl_stdin(&["replace", "-f", "-"], Some(&role.to_string()));
+    assert!(
+        out.status.success(),
+        "replace the ClusterRole: {}",
+        stderr(&out)
+    );
+}
+
+fn scrape_port(env: &Env, ns: &str) -> Option<Value> {
+    env.cluster
+        .get(&["networkpolicy", "-n", ns, EXTRA])
+        .map(|p| p["spec"]["ingress"][0]["ports"][0]["port"].clone())
+}
+
+pub fn extra_baseline_policies_are_generated_restored_and_rolled_out(env: &Env) {
+    let with_extra = [ALLOW_DNS, EXTRA, DEFAULT_DENY];
+    env.namespace("extra-a", true, None);
+    env.wait_baseline(
+        "extra-a",
+        &[ALLOW_DNS, DEFAULT_DENY],
+        Duration::from_secs(15),
+    );
+    // The shipped RBAC does not name it: each replica says so, from the
+    // API server's own answer to its SelfSubjectAccessReviews.
+    let skip: Vec<usize> = env.replicas.iter().map(|r| r.logs().len()).collect();
+    env.set_config(&extra_config(env, 9090));
+    for (r, skip) in env.replicas.iter().zip(skip) {
+        let line = eventually(
+            Duration::from_secs(15),
+            &format!("{}: the RBAC warning", r.name),
+            || r.logged(skip, REFUSED).into_iter().next(),
+        );
+        assert_eq!(line["level"], "WARN", "{line}");
+        assert_eq!(line["policy"], EXTRA, "{line}");
+        assert_eq!(line["refused"], "patch,update,delete", "{line}");
+    }
+    // As the docs say: the name joins the ClusterRole's resourceNames.
+    set_baseline_resource_names(env, &[EXTRA]);
+    // A new namespace gets the extra policy, and so does one that existed
+    // (its reconcile failed meanwhile, and is retried with backoff).
+    env.namespace("extra-b", true, None);
+    env.wait_baseline("extra-b", &with_extra, Duration::from_secs(15));
+    env.wait_baseline("extra-a", &with_extra, Duration::from_secs(90));
+    // Exactly what netpol-guard computes, as the real API server stores it
+    // (defaults filled in), and provably netpol-guard's (managedFields).
+    let settings = Settings::from_yaml(&extra_config(env, 9090)).expect("the config");
+    let want = baseline::desired("extra-b", &settings, Mode::Enforce)
+        .pop()
+        .expect("the extra policy");
+    let got = env
+        .cluster
+        .get(&["networkpolicy", "-n", "extra-b", EXTRA])
+        .expect("the extra policy");
+    assert_eq!(got["spec"], want["spec"]);
+    assert!(baseline::exactly_as_desired(&got, &want), "{got}");
+    // A developer may not delete it.
+    let out = as_developer(
+        env,
+        &["delete", "networkpolicy", "-n", "extra-b", EXTRA],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "baseline-protected: alice@example.com may not delete NetworkPolicy extra-b/{EXTRA}: it is netpol-guard's baseline"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // An edit (a second writer with netpol-guard's identity) is restored.
+    let out = env.cluster.kubectl(&[
+        "--as",
+        SERVICE_ACCOUNT,
+        "patch",
+        "networkpolicy",
+        "-n",
+        "extra-b",
+        EXTRA,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"ingress":[{"ports":[{"protocol":"TCP","port":1}]}]}}"#,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(Duration::from_secs(15), "the extra policy restored", || {
+        let now = env
+            .cluster
+            .get(&["networkpolicy", "-n", "extra-b", EXTRA])?;
+        (now["spec"] == want["spec"]).then_some(())
+    });
+    eventually(Duration::from_secs(15), "a BaselineRestored Event", || {
+        events(env, None, "BaselineRestored").into_iter().find(|e| {
+            e["involvedObject"]["name"] == "extra-b"
+                && e["message"].as_str().is_some_and(|m| m.contains(EXTRA))
+        })
+    });
+    // A config change (a ConfigMap edit) rolls out to every namespace.
+    env.set_config(&extra_config(env, 9091));
+    for ns in ["extra-a", "extra-b"] {
+        eventually(
+            Duration::from_secs(30),
+            &format!("port 9091 in {ns}"),
+            || (scrape_port(env, ns) == Some(json!(9091))).then_some(()),
+        );
+    }
+    // Removed from the config: deleted from every managed namespace (the
+    // name stays in RBAC until then), the built-ins stay.
+    env.restore_config();
+    for ns in ["extra-a", "extra-b"] {
+        env.wait_baseline(ns, &[ALLOW_DNS, DEFAULT_DENY], Duration::from_secs(30));
+    }
+    eventually(
+        Duration::from_secs(90),
+        "the extra policy gone from every namespace",
+        || {
+            let left = env.cluster.get(&[
+                "networkpolicies",
+                "-A",
+                "-l",
+                "app.kubernetes.io/managed-by=netpol-guard",
+            ])?;
+            let any = left["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|p| p["metadata"]["name"] == EXTRA));
+            (!any).then_some(())
+        },
+    );
+    set_baseline_resource_names(env, &[]);
 }

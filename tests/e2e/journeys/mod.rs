@@ -39,6 +39,7 @@ pub fn all() -> Vec<Journey> {
         admin::unmanaging_removes_the_baseline,
         admin::a_users_delete_of_the_baseline_is_denied,
         admin::edited_baseline_is_restored,
+        admin::extra_baseline_policies_are_generated_restored_and_rolled_out,
         admin::namespace_deletion_completes_with_per_controller_credentials,
         admin::namespace_deletion_completes_with_shared_credentials,
         admin::auto_manage_labels_a_new_namespace,
