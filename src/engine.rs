@@ -120,7 +120,33 @@ pub fn decide(
     view: &ClusterView,
     settings: &Settings,
 ) -> Result<Verdict, DecideError> {
-    let mut verdict = judge(req, view, settings)?;
+    decide_with(req, view, settings, None)
+}
+
+/// What the objects `check` and `audit` judge come from, which decides what
+/// `policy-selects-nothing` may conclude from the workloads among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inputs {
+    /// Manifests (`check`): part of a cluster. A namespace's workloads
+    /// among them are taken to be its workloads (when there is at least
+    /// one), but a CiliumClusterwideNetworkPolicy selects in every
+    /// namespace, most of which are elsewhere: it is not judged.
+    Manifests,
+    /// A cluster's objects (`audit`, the background audit): every
+    /// namespace's workloads.
+    #[default]
+    Cluster,
+}
+
+/// [`decide`], plus for an existing object (`check`, `audit`) the rules
+/// the webhook does not apply.
+fn decide_with(
+    req: &AdmissionRequest,
+    view: &ClusterView,
+    settings: &Settings,
+    existing: Option<Inputs>,
+) -> Result<Verdict, DecideError> {
+    let mut verdict = judge(req, view, settings, existing)?;
     let namespace = req.namespace.as_deref().unwrap_or("");
     if mode_for(namespace, view, settings) == Mode::Audit {
         verdict.apply_audit_mode();
@@ -135,11 +161,25 @@ pub fn decide(
 /// Jobs, the Pods of a workload controller or of a kind in `controllerKinds`)
 /// gets no findings: reporting it again for
 /// every revision would bury the one finding that matters. Nor does
-/// netpol-guard's own baseline (`baseline::is_ours`).
+/// netpol-guard's own baseline (`baseline::is_ours`). A policy is also
+/// judged by `policy-selects-nothing`, which the webhook does not apply
+/// (applying a policy before its workload is the recommended order),
+/// against a cluster's objects ([`Inputs::Cluster`]; `check` uses
+/// [`decide_existing_in`]).
 pub fn decide_existing(
     req: &AdmissionRequest,
     view: &ClusterView,
     settings: &Settings,
+) -> Result<Verdict, DecideError> {
+    decide_existing_in(req, view, settings, Inputs::Cluster)
+}
+
+/// [`decide_existing`], for objects that come from `inputs`.
+pub fn decide_existing_in(
+    req: &AdmissionRequest,
+    view: &ClusterView,
+    settings: &Settings,
+    inputs: Inputs,
 ) -> Result<Verdict, DecideError> {
     let owned = WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind)
         .zip(req.object.as_ref())
@@ -155,13 +195,16 @@ pub fn decide_existing(
     if owned || baseline {
         return Ok(Verdict::allow());
     }
-    decide(req, view, settings)
+    decide_with(req, view, settings, Some(inputs))
 }
 
+/// Every rule on one request; `existing` for `check` and `audit`
+/// ([`decide_with`]).
 fn judge(
     req: &AdmissionRequest,
     view: &ClusterView,
     settings: &Settings,
+    existing: Option<Inputs>,
 ) -> Result<Verdict, DecideError> {
     // Status, scale and other subresources never change what pods run with.
     if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -199,6 +242,12 @@ fn judge(
                     for f in rules::netpol::check_in_view(obj, view, settings) {
                         verdict.push(f, settings);
                     }
+                    if existing.is_some() {
+                        let kind = PolicyKind::NetworkPolicy;
+                        for f in rules::selects_nothing::check(obj, kind, view) {
+                            verdict.push(f, settings);
+                        }
+                    }
                 }
                 judge_coverage_loss(
                     req,
@@ -214,6 +263,21 @@ fn judge(
                     let clusterwide = kind == "CiliumClusterwideNetworkPolicy";
                     for f in rules::cilium::check(obj, clusterwide, settings) {
                         verdict.push(f, settings);
+                    }
+                    let selects_nothing = match existing {
+                        Some(Inputs::Cluster) => true,
+                        Some(Inputs::Manifests) => !clusterwide,
+                        None => false,
+                    };
+                    if selects_nothing {
+                        let kind = if clusterwide {
+                            PolicyKind::CiliumClusterwideNetworkPolicy
+                        } else {
+                            PolicyKind::CiliumNetworkPolicy
+                        };
+                        for f in rules::selects_nothing::check(obj, kind, view) {
+                            verdict.push(f, settings);
+                        }
                     }
                 }
                 if kind == "CiliumNetworkPolicy" {

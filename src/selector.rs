@@ -36,6 +36,24 @@ pub enum Selects {
     Unknown,
 }
 
+/// A requirement of a selector that some pods do not meet
+/// (`Selector::misses`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss<'s> {
+    pub key: &'s str,
+    /// A `matchLabels` pair is `In` with its one value.
+    pub operator: Operator,
+    /// The values it wants (`In`) or refuses (`NotIn`); none for `Exists`
+    /// and `DoesNotExist`.
+    pub values: Vec<&'s str>,
+    /// The requirement in `kubectl -l` syntax: `app=web`, `tier in (a,b)`,
+    /// `env notin (dev)`, `team`, `!canary`.
+    pub text: String,
+    /// On a label the pods' controller sets, value unknown: the pods may
+    /// meet it after all.
+    pub controller_set: bool,
+}
+
 /// A LabelSelector as written in a manifest (`matchLabels`, `matchExpressions`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -223,18 +241,33 @@ impl Selector {
     /// `tier in (a,b)`, `!canary`): what they lack to be selected. One on a
     /// key with an unknown value says so. Empty when `selects` is `Yes`.
     pub fn unmet(&self, labels: &Labels, unknown: &UnknownKeys) -> Vec<String> {
-        let controller_set = |k: &str, text: String| {
-            if unknown.contains(k) {
-                format!("{text} (their controller sets {k})")
-            } else {
-                text
-            }
-        };
-        let mut out: Vec<String> = self
+        self.misses(labels, unknown)
+            .into_iter()
+            .map(|m| {
+                if m.controller_set {
+                    format!("{} (their controller sets {})", m.text, m.key)
+                } else {
+                    m.text
+                }
+            })
+            .collect()
+    }
+
+    /// [`Selector::unmet`], one structured [`Miss`] per requirement, in the
+    /// same order (`matchLabels` first): for messages that also say what
+    /// the pods have instead.
+    pub fn misses<'s>(&'s self, labels: &Labels, unknown: &UnknownKeys) -> Vec<Miss<'s>> {
+        let mut out: Vec<Miss<'s>> = self
             .labels
             .iter()
             .filter(|(k, v)| unknown.contains(k.as_str()) || labels.get(k.as_str()) != Some(v))
-            .map(|(k, v)| controller_set(k, format!("{k}={v}")))
+            .map(|(k, v)| Miss {
+                key: k,
+                operator: Operator::In,
+                values: vec![v.as_str()],
+                text: format!("{k}={v}"),
+                controller_set: unknown.contains(k.as_str()),
+            })
             .collect();
         out.extend(
             self.exprs
@@ -246,14 +279,17 @@ impl Selector {
                         !requirement_matches(r, labels)
                     }
                 })
-                .map(|r| {
-                    let text = match r.operator {
+                .map(|r| Miss {
+                    key: &r.key,
+                    operator: r.operator,
+                    values: r.values.iter().map(String::as_str).collect(),
+                    text: match r.operator {
                         Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
                         Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
                         Operator::Exists => r.key.clone(),
                         Operator::DoesNotExist => format!("!{}", r.key),
-                    };
-                    controller_set(&r.key, text)
+                    },
+                    controller_set: unknown.contains(&r.key),
                 }),
         );
         out

@@ -102,6 +102,8 @@ rules! {
         "a workload in a managed namespace whose pods use the node's network (hostNetwork: true)";
     UncoversWorkloads => "uncovers-workloads", Warn,
         "a policy update or delete that leaves existing workloads of a managed namespace uncovered";
+    PolicySelectsNothing => "policy-selects-nothing", Warn,
+        "a policy whose pod selector matches none of its namespace's workloads (check, audit), such as a label typo";
 }
 
 impl fmt::Display for RuleId {

@@ -450,6 +450,17 @@ impl ClusterView {
             .then(|| self.workloads.get(ns).map_or(&[][..], |w| w.as_slice()))
     }
 
+    /// The existing workloads of every namespace, with their namespace,
+    /// when the view knows them all (`policy-selects-nothing` judges a
+    /// CiliumClusterwideNetworkPolicy by them).
+    pub fn all_workloads(&self) -> Option<impl Iterator<Item = (&str, &KnownWorkload)>> {
+        self.workloads_known.then(|| {
+            self.workloads
+                .iter()
+                .flat_map(|(ns, list)| list.iter().map(move |w| (ns.as_str(), w.as_ref())))
+        })
+    }
+
     /// Number of known workloads, over every namespace.
     pub fn workload_count(&self) -> usize {
         self.workloads.values().map(|w| w.len()).sum()
@@ -643,7 +654,7 @@ fn scan<'a>(
 
 /// The labels Cilium gives an endpoint: the pod's own, plus its namespace,
 /// the namespace's labels and its service account, under Cilium's keys.
-fn cilium_labels(
+pub(crate) fn cilium_labels(
     ns: &str,
     labels: &Labels,
     ns_labels: Option<&Labels>,
@@ -664,7 +675,7 @@ fn cilium_labels(
 /// Cilium selectors may prefix keys with a label source; `k8s:` and `any:`
 /// both match Kubernetes pod labels. Other sources (`reserved:`, ...) are kept
 /// and so never match a pod label.
-fn strip_cilium_source(key: &str) -> String {
+pub(crate) fn strip_cilium_source(key: &str) -> String {
     key.strip_prefix("k8s:")
         .or_else(|| key.strip_prefix("any:"))
         .unwrap_or(key)
@@ -840,16 +851,18 @@ pub fn known_workload(
         return None;
     }
     let ns = super::meta::namespace(obj)?;
-    let name = super::meta::name(obj)?;
+    // A manifest's Job may be named by `generateName` (`migrate-*`).
+    let name = match super::meta::name(obj) {
+        Some(name) => name.to_string(),
+        None => format!(
+            "{}*",
+            obj.pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .filter(|g| !g.is_empty())?
+        ),
+    };
     let pods = workload::pod_shape(kind, obj).ok()?;
-    Some((
-        ns.to_string(),
-        KnownWorkload {
-            kind,
-            name: name.to_string(),
-            pods,
-        },
-    ))
+    Some((ns.to_string(), KnownWorkload { kind, name, pods }))
 }
 
 #[cfg(test)]

@@ -260,6 +260,8 @@ pub struct Judged {
 /// object's findings too.
 pub struct Auditor<'a> {
     settings: &'a Settings,
+    /// Where the objects come from (`Auditor::from_manifests`).
+    inputs: engine::Inputs,
     view: ClusterView,
     spaces: BTreeMap<String, NamespaceAudit>,
     report: AuditReport,
@@ -283,11 +285,19 @@ impl<'a> Auditor<'a> {
         let spaces = namespaces(objects, &view, settings);
         Self {
             settings,
+            inputs: engine::Inputs::Cluster,
             view,
             spaces,
             report,
             view_errors,
         }
+    }
+
+    /// Judges the objects as manifests, part of a cluster (`check`), rather
+    /// than a cluster's objects (`engine::Inputs`).
+    pub fn from_manifests(mut self) -> Self {
+        self.inputs = engine::Inputs::Manifests;
+        self
     }
 
     /// The view every object is judged against.
@@ -317,7 +327,7 @@ impl<'a> Auditor<'a> {
             name: req.name.clone(),
             verdict,
         };
-        let verdict = match engine::decide_existing(&req, &self.view, settings) {
+        let verdict = match engine::decide_existing_in(&req, &self.view, settings, self.inputs) {
             Ok(v) => v,
             Err(e) => {
                 if !is_namespace(obj) {

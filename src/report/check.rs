@@ -109,7 +109,7 @@ pub fn check_objects(
         .iter()
         .map(|o| with_namespace(&o.object, default_namespace))
         .collect();
-    let mut auditor = Auditor::new(&placed, settings);
+    let mut auditor = Auditor::new(&placed, settings).from_manifests();
     let at = |o: &SourcedObject| SourceLine {
         file: o.file.display().to_string(),
         line: o.line,

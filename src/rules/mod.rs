@@ -1,11 +1,13 @@
 //! The rule catalog. Every rule has a stable id (public interface: config keys,
 //! messages, docs and reports use it), a default action, and lives in one
 //! module: `coverage` for workloads, `netpol` for NetworkPolicy, `cilium` for
-//! the Cilium kinds.
+//! the Cilium kinds, `selects_nothing` for policies that select no workload
+//! (`check` and `audit` only).
 
 pub mod cilium;
 pub mod coverage;
 pub mod netpol;
+pub mod selects_nothing;
 
 pub use crate::vocab::{Action, RuleId};
 

@@ -276,9 +276,10 @@ shop (managed, audit)
   WARN NetworkPolicy web-or-slip: or-selector-slip: ingress rule 0: peer 0 (namespaceSelector only) and peer 1 (podSelector only) are ORed: all pods of those namespaces, or those pods of this namespace. Fix: if you meant AND, put both selectors in one peer.
 
 cluster-scoped
+  WARN CiliumClusterwideNetworkPolicy world-in: policy-selects-nothing: endpointSelector role=edge-gateway matches no pods of the 11 workloads in the cluster; nearest: kube-system/coredns; no workload has a role label, this policy wants role=edge-gateway
   DENY CiliumClusterwideNetworkPolicy world-in: world-entity: ingress rule 0, fromEntities[0]: entity world admits traffic from every address outside the cluster. Fix: use fromCIDRSet with the exact source ranges, or fromEndpoints.
 
-6 namespaces (2 without any policy), 11 workloads (6 uncovered): 4 denied, 2 warned, 0 errors
+6 namespaces (2 without any policy), 11 workloads (6 uncovered): 4 denied, 3 warned, 0 errors
 "#;
     assert_eq!(text, expected);
     // Progress goes to stderr (one line per resource when not a terminal),
@@ -366,6 +367,17 @@ async fn the_json_audit_of_a_mixed_cluster_is_exact() {
 /// `audit --output json` for `cluster()`, `detail` fields left out.
 const EXPECTED_JSON: &str = r##"{
   "clusterFindings": [
+    {
+      "action": "warn",
+      "apiVersion": "cilium.io/v2",
+      "kind": "CiliumClusterwideNetworkPolicy",
+      "message": "policy-selects-nothing: endpointSelector role=edge-gateway matches no pods of the 11 workloads in the cluster; nearest: kube-system/coredns; no workload has a role label, this policy wants role=edge-gateway",
+      "name": "world-in",
+      "namespace": "",
+      "rule": "policy-selects-nothing",
+      "severity": "medium",
+      "uid": "00000000-0000-4000-8000-00000000001a"
+    },
     {
       "action": "deny",
       "apiVersion": "cilium.io/v2",
@@ -670,6 +682,15 @@ async fn check_and_audit_give_the_same_findings_for_the_same_objects() {
         .flat_map(|n| n["findings"].as_array().unwrap().clone())
         .collect();
     from_audit.extend(audit["clusterFindings"].as_array().unwrap().clone());
+    // The one difference by design (issue 15): `audit` judges whether a
+    // CiliumClusterwideNetworkPolicy selects anything among every
+    // namespace's workloads; `check` does not, as manifests hold only part
+    // of a cluster. (world-in selects role=edge-gateway, which nothing has.)
+    let (clusterwide_selects_nothing, from_audit): (Vec<Value>, Vec<Value>) =
+        from_audit.into_iter().partition(|f| {
+            f["kind"] == "CiliumClusterwideNetworkPolicy" && f["rule"] == "policy-selects-nothing"
+        });
+    assert_eq!(clusterwide_selects_nothing.len(), 1);
 
     let repo = c.path("repo");
     std::fs::create_dir(&repo).unwrap();
@@ -846,6 +867,11 @@ async fn audit_sarif_validates_and_names_the_objects() {
                 "shop/NetworkPolicy/web-or-slip"
             ),
             row(
+                "policy-selects-nothing",
+                "warning",
+                "CiliumClusterwideNetworkPolicy/world-in"
+            ),
+            row(
                 "require-network-policy",
                 "error",
                 "payments/Deployment/worker"
@@ -942,6 +968,18 @@ async fn write_reports_writes_valid_policy_reports_with_pass_and_fail() {
     );
     assert_eq!(cluster[0]["summary"]["fail"], 1);
     assert_eq!(cluster[0]["results"][0]["resources"][0]["name"], "world-in");
+    // ... and world-in selects nothing in the cluster (issue 15): a warning.
+    assert_eq!(cluster[0]["summary"]["warn"], 1);
+    let rules: Vec<(&str, &str)> = cluster[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["rule"].as_str().unwrap(), r["result"].as_str().unwrap()))
+        .collect();
+    assert!(
+        rules.contains(&("policy-selects-nothing", "warn")),
+        "{rules:?}"
+    );
 
     // Without the CRDs: one line, the audit itself unchanged.
     let bare = Cluster::start().await;

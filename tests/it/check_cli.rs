@@ -31,13 +31,22 @@ fn check_examples_finds_the_uncovered_deployment_and_the_open_policy() {
         ),
         "{out}"
     );
+    // Its podSelector wants app=ledger-worker, which no workload has.
+    assert!(
+        out.contains(
+            "examples/app/ledger.yaml:24: NetworkPolicy payments/ledger-egress: WARN policy-selects-nothing\n  \
+             policy-selects-nothing: podSelector app=ledger-worker matches no pods of the 1 workload \
+             in payments; nearest: payments/ledger has app=ledger, this policy wants app=ledger-worker\n"
+        ),
+        "{out}"
+    );
     // The per-namespace summary, as `audit` prints it for a cluster.
     assert!(
         out.ends_with(
             "\nNAMESPACE  STATUS     MODE     POLICIES  BASELINE  WORKLOADS  COVERED  UNCOVERED  EXEMPT  HIGH  MEDIUM\n\
              legacy     unmanaged  -               0  -                 0        0          0       0     0       0\n\
-             payments   managed    enforce         4  present           1        0          1       0     2       0\n\
-             \n9 objects judged: 2 denied, 0 warned, 0 errors\n"
+             payments   managed    enforce         4  present           1        0          1       0     2       2\n\
+             \n9 objects judged: 2 denied, 2 warned, 0 errors\n"
         ),
         "{out}"
     );
@@ -62,7 +71,17 @@ fn check_json_output_is_structured() {
         .iter()
         .map(|f| f["rule"].as_str().unwrap())
         .collect();
-    assert_eq!(rules, ["require-network-policy", "world-cidr"]);
+    // ledger-egress and payments-api select no pod of payments' one
+    // workload among the inputs (issue 15).
+    assert_eq!(
+        rules,
+        [
+            "require-network-policy",
+            "world-cidr",
+            "policy-selects-nothing",
+            "policy-selects-nothing"
+        ]
+    );
     assert_eq!(v["findings"][0]["line"], 3);
     assert_eq!(v["findings"][0]["action"], "deny");
     assert_eq!(v["judged"], 9);
@@ -325,4 +344,112 @@ fn check_knows_the_extra_baseline_policies_of_its_config() {
         ),
         "{err}"
     );
+}
+
+/// Issue 15: a policy whose selector matches none of its namespace's
+/// workloads among the inputs (a label typo) is a warning, and a denial
+/// (exit 1) when the config says so. A namespace with no workload among the
+/// inputs, an empty selector, and a CiliumClusterwideNetworkPolicy (it
+/// selects in namespaces the inputs do not hold) are not judged.
+#[test]
+fn check_warns_about_a_policy_that_selects_nothing_and_denies_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("shop.yaml");
+    std::fs::write(
+        &manifests,
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ledger, namespace: shop}
+spec:
+  selector: {matchLabels: {app: ledger}}
+  template:
+    metadata: {labels: {app: ledger}}
+    spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ledger-ingress, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: ledgr}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: frontend}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: isolate-all, namespace: shop}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ahead-of-its-workload, namespace: other}
+spec:
+  podSelector: {matchLabels: {app: later}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: frontend}}}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: elsewhere}
+spec:
+  endpointSelector: {matchLabels: {app: in-another-repo}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+"#,
+    )
+    .unwrap();
+    let path = manifests.to_str().unwrap();
+    let (code, out, _) = run(&["check", path]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{path}:14: NetworkPolicy shop/ledger-ingress: WARN policy-selects-nothing\n  \
+             policy-selects-nothing: podSelector app=ledgr matches no pods of the 1 workload in \
+             shop; did you mean app=ledger? shop/ledger has app=ledger, this policy wants \
+             app=ledgr\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("WARN policy-selects-nothing").count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out.ends_with("6 objects judged: 0 denied, 1 warned, 0 errors\n"),
+        "{out}"
+    );
+
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "rules:\n  policy-selects-nothing: deny\n").unwrap();
+    let (code, out, _) = run(&["check", "--config", cfg.to_str().unwrap(), path]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("NetworkPolicy shop/ledger-ingress: DENY policy-selects-nothing"),
+        "{out}"
+    );
+    // The fix goes with it.
+    assert!(
+        out.contains("  podSelector:\n    matchLabels:\n      app: ledger\n"),
+        "{out}"
+    );
+    let (code, out, _) = run(&[
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        "sarif",
+        path,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let sarif: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{out}");
+    assert_eq!(results[0]["ruleId"], "policy-selects-nothing");
+    assert_eq!(results[0]["level"], "error");
 }

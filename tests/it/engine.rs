@@ -1275,3 +1275,131 @@ fn labels_the_controller_adds_decide_coverage() {
         ["!pod-template-hash (their controller sets pod-template-hash)"]
     );
 }
+
+/// Issue 15: `audit` (whose judgement the background audit's PolicyReports
+/// share) reports a policy that selects none of its namespace's Pods and
+/// workloads, and a CiliumClusterwideNetworkPolicy that selects none in any
+/// namespace; `deny` makes it a denial (exit 1), except in an audit-mode
+/// namespace. A namespace without workloads says nothing.
+#[test]
+fn audit_reports_policies_that_select_nothing() {
+    use netpol_guard::report::model::ExitCode;
+    use netpol_guard::report::reporter;
+    let np = |ns: &str, name: &str, app: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}})
+    };
+    let ccnp = |name: &str, app: &str| {
+        json!({"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
+            "metadata": {"name": name},
+            "spec": {"endpointSelector": {"matchLabels": {"app": app}},
+                "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "web"}}]}]}})
+    };
+    let objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tools",
+            "labels": {"platform.io/managed": "true", "netpol-guard.io/mode": "audit"}}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "empty"}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "cart", "namespace": "shop"},
+            "spec": {"template": {"metadata": {"labels": {"app": "cart"}}}}}),
+        // A bare Pod is a workload of its namespace too.
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "debug", "namespace": "tools", "labels": {"app": "debug"}}}),
+        np("shop", "cart", "cart"),
+        np("shop", "cart-typo", "crat"),
+        np("tools", "debug", "debug"),
+        np("tools", "debgu", "debgu"),
+        np("empty", "ahead", "later"),
+        ccnp("debug-anywhere", "debug"),
+        ccnp("nowhere", "ledger"),
+    ];
+    let findings = |report: &audit::AuditReport| -> Vec<(String, String, Action, String)> {
+        report
+            .findings()
+            .filter(|f| f.rule == RuleId::PolicySelectsNothing)
+            .map(|f| {
+                (
+                    f.object.namespace.clone(),
+                    f.object.name.clone(),
+                    f.action,
+                    f.message.clone(),
+                )
+            })
+            .collect()
+    };
+    let report = audit::audit(&objects, &Settings::default());
+    assert_eq!(
+        findings(&report),
+        [
+            (
+                "shop".into(),
+                "cart-typo".into(),
+                Action::Warn,
+                "policy-selects-nothing: podSelector app=crat matches no pods of the 1 workload in \
+                 shop; did you mean app=cart? shop/cart has app=cart, this policy wants app=crat"
+                    .into()
+            ),
+            (
+                "tools".into(),
+                "debgu".into(),
+                Action::Warn,
+                "policy-selects-nothing: podSelector app=debgu matches no pods of the 1 workload in \
+                 tools; did you mean app=debug? tools/debug has app=debug, this policy wants \
+                 app=debgu"
+                    .into()
+            ),
+            (
+                String::new(),
+                "nowhere".into(),
+                Action::Warn,
+                "policy-selects-nothing: endpointSelector app=ledger matches no pods of the 2 \
+                 workloads in the cluster; nearest: shop/cart has app=cart, this policy wants \
+                 app=ledger"
+                    .into()
+            ),
+        ]
+    );
+    assert_eq!(report.exit_code(), ExitCode::Clean);
+    // The background audit's reports carry them: the namespace's
+    // PolicyReport and, for the cluster-wide policy, the ClusterPolicyReport.
+    let reports = reporter::build(&report, true, 0);
+    let results_of = |kind: &str, ns: Option<&str>| -> Vec<String> {
+        reports
+            .iter()
+            .filter(|r| r["kind"] == kind && r["metadata"]["namespace"].as_str() == ns)
+            .flat_map(|r| r["results"].as_array().unwrap().clone())
+            .filter(|r| r["rule"] == "policy-selects-nothing")
+            .map(|r| format!("{} {}", r["result"], r["resources"][0]["name"]))
+            .collect()
+    };
+    assert_eq!(
+        results_of("PolicyReport", Some("shop")),
+        [r#""warn" "cart-typo""#]
+    );
+    assert_eq!(
+        results_of("ClusterPolicyReport", None),
+        [r#""warn" "nowhere""#]
+    );
+
+    let deny = settings("rules:\n  policy-selects-nothing: deny\n");
+    let report = audit::audit(&objects, &deny);
+    let actions: Vec<(String, Action)> = findings(&report)
+        .into_iter()
+        .map(|(_, name, action, _)| (name, action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("cart-typo".into(), Action::Deny),
+            // tools is in audit mode: a would-be denial only warns there.
+            ("debgu".into(), Action::Warn),
+            ("nowhere".into(), Action::Deny),
+        ]
+    );
+    assert_eq!(report.exit_code(), ExitCode::Denied);
+    let off = settings("rules:\n  policy-selects-nothing: off\n");
+    assert!(findings(&audit::audit(&objects, &off)).is_empty());
+}

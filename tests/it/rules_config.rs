@@ -174,7 +174,39 @@ fn cases() -> Vec<(RuleId, AdmissionRequest, Action)> {
             delete_payments_api(),
             Action::Warn,
         ),
+        (
+            RuleId::PolicySelectsNothing,
+            create(&np(
+                json!({"podSelector": {"matchLabels": {"app": "payments-apj"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]}),
+            )),
+            Action::Warn,
+        ),
     ]
+}
+
+/// How a rule's case is judged: `policy-selects-nothing` as `check` and
+/// `audit` judge an object (the webhook never raises it), every other rule
+/// as the webhook judges a request.
+fn decide_as(rule: RuleId, req: &AdmissionRequest, s: &Settings) -> engine::Verdict {
+    if rule == RuleId::PolicySelectsNothing {
+        engine::decide_existing(req, &view(), s).unwrap()
+    } else {
+        engine::decide(req, &view(), s).unwrap()
+    }
+}
+
+fn rule_findings(
+    rule: RuleId,
+    req: &AdmissionRequest,
+    yaml: &str,
+) -> (bool, Vec<(RuleId, Action)>) {
+    let v = decide_as(rule, req, &Settings::from_yaml(yaml).unwrap());
+    (
+        v.allowed(),
+        v.findings.iter().map(|(f, a)| (f.rule, *a)).collect(),
+    )
 }
 
 /// A developer deletes policy payments-api, the only one covering `api`.
@@ -223,7 +255,7 @@ fn every_rule_is_covered_by_a_case() {
 #[test]
 fn each_rule_fires_alone_with_its_default_action() {
     for (rule, req, default) in cases() {
-        let (allowed, got) = findings(&req, &config(rule, ""));
+        let (allowed, got) = rule_findings(rule, &req, &config(rule, ""));
         assert_eq!(got, [(rule, default)], "{rule}");
         assert_eq!(allowed, default != Action::Deny, "{rule}");
     }
@@ -233,10 +265,10 @@ fn each_rule_fires_alone_with_its_default_action() {
 fn warn_turns_every_rule_into_an_allowed_warning() {
     for (rule, req, _) in cases() {
         let yaml = config(rule, &format!("rules:\n  {rule}: warn\n"));
-        let (allowed, got) = findings(&req, &yaml);
+        let (allowed, got) = rule_findings(rule, &req, &yaml);
         assert_eq!(got, [(rule, Action::Warn)], "{rule}");
         assert!(allowed, "{rule}");
-        let v = engine::decide(&req, &view(), &Settings::from_yaml(&yaml).unwrap()).unwrap();
+        let v = decide_as(rule, &req, &Settings::from_yaml(&yaml).unwrap());
         let w = v.warnings();
         assert_eq!(w.len(), 1, "{rule}");
         assert!(w[0].starts_with(&format!("{rule}: ")), "{rule}: {}", w[0]);
@@ -247,7 +279,11 @@ fn warn_turns_every_rule_into_an_allowed_warning() {
 #[test]
 fn off_silences_every_rule() {
     for (rule, req, _) in cases() {
-        let (allowed, got) = findings(&req, &config(rule, &format!("rules:\n  {rule}: off\n")));
+        let (allowed, got) = rule_findings(
+            rule,
+            &req,
+            &config(rule, &format!("rules:\n  {rule}: off\n")),
+        );
         assert_eq!(got, [], "{rule}");
         assert!(allowed, "{rule}");
     }
@@ -257,10 +293,10 @@ fn off_silences_every_rule() {
 fn deny_turns_warning_rules_into_denials_with_the_full_text() {
     for (rule, req, _) in cases() {
         let yaml = config(rule, &format!("rules:\n  {rule}: deny\n"));
-        let (allowed, got) = findings(&req, &yaml);
+        let (allowed, got) = rule_findings(rule, &req, &yaml);
         assert_eq!(got, [(rule, Action::Deny)], "{rule}");
         assert!(!allowed, "{rule}");
-        let v = engine::decide(&req, &view(), &Settings::from_yaml(&yaml).unwrap()).unwrap();
+        let v = decide_as(rule, &req, &Settings::from_yaml(&yaml).unwrap());
         let m = v.denial_message().unwrap();
         assert!(m.starts_with(&format!("netpol-guard: {rule}: ")), "{m}");
         assert!(
@@ -268,6 +304,27 @@ fn deny_turns_warning_rules_into_denials_with_the_full_text() {
             "{rule}: a denial carries the why and the fix: {m}"
         );
     }
+}
+
+/// Issue 15: applying a policy before its workload is the recommended
+/// order, so the webhook never says it selects nothing, even set to deny;
+/// `check` and `audit` do.
+#[test]
+fn the_webhook_never_raises_policy_selects_nothing() {
+    let rule = RuleId::PolicySelectsNothing;
+    let req = cases().into_iter().find(|(r, _, _)| *r == rule).unwrap().1;
+    for yaml in ["", "rules:\n  policy-selects-nothing: deny\n"] {
+        assert_eq!(findings(&req, yaml), (true, vec![]), "{yaml}");
+    }
+    let v = decide_as(rule, &req, &Settings::default());
+    assert_eq!(
+        v.warnings(),
+        [
+            "policy-selects-nothing: podSelector app=payments-apj matches no pods of the 1 workload \
+          in payments; did you mean app=payments-api? payments/api has app=payments-api, this \
+          policy wants app=payments-apj"
+        ]
+    );
 }
 
 #[test]

@@ -253,6 +253,13 @@ fn expected_summary() -> Vec<(String, String, u64, String)> {
             WORLD_LINE,
             "shop/NetworkPolicy/egress-anywhere",
         ),
+        // No workload of shop has app=batch (issue 15).
+        (
+            "policy-selects-nothing",
+            "warning",
+            WORLD_LINE,
+            "shop/NetworkPolicy/egress-anywhere",
+        ),
         (
             "require-network-policy",
             "error",
