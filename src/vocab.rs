@@ -102,6 +102,8 @@ rules! {
         "a workload in a managed namespace whose pods use the node's network (hostNetwork: true)";
     UncoversWorkloads => "uncovers-workloads", Warn,
         "a policy update or delete that leaves existing workloads of a managed namespace uncovered";
+    CniNotEnforcing => "cni-not-enforcing", Deny,
+        "a network plugin that enforces no NetworkPolicy (flannel alone, AWS VPC CNI or Azure CNI without their policy agents, older kindnet): audit only";
 }
 
 impl fmt::Display for RuleId {
