@@ -3,8 +3,9 @@
 //!
 //! The pure core judges: `engine` (one admission request, a read-only
 //! `cluster::ClusterView` and the settings in, a verdict out), with
-//! `admission`, `rules`, `selector`, `workload`, `cidr`, `baseline` and the
-//! shared `vocab`. Around it, the I/O: `config` (load, reload), `cluster`
+//! `admission`, `rules`, `selector`, `workload`, `cidr`, `baseline`, `cni`
+//! (which network plugin runs, and whether it enforces NetworkPolicy) and
+//! the shared `vocab`. Around it, the I/O: `config` (load, reload), `cluster`
 //! (watches, lists, manifests), `webhook` (HTTP/TLS, state, read-after-write),
 //! `generate` (the baseline, leader election, Events), `report` (check,
 //! audit, SARIF, PolicyReports) and `certs` (the installer's CA, serving
@@ -17,6 +18,7 @@ pub mod baseline;
 pub mod certs;
 pub mod cidr;
 pub mod cluster;
+pub mod cni;
 pub mod config;
 pub mod engine;
 pub mod generate;

@@ -104,6 +104,8 @@ rules! {
         "a policy update or delete that leaves existing workloads of a managed namespace uncovered";
     PolicySelectsNothing => "policy-selects-nothing", Warn,
         "a policy whose pod selector matches none of its namespace's workloads (check, audit), such as a label typo";
+    CniNotEnforcing => "cni-not-enforcing", Deny,
+        "a network plugin that enforces no NetworkPolicy (flannel alone, AWS VPC CNI or Azure CNI without their policy agents, older kindnet): audit only";
 }
 
 impl fmt::Display for RuleId {

@@ -180,8 +180,10 @@ async fn run_audit(args: AuditArgs) -> Result<Exit, String> {
     let scoped = scope.namespace.is_some() || scope.selector.is_some();
     if scoped {
         // Cluster-scoped policies cover every namespace: judged in a
-        // whole-cluster audit, not attributed to a part of it.
+        // whole-cluster audit, not attributed to a part of it. So is the
+        // network plugin (its DaemonSets are outside the scope).
         report.cluster_findings.clear();
+        report.network_plugin = None;
     }
     print_report(&report, args.output, args.color)?;
     if args.write_reports {

@@ -3,9 +3,10 @@
 //! page), so a large cluster is read in bounded memory on the API server's
 //! side and progress can be shown; the Cilium kinds are skipped when their
 //! CRDs are absent. Workloads a controller owns are dropped as they arrive
-//! and the others are cut to what judging reads (`workload::slim`), so the
-//! memory held is proportional to the cluster's top-level workloads, not to
-//! its Pods.
+//! and the others are cut to what judging reads (`workload::slim`; for
+//! DaemonSets also their containers' images, args and env, from which
+//! `cni` tells the network plugin), so the memory held is proportional to
+//! the cluster's top-level workloads, not to its Pods.
 //!
 //! A kind the API server refuses to list (404 on an old server or a missing
 //! aggregated API, 403 for an RBAC gap) is skipped with its reason, and the
@@ -229,6 +230,12 @@ async fn list_all(
                 // the config's `controllerKinds` are kept (this does not
                 // read the config); the audit, which does, skips them.
                 Some(kind) if workload::judged_at_owner(kind, &obj, &[]) => {}
+                // What detecting the network plugin reads too (images,
+                // args, env): DaemonSets are few.
+                Some(WorkloadKind::DaemonSet) => out.push(crate::cni::keep_for_detection(
+                    &obj,
+                    workload::slim(WorkloadKind::DaemonSet, &obj),
+                )),
                 Some(kind) => out.push(workload::slim(kind, &obj)),
                 None => out.push(obj),
             }

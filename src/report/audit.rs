@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::admission;
 use crate::baseline;
 use crate::cluster::{ClusterView, PolicyKind};
+use crate::cni;
 use crate::config::{Mode, Settings};
 use crate::engine::{self, DecideError};
 use crate::report::model::{self, ExitCode, Finding, ObjectRef, Severity};
@@ -186,10 +187,17 @@ impl NamespaceAudit {
 #[serde(rename_all = "camelCase")]
 pub struct AuditReport {
     pub namespaces: Vec<NamespaceAudit>,
-    /// Findings on cluster-scoped objects (CiliumClusterwideNetworkPolicy).
+    /// Findings on cluster-scoped objects (CiliumClusterwideNetworkPolicy),
+    /// and about the cluster as a whole (`cni-not-enforcing`, on the
+    /// DaemonSet of the plugin that enforces nothing).
     pub cluster_findings: Vec<Finding>,
     /// Objects that could not be judged (exit code 2).
     pub errors: Vec<String>,
+    /// The network plugin seen among the DaemonSets, and whether it enforces
+    /// NetworkPolicy. `None` when the audit did not read every namespace
+    /// (`--namespace`, `--selector`) or judged manifests (`check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_plugin: Option<cni::Verdict>,
 }
 
 impl AuditReport {
@@ -230,12 +238,51 @@ fn is_namespace(obj: &Value) -> bool {
 /// eight kinds (other kinds are judged too, and usually get no finding).
 /// Namespaced objects must carry `metadata.namespace`. Every namespace that
 /// is declared or named by an object gets an entry.
+///
+/// It also says which network plugin the DaemonSets show and whether it
+/// enforces NetworkPolicy (`network_plugin`); when nothing does, a
+/// `cni-not-enforcing` finding on the plugin's DaemonSet joins the
+/// cluster findings.
 pub fn audit(objects: &[Value], settings: &Settings) -> AuditReport {
     let mut auditor = Auditor::new(objects, settings);
     for obj in objects.iter().filter(|o| !is_namespace(o)) {
         auditor.judge(obj, AUDIT_USER);
     }
-    auditor.finish()
+    let mut report = auditor.finish();
+    let verdict = cni::detect(objects);
+    if let Some(f) = network_finding(&verdict, settings) {
+        report.cluster_findings.push(f);
+        report.cluster_findings.sort_by(finding_order);
+    }
+    report.network_plugin = Some(verdict);
+    report
+}
+
+/// The `cni-not-enforcing` finding of `verdict` with its configured action
+/// (not softened by audit mode: no request is judged), on the DaemonSet of
+/// the plugin that enforces nothing.
+fn network_finding(verdict: &cni::Verdict, settings: &Settings) -> Option<Finding> {
+    let f = verdict.finding()?;
+    let p = verdict.culprit()?;
+    let action = f.effective(settings.action(f.rule));
+    if action == Action::Off {
+        return None;
+    }
+    Some(Finding {
+        object: ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: "DaemonSet".into(),
+            namespace: p.namespace.clone(),
+            name: p.daemon_set.clone(),
+            uid: p.uid.clone(),
+        },
+        source: None,
+        rule: f.rule,
+        action,
+        severity: Severity::when_enforced(action),
+        message: f.message,
+        detail: f.detail,
+    })
 }
 
 /// One object as the engine judged it.
@@ -737,6 +784,9 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
     for e in &report.errors {
         let _ = writeln!(out, "{} {e}", paint.apply("error:", Tone::Bad));
     }
+    if let Some(v) = &report.network_plugin {
+        let _ = write!(out, "\n{}", network_line(v, paint));
+    }
     let count = |a: Action| model::count(report.findings(), a);
     let uncovered: usize = report.namespaces.iter().map(|n| n.uncovered.len()).sum();
     let workloads: usize = report.namespaces.iter().map(|n| n.workloads.total).sum();
@@ -752,6 +802,21 @@ pub fn to_text(report: &AuditReport, paint: Paint) -> String {
         report.errors.len()
     );
     out
+}
+
+/// `network plugin: ...`, one line: green when it enforces, red when
+/// nothing does, plain when unknown.
+pub fn network_line(v: &cni::Verdict, paint: Paint) -> String {
+    let (lead, tone) = match v.state {
+        cni::State::Enforcing => ("", Tone::Good),
+        cni::State::NotEnforcing => ("", Tone::Bad),
+        cni::State::Unknown => ("unknown: ", Tone::Plain),
+    };
+    format!(
+        "{} {}\n",
+        paint.apply("network plugin:", Tone::Bold),
+        paint.apply(&format!("{lead}{}", v.summary), tone)
+    )
 }
 
 fn plural(n: usize, noun: &str) -> String {

@@ -63,6 +63,8 @@ pub const TRUNCATED_ANNOTATION: &str = "netpol-guard.io/results-left-out";
 pub const CATEGORY_WORKLOADS: &str = "Workload isolation";
 /// `results[].category` of policy results.
 pub const CATEGORY_POLICIES: &str = "Policy hygiene";
+/// `results[].category` of the network plugin's result (`cni-not-enforcing`).
+pub const CATEGORY_ENFORCEMENT: &str = "Policy enforcement";
 
 /// The resource a result is about (an ObjectReference in the report).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -151,15 +153,20 @@ pub struct ReportEntry {
     pub message: String,
     /// `results[].category`, e.g. `Network Segmentation`.
     pub category: String,
+    /// About the cluster as a whole: in the ClusterPolicyReport even when
+    /// its resource is namespaced (`cni-not-enforcing` names a DaemonSet).
+    #[serde(default)]
+    pub cluster: bool,
 }
 
 /// The category of a rule's results: workload isolation for
-/// `require-network-policy`, policy hygiene for the rest.
+/// `require-network-policy`, policy enforcement for `cni-not-enforcing`,
+/// policy hygiene for the rest.
 pub fn category(rule: RuleId) -> &'static str {
-    if rule == RuleId::RequireNetworkPolicy {
-        CATEGORY_WORKLOADS
-    } else {
-        CATEGORY_POLICIES
+    match rule {
+        RuleId::RequireNetworkPolicy => CATEGORY_WORKLOADS,
+        RuleId::CniNotEnforcing => CATEGORY_ENFORCEMENT,
+        _ => CATEGORY_POLICIES,
     }
 }
 
@@ -181,6 +188,7 @@ impl From<&Finding> for ReportEntry {
             },
             message: f.message.clone(),
             category: category(f.rule).to_string(),
+            cluster: false,
         }
     }
 }
@@ -192,7 +200,8 @@ impl From<&Finding> for ReportEntry {
 ///   namespace missing from `namespaces` still gets that namespace's report:
 ///   nothing is dropped.
 /// - One ClusterPolicyReport `netpol-guard` for the entries without a
-///   namespace, always (empty when there are none, for the same reason).
+///   namespace and those marked `cluster`, always (empty when there are
+///   none, for the same reason).
 ///
 /// Results are sorted by namespace, kind, name, rule (then apiVersion,
 /// message, result), so the same audit gives the same objects. Every result
@@ -213,8 +222,8 @@ pub fn build(entries: &[ReportEntry], namespaces: &[String], now: i64) -> Vec<Va
     let mut cluster: Vec<&ReportEntry> = Vec::new();
     for e in entries {
         match e.resource.ns() {
-            Some(ns) => by_ns.entry(ns).or_default().push(e),
-            None => cluster.push(e),
+            Some(ns) if !e.cluster => by_ns.entry(ns).or_default().push(e),
+            _ => cluster.push(e),
         }
     }
     let mut out: Vec<Value> = by_ns
@@ -664,6 +673,7 @@ mod tests {
             severity: Severity::High,
             message: format!("{kind} {name}: {rule}"),
             category: "Network Segmentation".into(),
+            cluster: false,
         }
     }
 
@@ -731,6 +741,32 @@ mod tests {
         assert_eq!(reports[3]["summary"]["warn"], 1);
         assert_eq!(reports[3]["results"][0]["scored"], false);
         assert_eq!(reports[1]["results"][0]["scored"], true);
+    }
+
+    #[test]
+    fn an_entry_about_the_cluster_goes_to_the_cluster_report_with_its_namespace() {
+        let mut ds = entry(
+            Some("kube-flannel"),
+            "DaemonSet",
+            "kube-flannel-ds",
+            "cni-not-enforcing",
+            Outcome::Fail,
+        );
+        ds.cluster = true;
+        let reports = build(&[ds], &["payments".to_string()], 7);
+        assert_eq!(reports.len(), 2, "no PolicyReport for kube-flannel");
+        assert_eq!(reports[0]["metadata"]["namespace"], "payments");
+        assert_eq!(reports[0]["results"], json!([]));
+        assert_eq!(reports[1]["kind"], CLUSTER_POLICY_REPORT);
+        assert_eq!(reports[1]["summary"]["fail"], 1);
+        assert_eq!(
+            reports[1]["results"][0]["resources"],
+            json!([{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "namespace": "kube-flannel", "name": "kube-flannel-ds"}])
+        );
+        assert_eq!(category(RuleId::CniNotEnforcing), CATEGORY_ENFORCEMENT);
+        assert_eq!(category(RuleId::RequireNetworkPolicy), CATEGORY_WORKLOADS);
+        assert_eq!(category(RuleId::WorldCidr), CATEGORY_POLICIES);
     }
 
     #[test]

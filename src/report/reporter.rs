@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kube::Client;
 
 use crate::cluster::inventory::{self, Scope};
+use crate::cni;
 use crate::config::store::SettingsStore;
 use crate::generate::leader::Leadership;
 use crate::metrics::Metrics;
@@ -27,11 +28,54 @@ pub struct Shared {
 
 /// The report results of an audit: every finding (`fail` for what would be
 /// denied, `warn` for warnings, including audit-mode namespaces' would-be
-/// denials), and a `pass` of `require-network-policy` for every covered
+/// denials), a `pass` of `require-network-policy` for every covered
 /// workload of a managed namespace, so dashboards show coverage and not
-/// only failures.
+/// only failures, and a `pass` of `cni-not-enforcing` for each network
+/// plugin that enforces NetworkPolicy. The cluster findings and the
+/// network plugin's results go to the ClusterPolicyReport. An unknown
+/// network plugin gets no result.
 pub fn entries(report: &AuditReport) -> Vec<ReportEntry> {
-    let mut out: Vec<ReportEntry> = report.findings().map(ReportEntry::from).collect();
+    let mut out: Vec<ReportEntry> = report
+        .namespaces
+        .iter()
+        .flat_map(|n| &n.findings)
+        .map(ReportEntry::from)
+        .collect();
+    out.extend(report.cluster_findings.iter().map(|f| ReportEntry {
+        cluster: true,
+        ..ReportEntry::from(f)
+    }));
+    if let Some(v) = report
+        .network_plugin
+        .as_ref()
+        .filter(|v| v.state == cni::State::Enforcing)
+    {
+        out.extend(v.enforcers().map(|p| {
+            let mut message = format!(
+                "{}: {} enforces NetworkPolicy.",
+                RuleId::CniNotEnforcing,
+                p.display()
+            );
+            if let Some(why) = &v.mode_not_verified {
+                message.push_str(&format!(" Mode not verified: {why}."));
+            }
+            ReportEntry {
+                resource: ResourceRef {
+                    api_version: "apps/v1".into(),
+                    kind: "DaemonSet".into(),
+                    namespace: Some(p.namespace.clone()),
+                    name: p.daemon_set.clone(),
+                    uid: p.uid.clone(),
+                },
+                rule: RuleId::CniNotEnforcing.as_str().to_string(),
+                outcome: Outcome::Pass,
+                severity: policyreport::Severity::High,
+                message,
+                category: policyreport::category(RuleId::CniNotEnforcing).to_string(),
+                cluster: true,
+            }
+        }));
+    }
     for ns in &report.namespaces {
         if ns.status != NamespaceStatus::Managed {
             continue;
@@ -46,6 +90,7 @@ pub fn entries(report: &AuditReport) -> Vec<ReportEntry> {
                 w.kind, ns.name, w.name
             ),
             category: CATEGORY_WORKLOADS.to_string(),
+            cluster: false,
         }));
     }
     out
@@ -72,7 +117,7 @@ pub fn build(report: &AuditReport, whole_cluster: bool, now: i64) -> Vec<serde_j
         .collect();
     let entries: Vec<ReportEntry> = entries(report)
         .into_iter()
-        .filter(|e| !e.resource.namespace.as_deref().is_some_and(skip))
+        .filter(|e| e.cluster || !e.resource.namespace.as_deref().is_some_and(skip))
         .collect();
     let mut reports = policyreport::build(&entries, &namespaces, now);
     if !whole_cluster {

@@ -163,6 +163,19 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster of `objects` alone.
+    async fn of(objects: &[Value]) -> Cluster {
+        let fake = FakeApiServer::start().await;
+        for obj in objects {
+            fake.apply_object(obj);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fake.write_kubeconfig(dir.path().join("kubeconfig"))
+            .unwrap();
+        std::fs::write(dir.path().join("config.yaml"), CONFIG).unwrap();
+        Cluster { fake, dir }
+    }
+
     async fn start() -> Cluster {
         let fake = FakeApiServer::start().await;
         fake.set_cilium_installed(true);
@@ -279,6 +292,8 @@ cluster-scoped
   WARN CiliumClusterwideNetworkPolicy world-in: policy-selects-nothing: endpointSelector role=edge-gateway matches no pods of the 11 workloads in the cluster; nearest: kube-system/coredns; no workload has a role label, this policy wants role=edge-gateway
   DENY CiliumClusterwideNetworkPolicy world-in: world-entity: ingress rule 0, fromEntities[0]: entity world admits traffic from every address outside the cluster. Fix: use fromCIDRSet with the exact source ranges, or fromEndpoints.
 
+network plugin: unknown: no known network plugin DaemonSet found (k3s and some managed clusters enforce from outside any DaemonSet)
+
 6 namespaces (2 without any policy), 11 workloads (6 uncovered): 4 denied, 3 warned, 0 errors
 "#;
     assert_eq!(text, expected);
@@ -391,6 +406,11 @@ const EXPECTED_JSON: &str = r##"{
     }
   ],
   "errors": [],
+  "networkPlugin": {
+    "plugins": [],
+    "state": "unknown",
+    "summary": "no known network plugin DaemonSet found (k3s and some managed clusters enforce from outside any DaemonSet)"
+  },
   "namespaces": [
     {
       "baseline": "notManaged",
@@ -734,8 +754,10 @@ async fn a_namespace_audit_reads_only_that_namespace() {
         .map(|n| n["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["payments"]);
-    // Cluster-scoped findings belong to a whole-cluster audit.
+    // Cluster-scoped findings belong to a whole-cluster audit, and so does
+    // the network plugin: kube-system's DaemonSets were not read.
     assert_eq!(report["clusterFindings"], json!([]));
+    assert_eq!(report.get("networkPlugin"), None);
     assert_eq!(report["namespaces"][0]["workloads"]["uncovered"], 2);
     // Namespaced lists: a big cluster is not read for one namespace.
     let requests = c.fake.requests();
@@ -783,6 +805,7 @@ async fn a_selector_audit_covers_the_matching_namespaces() {
         ]
     );
     assert!(!text.contains("cluster-scoped"), "{text}");
+    assert!(!text.contains("network plugin:"), "{text}");
     assert!(text.ends_with(
         "2 namespaces (1 without any policy), 4 workloads (3 uncovered): 0 denied, 2 warned, 0 errors\n"
     ), "{text}");
@@ -1186,4 +1209,249 @@ async fn without_config_the_webhooks_configmap_is_used() {
             .ends_with("pass --config FILE (netpol-guard config default prints the defaults)\n")
     );
     assert_eq!(stdout(&out), "");
+}
+
+// ---------------------------------------------------------------------------
+// The network plugin (cni-not-enforcing)
+// ---------------------------------------------------------------------------
+
+fn daemonset(ns: &str, name: &str, containers: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": ns, "labels": {"k8s-app": name}},
+        "spec": {"selector": {"matchLabels": {"k8s-app": name}},
+            "template": {"metadata": {"labels": {"k8s-app": name}},
+                "spec": {"hostNetwork": true, "containers": containers}}}})
+}
+
+/// kube-proxy, which every kubeadm cluster runs: no network plugin.
+fn kube_proxy() -> Value {
+    daemonset(
+        "kube-system",
+        "kube-proxy",
+        json!([{"name": "kube-proxy", "image": "registry.k8s.io/kube-proxy:v1.31.2",
+            "command": ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf"]}]),
+    )
+}
+
+fn flannel() -> Value {
+    daemonset(
+        "kube-flannel",
+        "kube-flannel-ds",
+        json!([{"name": "kube-flannel", "image": "docker.io/flannel/flannel:v0.25.7",
+            "command": ["/opt/bin/flanneld"], "args": ["--ip-masq", "--kube-subnet-mgr"],
+            "env": [{"name": "EVENT_QUEUE_DEPTH", "value": "5000"}]}]),
+    )
+}
+
+/// Calico for policy only (no networking of its own), beside flannel.
+fn calico_policy_only() -> Value {
+    daemonset(
+        "kube-system",
+        "calico-node",
+        json!([{"name": "calico-node", "image": "docker.io/calico/node:v3.28.0",
+            "env": [{"name": "CALICO_NETWORKING_BACKEND", "value": "none"}]}]),
+    )
+}
+
+/// aws-node of the VPC CNI 1.18, its agent's `--enable-network-policy`
+/// set to `enabled`.
+fn aws_node(enabled: &str) -> Value {
+    daemonset(
+        "kube-system",
+        "aws-node",
+        json!([
+            {"name": "aws-node",
+                "image": "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon-k8s-cni:v1.18.5-eksbuild.1",
+                "ports": [{"containerPort": 61678, "name": "metrics"}],
+                "env": [{"name": "NETWORK_POLICY_ENFORCING_MODE", "value": "standard"}]},
+            {"name": "aws-eks-nodeagent",
+                "image": "602401143452.dkr.ecr.us-west-2.amazonaws.com/amazon/aws-network-policy-agent:v1.1.3-eksbuild.1",
+                "args": ["--enable-ipv6=false", format!("--enable-network-policy={enabled}"),
+                    "--enable-cloudwatch-logs=false", "--metrics-bind-addr=:8162"]}
+        ]),
+    )
+}
+
+/// (resource namespace/name, rule, result) of each result of the
+/// ClusterPolicyReport.
+fn cluster_results(fake: &FakeApiServer) -> Vec<(String, String, String)> {
+    let reports = fake.list_objects("wgpolicyk8s.io/v1alpha2", "ClusterPolicyReport");
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    let errors = schemas::ReportSchemas::load().errors(&reports[0]);
+    assert!(errors.is_empty(), "{errors:#?}\n{:#}", reports[0]);
+    reports[0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            let res = &r["resources"][0];
+            (
+                format!("{}/{}", s(&res["namespace"]), s(&res["name"])),
+                s(&r["rule"]),
+                s(&r["result"]),
+            )
+        })
+        .collect()
+}
+
+const FLANNEL_FINDING: &str = "cni-not-enforcing: flannel v0.25.7 (kube-flannel/kube-flannel-ds): no policy engine; NetworkPolicies are stored, none is enforced. Run Calico for policy beside it (canal) or switch to a CNI that enforces.";
+
+#[tokio::test]
+async fn flannel_alone_fails_the_audit_and_calico_beside_it_passes() {
+    let c = Cluster::of(&[
+        ns("kube-system", json!({})),
+        ns("kube-flannel", json!({})),
+        kube_proxy(),
+        flannel(),
+    ])
+    .await;
+    c.fake.set_policy_reports_installed(true);
+    let out = c.audit(&["--write-reports"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "\ncluster-scoped\n  DENY DaemonSet kube-flannel-ds: {FLANNEL_FINDING}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n\nnetwork plugin: flannel v0.25.7 (kube-flannel/kube-flannel-ds): nothing enforces NetworkPolicy (flannel: no policy engine)\n\n"),
+        "{text}"
+    );
+    assert!(text.ends_with(": 1 denied, 0 warned, 0 errors\n"), "{text}");
+    // In the ClusterPolicyReport, on the DaemonSet (with its namespace), and
+    // in no namespace's PolicyReport.
+    assert_eq!(
+        cluster_results(&c.fake),
+        [(
+            "kube-flannel/kube-flannel-ds".to_string(),
+            "cni-not-enforcing".to_string(),
+            "fail".to_string()
+        )]
+    );
+    let report = &c
+        .fake
+        .list_objects("wgpolicyk8s.io/v1alpha2", "ClusterPolicyReport")[0];
+    assert_eq!(report["results"][0]["message"], FLANNEL_FINDING);
+    assert_eq!(report["results"][0]["category"], "Policy enforcement");
+    assert_eq!(report["results"][0]["severity"], "high");
+    for r in c
+        .fake
+        .list_objects("wgpolicyk8s.io/v1alpha2", "PolicyReport")
+    {
+        assert!(
+            !r["results"].to_string().contains("cni-not-enforcing"),
+            "{r:#}"
+        );
+    }
+
+    // JSON: the verdict and the finding.
+    let out = c.audit(&["--output", "json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["networkPlugin"],
+        json!({"state": "not-enforcing",
+            "plugins": [{"name": "flannel", "namespace": "kube-flannel",
+                "daemonSet": "kube-flannel-ds", "version": "v0.25.7",
+                "enforces": "no", "note": "no policy engine"}],
+            "summary": "flannel v0.25.7 (kube-flannel/kube-flannel-ds): nothing enforces NetworkPolicy (flannel: no policy engine)"})
+    );
+    let finding = without_details(report["clusterFindings"][0].clone());
+    let uid = finding["uid"].clone();
+    assert!(uid.is_string(), "{finding:#}");
+    assert_eq!(
+        finding,
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "kube-flannel-ds",
+            "namespace": "kube-flannel", "uid": uid, "rule": "cni-not-enforcing",
+            "action": "deny", "severity": "high", "message": FLANNEL_FINDING})
+    );
+    assert!(
+        report["clusterFindings"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cni-not-enforcing: off")
+    );
+
+    // Set to warn, it no longer fails the audit.
+    std::fs::write(
+        c.path("config.yaml"),
+        format!("{CONFIG}rules:\n  cni-not-enforcing: warn\n"),
+    )
+    .unwrap();
+    let out = c.audit(&[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("  WARN DaemonSet kube-flannel-ds: cni-not-enforcing: "),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(c.path("config.yaml"), CONFIG).unwrap();
+
+    // Calico for policy beside flannel: enforcing, clean, and a pass.
+    c.fake.apply_object(&calico_policy_only());
+    let out = c.audit(&["--write-reports"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("\n\nnetwork plugin: flannel v0.25.7 (kube-flannel/kube-flannel-ds), calico-node v3.28.0 (kube-system/calico-node): calico-node enforces NetworkPolicy\n\n"),
+        "{text}"
+    );
+    assert!(!text.contains("cni-not-enforcing"), "{text}");
+    assert_eq!(
+        cluster_results(&c.fake),
+        [(
+            "kube-system/calico-node".to_string(),
+            "cni-not-enforcing".to_string(),
+            "pass".to_string()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn the_vpc_cni_is_judged_by_its_agents_argument_as_listed() {
+    // The arguments survive the inventory's cut of each DaemonSet.
+    for (enabled, code, line) in [
+        (
+            "true",
+            0,
+            "network plugin: aws-node v1.18.5-eksbuild.1 (kube-system/aws-node) enforces NetworkPolicy\n",
+        ),
+        (
+            "false",
+            1,
+            "network plugin: aws-node v1.18.5-eksbuild.1 (kube-system/aws-node): nothing enforces NetworkPolicy (aws-node: aws-eks-nodeagent: --enable-network-policy=false)\n",
+        ),
+    ] {
+        let c = Cluster::of(&[
+            ns("kube-system", json!({})),
+            kube_proxy(),
+            aws_node(enabled),
+        ])
+        .await;
+        let out = c.audit(&[]).await;
+        assert_eq!(out.status.code(), Some(code), "{enabled}: {}", stderr(&out));
+        assert!(stdout(&out).contains(line), "{enabled}: {}", stdout(&out));
+    }
+}
+
+#[tokio::test]
+async fn no_plugin_daemonset_is_unknown_and_no_alarm() {
+    // k3s, or a managed cluster that enforces from outside any DaemonSet.
+    let c = Cluster::of(&[ns("kube-system", json!({})), kube_proxy()]).await;
+    c.fake.set_policy_reports_installed(true);
+    let out = c.audit(&["--write-reports"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\nnetwork plugin: unknown: no known network plugin DaemonSet found (k3s and some managed clusters enforce from outside any DaemonSet)\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(cluster_results(&c.fake), []);
+    let out = c.audit(&["--output", "json"]).await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["networkPlugin"]["state"], "unknown");
+    assert_eq!(report["clusterFindings"], json!([]));
 }

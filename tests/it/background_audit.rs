@@ -1,7 +1,8 @@
 //! The background audit of `serve` (policyReports.intervalSeconds), against
 //! the `FakeApiServer` test double: the leader keeps PolicyReports current,
 //! says once when the CRDs are absent and starts writing when they appear,
-//! and a follower never writes.
+//! a follower never writes, and the ClusterPolicyReport follows the network
+//! plugin (`cni-not-enforcing`).
 
 use std::time::{Duration, Instant};
 
@@ -161,4 +162,82 @@ async fn a_follower_never_writes_reports() {
         0,
         "a follower does not even look"
     );
+}
+
+/// (resource namespace/name, rule, result) of the ClusterPolicyReport's
+/// results, if it exists.
+fn cluster_results(fake: &FakeApiServer) -> Option<Vec<(String, String, String)>> {
+    let report = fake
+        .list_objects(REPORTS, "ClusterPolicyReport")
+        .into_iter()
+        .next()?;
+    Some(
+        report["results"]
+            .as_array()?
+            .iter()
+            .map(|r| {
+                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                let res = &r["resources"][0];
+                (
+                    format!("{}/{}", s(&res["namespace"]), s(&res["name"])),
+                    s(&r["rule"]),
+                    s(&r["result"]),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn daemonset(ns: &str, name: &str, container: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"k8s-app": name}},
+            "template": {"metadata": {"labels": {"k8s-app": name}},
+                "spec": {"hostNetwork": true, "containers": [container]}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_policy_report_says_whether_the_network_plugin_enforces() {
+    let fake = FakeApiServer::start().await;
+    seed(&fake);
+    for ns in ["kube-system", "kube-flannel"] {
+        fake.apply_object(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
+    }
+    fake.apply_object(&daemonset(
+        "kube-flannel",
+        "kube-flannel-ds",
+        json!({"name": "kube-flannel", "image": "docker.io/flannel/flannel:v0.25.7",
+            "args": ["--ip-masq", "--kube-subnet-mgr"]}),
+    ));
+    fake.set_policy_reports_installed(true);
+    let _live = start(&fake);
+    let row = |r: &str, result: &str| {
+        (
+            r.to_string(),
+            "cni-not-enforcing".to_string(),
+            result.to_string(),
+        )
+    };
+    // flannel alone: a failure, on its DaemonSet.
+    eventually(
+        "a ClusterPolicyReport where flannel fails",
+        Duration::from_secs(30),
+        || cluster_results(&fake) == Some(vec![row("kube-flannel/kube-flannel-ds", "fail")]),
+    )
+    .await;
+    // Calico for policy beside flannel: the next round passes it.
+    fake.apply_object(&daemonset(
+        "kube-system",
+        "calico-node",
+        json!({"name": "calico-node", "image": "docker.io/calico/node:v3.28.0",
+            "env": [{"name": "CALICO_NETWORKING_BACKEND", "value": "none"}]}),
+    ));
+    eventually(
+        "a ClusterPolicyReport where calico-node passes",
+        Duration::from_secs(30),
+        || cluster_results(&fake) == Some(vec![row("kube-system/calico-node", "pass")]),
+    )
+    .await;
 }

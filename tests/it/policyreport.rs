@@ -46,6 +46,7 @@ fn entry(
         severity,
         message: message.into(),
         category: "Network Segmentation".into(),
+        cluster: false,
     }
 }
 

@@ -246,10 +246,86 @@ fn findings(req: &AdmissionRequest, yaml: &str) -> (bool, Vec<(RuleId, Action)>)
     )
 }
 
+/// Rules no admission request raises: the audit judges the cluster for
+/// them (`audit_only_rules_follow_their_configured_action`).
+const AUDIT_ONLY: &[RuleId] = &[RuleId::CniNotEnforcing];
+
 #[test]
 fn every_rule_is_covered_by_a_case() {
     let covered: Vec<RuleId> = cases().into_iter().map(|(r, _, _)| r).collect();
-    assert_eq!(covered, RuleId::ALL, "one case per rule, in catalog order");
+    let admission: Vec<RuleId> = RuleId::ALL
+        .iter()
+        .copied()
+        .filter(|r| !AUDIT_ONLY.contains(r))
+        .collect();
+    assert_eq!(covered, admission, "one case per rule, in catalog order");
+}
+
+/// flannel's DaemonSet, alone: nothing enforces NetworkPolicy.
+fn flannel() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "kube-flannel-ds", "namespace": "kube-flannel"},
+        "spec": {"selector": {"matchLabels": {"app": "flannel"}},
+            "template": {"metadata": {"labels": {"app": "flannel"}},
+                "spec": {"hostNetwork": true, "containers": [{"name": "kube-flannel",
+                    "image": "docker.io/flannel/flannel:v0.25.7",
+                    "command": ["/opt/bin/flanneld"], "args": ["--ip-masq", "--kube-subnet-mgr"]}]}}}})
+}
+
+#[test]
+fn audit_only_rules_follow_their_configured_action() {
+    use netpol_guard::report::audit;
+    use netpol_guard::report::model::ExitCode;
+    let objects = [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-flannel"}}),
+        flannel(),
+    ];
+    for (yaml, want, exit) in [
+        ("", Some(Action::Deny), ExitCode::Denied),
+        (
+            "rules: {cni-not-enforcing: warn}",
+            Some(Action::Warn),
+            ExitCode::Clean,
+        ),
+        ("rules: {cni-not-enforcing: off}", None, ExitCode::Clean),
+        (
+            "rules: {cni-not-enforcing: deny}",
+            Some(Action::Deny),
+            ExitCode::Denied,
+        ),
+        // No request is judged: audit mode does not soften it.
+        ("mode: audit", Some(Action::Deny), ExitCode::Denied),
+    ] {
+        let report = audit::audit(&objects, &Settings::from_yaml(yaml).unwrap());
+        let got: Vec<(RuleId, Action)> = report
+            .cluster_findings
+            .iter()
+            .map(|f| (f.rule, f.action))
+            .collect();
+        assert_eq!(
+            got,
+            want.map(|a| (RuleId::CniNotEnforcing, a))
+                .into_iter()
+                .collect::<Vec<_>>(),
+            "{yaml}"
+        );
+        assert_eq!(report.exit_code(), exit, "{yaml}");
+        // The verdict is reported whatever the rule's action.
+        assert_eq!(
+            report.network_plugin.map(|v| v.state),
+            Some(netpol_guard::cni::State::NotEnforcing),
+            "{yaml}"
+        );
+    }
+    // The webhook judges the DaemonSet like any other workload, never the
+    // cluster's network plugin.
+    let mut ds = flannel();
+    ds["metadata"]["namespace"] = json!("payments");
+    let (_, got) = findings(&create(&ds), "");
+    assert!(
+        !got.iter().any(|(r, _)| *r == RuleId::CniNotEnforcing),
+        "{got:?}"
+    );
 }
 
 #[test]

@@ -58,6 +58,7 @@ pub fn all() -> Vec<Journey> {
         reports::an_unlistable_kind_is_skipped_with_one_line,
         reports::check_on_exported_objects_matches_audit,
         reports::background_audit_writes_policy_reports,
+        reports::a_cni_that_enforces_nothing_fails_the_audit,
         faults::apiserver_restart_loses_no_decision,
         faults::both_replicas_down_follows_failure_policy,
         faults::only_the_api_server_may_call,

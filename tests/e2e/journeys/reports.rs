@@ -244,3 +244,79 @@ pub fn background_audit_writes_policy_reports(env: &Env) {
     });
     env.restore_config();
 }
+
+/// A DaemonSet of one container, as a network plugin's installer writes it
+/// (the control plane has no nodes: no Pod ever runs).
+fn plugin_daemonset(ns: &str, name: &str, container: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": ns, "labels": {"k8s-app": name}},
+        "spec": {"selector": {"matchLabels": {"k8s-app": name}},
+            "template": {"metadata": {"labels": {"k8s-app": name}},
+                "spec": {"hostNetwork": true, "containers": [container]}}}})
+}
+
+/// The `cni-not-enforcing` findings of an audit, as (namespace, name).
+fn cni_findings(report: &Value) -> Vec<(String, String)> {
+    report["clusterFindings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| f["rule"] == "cni-not-enforcing")
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (s("namespace"), s("name"))
+        })
+        .collect()
+}
+
+/// Issue 15: flannel alone stores policies and enforces none; `audit` says
+/// so from the DaemonSets the real API server lists, and stops saying it
+/// once Calico runs beside it. Leaves the cluster as it found it.
+pub fn a_cni_that_enforces_nothing_fails_the_audit(env: &Env) {
+    env.namespace("kube-flannel", false, None);
+    let flannel = plugin_daemonset(
+        "kube-flannel",
+        "kube-flannel-ds",
+        json!({"name": "kube-flannel", "image": "docker.io/flannel/flannel:v0.25.7",
+            "command": ["/opt/bin/flanneld"], "args": ["--ip-masq", "--kube-subnet-mgr"]}),
+    );
+    let out = apply::apply(env, &[], &[flannel]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (out, report) = audit_json(env, &env.cluster.kubeconfig);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        report["networkPlugin"]["state"], "not-enforcing",
+        "{:#}",
+        report["networkPlugin"]
+    );
+    assert_eq!(
+        cni_findings(&report),
+        [("kube-flannel".to_string(), "kube-flannel-ds".to_string())]
+    );
+
+    let calico = plugin_daemonset(
+        "kube-system",
+        "calico-node",
+        json!({"name": "calico-node", "image": "docker.io/calico/node:v3.28.0",
+            "env": [{"name": "CALICO_NETWORKING_BACKEND", "value": "none"}]}),
+    );
+    let out = apply::apply(env, &[], &[calico]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (out, report) = audit_json(env, &env.cluster.kubeconfig);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    assert_eq!(report["networkPlugin"]["state"], "enforcing");
+    assert_eq!(cni_findings(&report), []);
+
+    env.cluster
+        .kubectl_ok(&["-n", "kube-system", "delete", "daemonset", "calico-node"]);
+    env.cluster.kubectl_ok(&[
+        "-n",
+        "kube-flannel",
+        "delete",
+        "daemonset",
+        "kube-flannel-ds",
+    ]);
+    env.cluster
+        .kubectl_ok(&["delete", "namespace", "kube-flannel", "--wait=false"]);
+}
