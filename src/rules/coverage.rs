@@ -530,8 +530,9 @@ mod tests {
         };
         let f = check(&s, &v, &settings).unwrap();
         assert!(
-            f.message
-                .contains("NetworkPolicy in grants its pods ingress but no policy grants egress"),
+            f.message.contains(
+                "NetworkPolicy in covers its pods' ingress but no policy covers their egress"
+            ),
             "{}",
             f.message
         );
