@@ -681,6 +681,10 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                         self.kyverno("up")
                     except Failure as e:
                         kreason = str(e)
+                        try:
+                            self.kyverno("down")
+                        except Failure:
+                            pass
                         continue
                     procs = self.kyverno_pids()
                 for clients in s["clients"]:
@@ -724,8 +728,12 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                     log(f"round {rnd} ({key}) {clients:>3} clients: {res['rps']:.0f} req/s, p50 "
                         f"{res['p50_us'] / 1000:.2f} ms, p99 {res['p99_us'] / 1000:.2f} ms, webhook calls {calls:.0f}")
                 if key == "c":
+                    # Peak RSS before the processes end; the highest over the rounds.
+                    peaks = dict(getattr(self, "peak_kyverno", []))
+                    for n, pid in procs:
+                        peaks[n] = max(peaks.get(n, 0), vm_kb(pid, "VmHWM"))
+                    self.peak_kyverno = sorted(peaks.items())
                     self.kyverno("down")
-                    self.peak_kyverno = [(n, vm_kb(pid, "VmHWM")) for n, pid in procs]
         self.unregister()
         self.kyverno_reason = kreason
         peaks = [(p.name, vm_kb(p.pid, "VmHWM")) for p in ng_procs + min_procs] + \
