@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
 use crate::cluster::kinds::{self, ApiKind};
@@ -501,7 +501,7 @@ impl LiveView {
     /// Follows one watch stream: buffers a (re)list between `Init` and
     /// `InitDone` and hands it over whole (so objects deleted while the watch
     /// was down disappear), then hands over each change.
-    async fn follow<K, T>(
+    async fn follow<K: kube::Resource, T>(
         &self,
         resource: Resource,
         mut stream: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
@@ -510,6 +510,8 @@ impl LiveView {
     ) {
         let mut buffer: Option<Vec<T>> = None;
         while let Some(event) = stream.next().await {
+            // The object an Apply event carries, for the DEBUG line below.
+            let mut applied = None;
             let change = match event {
                 Err(e) => {
                     self.watch_error(resource, &e);
@@ -526,16 +528,33 @@ impl LiveView {
                     continue;
                 }
                 Ok(watcher::Event::InitDone) => Change::Replace(buffer.take().unwrap_or_default()),
-                Ok(watcher::Event::Apply(o)) => match convert(o) {
-                    Some(t) => Change::Apply(t),
-                    None => continue,
-                },
+                Ok(watcher::Event::Apply(o)) => {
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        applied = Some((o.namespace().unwrap_or_default(), o.name_any()));
+                    }
+                    match convert(o) {
+                        Some(t) => Change::Apply(t),
+                        None => continue,
+                    }
+                }
                 Ok(watcher::Event::Delete(o)) => match convert(o) {
                     Some(t) => Change::Delete(t),
                     None => continue,
                 },
             };
             self.with_model(|m| handle(m, change));
+            if let Some((namespace, name)) = applied {
+                // The view now holds the object (published): its timestamp
+                // minus the write's response is benches/apiserver's
+                // event-to-view latency. Off unless this module logs at
+                // debug (NETPOL_GUARD_LOG=info,netpol_guard::cluster::live=debug).
+                tracing::debug!(
+                    resource = resource.as_str(),
+                    namespace,
+                    name,
+                    "watch event applied to the view"
+                );
+            }
         }
     }
 
@@ -607,7 +626,7 @@ impl LiveView {
             .await;
     }
 
-    async fn follow_workloads<K>(
+    async fn follow_workloads<K: kube::Resource>(
         &self,
         kind: WorkloadKind,
         stream: BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,

@@ -14,6 +14,9 @@
 #                                (e2e:controller-manager, in system:masters)
 #   cluster.sh status DIR
 #
+# Env: NETPOL_GUARD_E2E_AUDIT_POLICY=FILE turns on the API server's audit log
+# (DIR/logs/audit.log, JSON) with that audit Policy; unset (the e2e suite), none.
+#
 # Security: throw-away certificates and static tokens in DIR, RBAC on, every
 # port bound to 127.0.0.1 only.
 set -euo pipefail
@@ -21,7 +24,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 cmd="${1:-}"
 DIR="${2:-}"
-[[ -n "$cmd" && -n "$DIR" ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
+[[ -n "$cmd" && -n "$DIR" ]] || { sed -n '2,24p' "$0" >&2; exit 2; }
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 PKI="$DIR/pki"
@@ -166,7 +169,15 @@ start_apiserver() {
   local bin; bin=$(bin_dir)
   [[ -f "$DIR/apiserver.port" ]] || free_port > "$DIR/apiserver.port"
   local port; port=$(cat "$DIR/apiserver.port")
-  launch kube-apiserver "$bin/kube-apiserver" \
+  # Opt-in audit log (benches/apiserver counts requests per user and user
+  # agent from it): NETPOL_GUARD_E2E_AUDIT_POLICY names an audit Policy file.
+  local audit=()
+  if [[ -n "${NETPOL_GUARD_E2E_AUDIT_POLICY:-}" ]]; then
+    mkdir -p "$LOGS"
+    audit=(--audit-policy-file "$NETPOL_GUARD_E2E_AUDIT_POLICY" --audit-log-path "$LOGS/audit.log"
+      --audit-log-format json --audit-log-mode blocking)
+  fi
+  launch kube-apiserver "$bin/kube-apiserver" "${audit[@]}" \
     --etcd-servers "http://127.0.0.1:$(cat "$DIR/etcd.port")" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -237,5 +248,5 @@ case "$cmd" in
       if running "$p"; then echo "$p: running (pid $(cat "$DIR/$p.pid"))"; else echo "$p: stopped"; fi
     done
     ;;
-  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
 esac
