@@ -18,6 +18,7 @@ pub mod certs;
 pub mod cidr;
 pub mod cluster;
 pub mod config;
+pub mod connectivity;
 pub mod engine;
 pub mod generate;
 pub mod logging;
