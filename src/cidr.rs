@@ -173,6 +173,19 @@ impl AddrSet {
         self.ranges.iter().all(Vec::is_empty)
     }
 
+    /// The merged ranges of one family, in its own number space (an IPv4
+    /// address is its 32-bit value).
+    pub fn ranges(&self, ipv4: bool) -> &[(u128, u128)] {
+        &self.ranges[family_index(ipv4)]
+    }
+
+    /// Whether every address of `start..=end` (one family) is in the set.
+    pub fn contains_range(&self, ipv4: bool, start: u128, end: u128) -> bool {
+        self.ranges[family_index(ipv4)]
+            .iter()
+            .any(|&(s, e)| s <= start && end <= e)
+    }
+
     /// Whether every address of `c` is in the set.
     pub fn covers(&self, c: &Cidr) -> bool {
         let (start, end) = (c.start(), c.end());
@@ -285,6 +298,15 @@ impl FromStr for Cidr {
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An address of one family, from its number (`AddrSet::ranges`).
+pub fn format_addr(ipv4: bool, n: u128) -> String {
+    if ipv4 {
+        std::net::Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX)).to_string()
+    } else {
+        std::net::Ipv6Addr::from(n).to_string()
     }
 }
 

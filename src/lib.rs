@@ -20,6 +20,7 @@ pub mod cidr;
 pub mod cluster;
 pub mod cni;
 pub mod config;
+pub mod connectivity;
 pub mod engine;
 pub mod generate;
 pub mod logging;

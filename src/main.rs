@@ -1,5 +1,5 @@
 //! The `netpol-guard` command line: `serve`, `check`, `audit`, `certs`,
-//! `config` (each in its module under `cli`).
+//! `config`, `connectivity`, `diff` (each in its module under `cli`).
 
 use std::process::ExitCode;
 
@@ -29,6 +29,8 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Audit(args) => cli::audit::run(args),
         Command::Certs(args) => cli::certs::run(args),
+        Command::Connectivity(args) => cli::connectivity::run(args),
+        Command::Diff(args) => cli::connectivity::run_diff(args),
         Command::Config { command } => cli::config::run(command),
     }
 }

@@ -77,12 +77,21 @@ pub fn run(args: AuditArgs) -> ExitCode {
 /// A client from `--kubeconfig`/`--context`, else the usual inference
 /// (KUBECONFIG, ~/.kube/config, in-cluster).
 async fn audit_client(args: &AuditArgs) -> Result<kube::Client, String> {
+    client(args.kubeconfig.as_ref(), args.context.as_ref()).await
+}
+
+/// A client from a kubeconfig file and context, else the usual inference
+/// (KUBECONFIG, ~/.kube/config, in-cluster); `connectivity --cluster` too.
+pub async fn client(
+    kubeconfig: Option<&PathBuf>,
+    context: Option<&String>,
+) -> Result<kube::Client, String> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let options = KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.cloned(),
         ..Default::default()
     };
-    let config = match (&args.kubeconfig, &args.context) {
+    let config = match (kubeconfig, context) {
         (Some(path), _) => {
             let kc = Kubeconfig::read_from(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod config;
+pub mod connectivity;
 pub mod logging;
 pub mod serve;
 
@@ -103,6 +104,12 @@ pub enum Command {
     /// Write a CA, a serving certificate for the webhook Service, its TLS
     /// Secret and a kustomization that installs them with manifests/.
     Certs(certs::CertsArgs),
+    /// Every connection the NetworkPolicies allow between workloads and
+    /// addresses outside the cluster, from manifests or the live cluster.
+    Connectivity(connectivity::ConnectivityArgs),
+    /// The connections a change adds, removes or changes, between two
+    /// directories or files of manifests (a pull request's base and head).
+    Diff(connectivity::DiffArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]

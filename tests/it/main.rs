@@ -23,6 +23,7 @@ mod background_audit;
 mod cert_rotation;
 mod certs;
 mod check_cli;
+mod connectivity;
 mod drills;
 mod engine;
 mod fake_apiserver_selftest;
