@@ -443,3 +443,251 @@ fn diff_is_symmetric_and_opens_only_on_more_traffic() {
          changed: a/x[Deployment] => a/y[Deployment] : All Connections -> TCP 80\n"
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::super::{Change, Connectivity, Node, diff::diff, map};
+
+    fn labels() -> impl Strategy<Value = Value> {
+        (prop::sample::select(vec!["x", "y", "z"]), any::<bool>()).prop_map(|(app, front)| {
+            if front {
+                json!({"app": app, "tier": "front"})
+            } else {
+                json!({"app": app})
+            }
+        })
+    }
+
+    fn workload() -> impl Strategy<Value = Value> {
+        (
+            prop::sample::select(vec!["a", "b"]),
+            0u8..6,
+            labels(),
+            any::<bool>(),
+        )
+            .prop_map(|(ns, n, labels, http)| {
+                let ports = if http {
+                    json!([{"name": "http", "containerPort": 8080}])
+                } else {
+                    json!([{"name": "http", "containerPort": 80}, {"name": "dns", "containerPort": 53, "protocol": "UDP"}])
+                };
+                super::deploy(ns, &format!("w{n}"), labels, ports)
+            })
+    }
+
+    fn selector() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!({})),
+            prop::sample::select(vec!["x", "y", "z"])
+                .prop_map(|a| json!({"matchLabels": {"app": a}})),
+            Just(json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]})),
+        ]
+    }
+
+    fn peer() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            selector().prop_map(|s| json!({"podSelector": s})),
+            prop::sample::select(vec!["a", "b"]).prop_map(|t| json!({"namespaceSelector": {"matchLabels": {"team": t}}})),
+            (prop::sample::select(vec!["a", "b"]), selector())
+                .prop_map(|(t, s)| json!({"namespaceSelector": {"matchLabels": {"team": t}}, "podSelector": s})),
+            Just(json!({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}})),
+            Just(json!({"ipBlock": {"cidr": "0.0.0.0/0"}})),
+        ]
+    }
+
+    fn port() -> impl Strategy<Value = Value> {
+        prop::sample::select(vec![
+            json!({"port": 80}),
+            json!({"port": 8080}),
+            json!({"port": "http"}),
+            json!({"port": 1000, "endPort": 2000}),
+            json!({"port": 53, "protocol": "UDP"}),
+            json!({"port": "dns", "protocol": "UDP"}),
+            json!({"protocol": "SCTP"}),
+        ])
+    }
+
+    fn rule(peers_key: &'static str) -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec(peer(), 0..3),
+            prop::collection::vec(port(), 0..3),
+        )
+            .prop_map(move |(peers, ports)| {
+                let mut r = serde_json::Map::new();
+                if !peers.is_empty() {
+                    r.insert(peers_key.into(), json!(peers));
+                }
+                if !ports.is_empty() {
+                    r.insert("ports".into(), json!(ports));
+                }
+                Value::Object(r)
+            })
+    }
+
+    fn policy() -> impl Strategy<Value = Value> {
+        (
+            prop::sample::select(vec!["a", "b"]),
+            0u8..8,
+            selector(),
+            prop::sample::select(vec![vec!["Ingress"], vec!["Egress"], vec!["Ingress", "Egress"]]),
+            prop::collection::vec(rule("from"), 0..3),
+            prop::collection::vec(rule("to"), 0..3),
+        )
+            .prop_map(|(ns, n, sel, types, ingress, egress)| {
+                super::np(
+                    ns,
+                    &format!("p{n}"),
+                    json!({"podSelector": sel, "policyTypes": types, "ingress": ingress, "egress": egress}),
+                )
+            })
+    }
+
+    fn cluster() -> impl Strategy<Value = Vec<Value>> {
+        (
+            prop::collection::vec(workload(), 1..6),
+            prop::collection::vec(policy(), 0..5),
+        )
+            .prop_map(|(mut w, p)| {
+                let mut all = vec![
+                    super::ns("a", json!({"team": "a"})),
+                    super::ns("b", json!({"team": "b"})),
+                ];
+                all.append(&mut w);
+                all.extend(p);
+                all
+            })
+    }
+
+    fn txt(objects: &[Value]) -> String {
+        super::render::txt(&map(objects).unwrap())
+    }
+
+    /// IPv4 ranges of an external node's label text.
+    fn ranges(n: &Node) -> Vec<(u32, u32)> {
+        let Node::External { ranges } = n else {
+            return vec![];
+        };
+        ranges
+            .split(',')
+            .filter_map(|r| r.split_once('-'))
+            .filter_map(|(a, b)| {
+                Some((
+                    u32::from(a.parse::<std::net::Ipv4Addr>().ok()?),
+                    u32::from(b.parse::<std::net::Ipv4Addr>().ok()?),
+                ))
+            })
+            .collect()
+    }
+
+    /// Every connection of `old` is in `new` with at least its ports. The
+    /// outside is cut wherever some ipBlock draws a line, so a new rule may
+    /// cut it differently: there, every address of an old range must still
+    /// reach (or be reached) with at least the old ports.
+    fn contained(old: &Connectivity, new: &Connectivity) -> Result<(), String> {
+        for c in &old.connections {
+            let external =
+                matches!(c.src, Node::External { .. }) || matches!(c.dst, Node::External { .. });
+            if !external {
+                let Some(n) = new
+                    .connections
+                    .iter()
+                    .find(|n| n.src == c.src && n.dst == c.dst)
+                else {
+                    return Err(format!("lost {}", c.line()));
+                };
+                if c.conn.intersect(&n.conn) != c.conn {
+                    return Err(format!("narrowed {} to {}", c.line(), n.conn));
+                }
+                continue;
+            }
+            let (pod, old_ext, inbound) = match (&c.src, &c.dst) {
+                (Node::External { .. }, pod) => (pod, &c.src, true),
+                (pod, ext) => (pod, ext, false),
+            };
+            let mut covered: Vec<(u32, u32)> = new
+                .connections
+                .iter()
+                .filter(|n| {
+                    if inbound {
+                        &n.dst == pod
+                    } else {
+                        &n.src == pod
+                    }
+                })
+                .filter(|n| c.conn.intersect(&n.conn) == c.conn)
+                .flat_map(|n| ranges(if inbound { &n.src } else { &n.dst }))
+                .collect();
+            covered.sort_unstable();
+            for (s, e) in ranges(old_ext) {
+                let mut next = u64::from(s);
+                for &(cs, ce) in &covered {
+                    if u64::from(cs) <= next && u64::from(ce) >= next {
+                        next = u64::from(ce) + 1;
+                    }
+                }
+                if next <= u64::from(e) {
+                    return Err(format!("lost part of {}", c.line()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn mirrored(c: &Change) -> Change {
+        match c.clone() {
+            Change::Added { src, dst, new } => Change::Removed { src, dst, old: new },
+            Change::Removed { src, dst, old } => Change::Added { src, dst, new: old },
+            Change::Changed { src, dst, old, new } => Change::Changed {
+                src,
+                dst,
+                old: new,
+                new: old,
+            },
+            Change::WorkloadAdded(n) => Change::WorkloadRemoved(n),
+            Change::WorkloadRemoved(n) => Change::WorkloadAdded(n),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_policy_that_selects_nothing_changes_nothing(objects in cluster(), ingress in prop::collection::vec(rule("from"), 0..2)) {
+            let mut more = objects.clone();
+            more.push(super::np("a", "nothing", json!({
+                "podSelector": {"matchLabels": {"app": "nobody"}},
+                "policyTypes": ["Ingress", "Egress"], "ingress": ingress})));
+            prop_assert_eq!(txt(&objects), txt(&more));
+        }
+
+        #[test]
+        fn adding_an_allow_to_isolated_pods_never_removes_a_connection(objects in cluster(), extra in rule("from"), which in any::<prop::sample::Index>()) {
+            // A rule added to a policy that already isolates ingress
+            // isolates no pod anew: it can only allow more.
+            let isolating: Vec<usize> = objects.iter().enumerate()
+                .filter(|(_, o)| o["kind"] == "NetworkPolicy"
+                    && o["spec"]["policyTypes"].as_array().is_some_and(|t| t.contains(&json!("Ingress"))))
+                .map(|(i, _)| i)
+                .collect();
+            prop_assume!(!isolating.is_empty());
+            let i = isolating[which.index(isolating.len())];
+            let mut more = objects.clone();
+            more[i]["spec"]["ingress"].as_array_mut().unwrap().push(extra);
+            let (old, new) = (map(&objects).unwrap(), map(&more).unwrap());
+            prop_assert!(contained(&old, &new).is_ok(), "{:?}", contained(&old, &new));
+        }
+
+        #[test]
+        fn diff_of_a_map_with_itself_is_empty_and_diff_mirrors(a in cluster(), b in cluster()) {
+            let (ma, mb) = (map(&a).unwrap(), map(&b).unwrap());
+            prop_assert!(diff(&ma, &ma).is_empty());
+            let mut forward: Vec<String> = diff(&ma, &mb).iter().map(|c| mirrored(c).line()).collect();
+            let mut back: Vec<String> = diff(&mb, &ma).iter().map(Change::line).collect();
+            forward.sort();
+            back.sort();
+            prop_assert_eq!(forward, back);
+        }
+    }
+}
