@@ -651,7 +651,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
         fn a_policy_that_selects_nothing_changes_nothing(objects in cluster(), ingress in prop::collection::vec(rule("from"), 0..2)) {
