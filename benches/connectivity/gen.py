@@ -71,6 +71,8 @@ for n in range(namespaces):
                       "egress": egress}})
 
 with open(out, "w") as f:
-    f.write("\n---\n".join(docs))
+    # Leading "---": every document is YAML (flow style), which tools that
+    # sniff a file starting with "{" as one JSON document also read.
+    f.write("---\n" + "\n---\n".join(docs))
     f.write("\n")
 print(f"{out}: {len(docs)} objects", file=sys.stderr)

@@ -481,14 +481,20 @@ fn external(
             .1
             .push((ipv4, start, end));
     }
+    // One entry per contiguous range, as the analyzer prints them: lines
+    // compare one to one.
     by_conn
         .into_values()
-        .map(|(c, segs)| (ranges_text(&segs), c))
+        .flat_map(|(c, segs)| {
+            merge_adjacent(&segs)
+                .into_iter()
+                .map(move |seg| (ranges_text(&[seg]), c.clone()))
+        })
         .collect()
 }
 
-/// `a-b,c-d`, adjacent segments merged, IPv4 first.
-fn ranges_text(segs: &[Segment]) -> String {
+/// Adjacent segments of one family joined.
+fn merge_adjacent(segs: &[Segment]) -> Vec<Segment> {
     let mut merged: Vec<Segment> = Vec::new();
     for &(ipv4, s, e) in segs {
         match merged.last_mut() {
@@ -497,6 +503,11 @@ fn ranges_text(segs: &[Segment]) -> String {
         }
     }
     merged
+}
+
+/// `a-b,c-d`, adjacent segments merged, IPv4 first.
+fn ranges_text(segs: &[Segment]) -> String {
+    merge_adjacent(segs)
         .iter()
         .map(|&(ipv4, s, e)| format!("{}-{}", format_addr(ipv4, s), format_addr(ipv4, e)))
         .collect::<Vec<_>>()

@@ -193,8 +193,8 @@ fn ip_blocks_split_the_outside_exactly_and_match_no_pod() {
         lines(&objs),
         [
             "0.0.0.0-255.255.255.255[External] => a/x[Deployment] : All Connections".to_string(),
-            "10.0.0.0-10.0.255.255,10.2.0.0-10.255.255.255[External] => a/y[Deployment] : TCP 443"
-                .into(),
+            "10.0.0.0-10.0.255.255[External] => a/y[Deployment] : TCP 443".into(),
+            "10.2.0.0-10.255.255.255[External] => a/y[Deployment] : TCP 443".into(),
             "a/x[Deployment] => 0.0.0.0-255.255.255.255[External] : All Connections".into(),
             "a/y[Deployment] => 0.0.0.0-255.255.255.255[External] : All Connections".into(),
             "a/y[Deployment] => a/x[Deployment] : All Connections".into(),
