@@ -201,3 +201,40 @@ fn diff_exit_codes_and_formats() {
     let (code, _, err) = run(&["diff", b, "/does/not/exist"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// `--cluster` reads the same objects through the API server (the fake
+/// here; tests/e2e has the real one): a Deployment's ReplicaSet and Pods
+/// are the Deployment, and the map equals the one from the manifests.
+#[tokio::test]
+async fn the_cluster_map_equals_the_manifests_map() {
+    use crate::fake_apiserver::FakeApiServer;
+    let fake = FakeApiServer::start().await;
+    let dir = boutique();
+    let objects = netpol_guard::manifests::load_paths(&[dir.clone()]).unwrap();
+    for o in &objects {
+        fake.apply_object(&o.object);
+    }
+    // What a cluster adds: the frontend's ReplicaSet and one of its Pods.
+    fake.apply_object(&serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "frontend-6b8d", "namespace": "boutique", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "frontend", "uid": "u", "controller": true}]},
+        "spec": {"selector": {"matchLabels": {"app": "frontend"}}, "template": {
+            "metadata": {"labels": {"app": "frontend", "pod-template-hash": "6b8d"}},
+            "spec": {"containers": [{"name": "server", "image": "i"}]}}}}));
+    fake.apply_object(&serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "frontend-6b8d-x", "namespace": "boutique",
+            "labels": {"app": "frontend", "pod-template-hash": "6b8d"}, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "frontend-6b8d", "uid": "v", "controller": true}]},
+        "spec": {"containers": [{"name": "server", "image": "i"}]}}));
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig).unwrap();
+    let kc = kubeconfig.to_str().unwrap().to_string();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(&["connectivity", "--cluster", "--kubeconfig", &kc])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, BOUTIQUE);
+}

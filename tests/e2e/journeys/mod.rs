@@ -59,6 +59,7 @@ pub fn all() -> Vec<Journey> {
         reports::check_on_exported_objects_matches_audit,
         reports::background_audit_writes_policy_reports,
         reports::a_cni_that_enforces_nothing_fails_the_audit,
+        reports::connectivity_of_the_real_server,
         faults::apiserver_restart_loses_no_decision,
         faults::both_replicas_down_follows_failure_policy,
         faults::only_the_api_server_may_call,

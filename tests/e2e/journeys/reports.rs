@@ -320,3 +320,69 @@ pub fn a_cni_that_enforces_nothing_fails_the_audit(env: &Env) {
     env.cluster
         .kubectl_ok(&["delete", "namespace", "kube-flannel", "--wait=false"]);
 }
+
+/// Issue 17: `connectivity --cluster` on the real API server. The
+/// Deployments' ReplicaSets and Pods that kube-controller-manager creates
+/// are the Deployments' pods, not nodes of their own, and the map is what
+/// the policies allow: web reaches db on 5432, and nothing else reaches db.
+pub fn connectivity_of_the_real_server(env: &Env) {
+    let ns = "conn-a";
+    env.namespace(ns, false, None);
+    let np = |name: &str, spec: Value| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec})
+    };
+    let objects = [
+        np(
+            "deny-all",
+            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        ),
+        np(
+            "db-from-web",
+            json!({"podSelector": {"matchLabels": {"app": "db"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                "ports": [{"port": "pg"}]}]}),
+        ),
+        np(
+            "web-to-db",
+            json!({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"port": 5432}]}]}),
+        ),
+        deployment(ns, "web", "web"),
+        {
+            let mut db = deployment(ns, "db", "db");
+            db["spec"]["template"]["spec"]["containers"][0]["ports"] =
+                json!([{"name": "pg", "containerPort": 5432}]);
+            db
+        },
+    ];
+    let out = apply::apply(env, &[], &objects);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The ReplicaSets exist: the map must still show the Deployments only.
+    eventually(
+        Duration::from_secs(30),
+        "the ReplicaSets of web and db",
+        || {
+            let o = env
+                .cluster
+                .kubectl(&["-n", ns, "get", "replicasets", "-o", "name"]);
+            (stdout(&o).lines().count() >= 2).then_some(())
+        },
+    );
+    let kubeconfig = env.cluster.kubeconfig.to_str().expect("utf-8");
+    let out = netpol_guard(&[
+        "connectivity",
+        "--cluster",
+        "--kubeconfig",
+        kubeconfig,
+        "--focus",
+        "conn-a/db",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "conn-a/web[Deployment] => conn-a/db[Deployment] : TCP 5432\n"
+    );
+    env.cluster
+        .kubectl_ok(&["delete", "namespace", ns, "--wait=false"]);
+}
