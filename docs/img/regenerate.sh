@@ -7,4 +7,6 @@ cd "$(dirname "$0")/../.."
 cargo build --quiet --locked --bin netpol-guard
 target/debug/netpol-guard connectivity --output svg tests/data/online-boutique \
   > docs/img/connectivity-online-boutique.svg
-echo "docs/img/connectivity-online-boutique.svg"
+target/debug/netpol-guard connectivity --output svg examples/ \
+  > docs/img/connectivity-examples.svg
+echo "docs/img/connectivity-online-boutique.svg docs/img/connectivity-examples.svg"
