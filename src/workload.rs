@@ -75,11 +75,13 @@ impl WorkloadKind {
     }
 }
 
-/// A container port, for the suggested fix (`containerPort` + `protocol`).
+/// A container port: for the suggested fix (`containerPort` + `protocol`)
+/// and for named ports in the connectivity map (`name`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerPort {
     pub port: i64,
     pub protocol: String,
+    pub name: Option<String>,
 }
 
 /// What the pods of a workload will look like, as far as policies care.
@@ -255,6 +257,7 @@ pub fn pod_shape(kind: WorkloadKind, obj: &Value) -> Result<PodShape, WorkloadEr
                 let cp = ContainerPort {
                     port,
                     protocol: protocol.to_string(),
+                    name: p.get("name").and_then(Value::as_str).map(String::from),
                 };
                 if !ports.contains(&cp) {
                     ports.push(cp);

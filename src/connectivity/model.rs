@@ -228,37 +228,17 @@ fn workload_of(
 ) -> Result<Workload, ModelError> {
     let what = || format!("{} {namespace}/{name}", kind.as_str());
     let shape = workload::pod_shape(kind, obj).map_err(|e| invalid(what(), e))?;
-    let template = obj.pointer(kind.template_pointer());
-    let mut ports = BTreeSet::new();
-    for c in template
-        .and_then(|t| t.pointer("/spec/containers"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        for p in c
-            .get("ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(port) = p
-                .get("containerPort")
-                .and_then(Value::as_u64)
-                .and_then(|n| u16::try_from(n).ok())
-            else {
-                continue;
-            };
-            let Some(protocol) = Protocol::parse(p.get("protocol").and_then(Value::as_str)) else {
-                continue;
-            };
-            ports.insert(NamedPort {
-                name: p.get("name").and_then(Value::as_str).map(String::from),
-                port,
-                protocol,
-            });
-        }
-    }
+    let ports: BTreeSet<NamedPort> = shape
+        .ports
+        .iter()
+        .filter_map(|p| {
+            Some(NamedPort {
+                name: p.name.clone(),
+                port: u16::try_from(p.port).ok()?,
+                protocol: Protocol::parse(Some(&p.protocol))?,
+            })
+        })
+        .collect();
     // Labels the controller adds with values unknown in advance (a hash,
     // an ordinal) are left out: a selector can only use them through
     // Exists, which the analysis then does not see met (rare, and on the

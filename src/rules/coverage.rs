@@ -290,7 +290,13 @@ pub fn suggested_policy(namespace: &str, name: &str, pods: &PodShape, need: Dire
             let _ = writeln!(y, "    # ports: add the ports your pods listen on");
         } else {
             let _ = writeln!(y, "    ports:");
-            for p in &pods.ports {
+            let mut seen = std::collections::BTreeSet::new();
+            // The same port under two names (two containers) is one entry.
+            for p in pods
+                .ports
+                .iter()
+                .filter(|p| seen.insert((p.port, &p.protocol)))
+            {
                 let _ = writeln!(y, "    - protocol: {}", quote(&p.protocol));
                 let _ = writeln!(y, "      port: {}", p.port);
             }
@@ -382,6 +388,7 @@ mod tests {
             ports: vec![ContainerPort {
                 port: 8080,
                 protocol: "TCP".into(),
+                name: None,
             }],
             unknown_labels: Default::default(),
             service_account: None,

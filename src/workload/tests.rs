@@ -317,11 +317,13 @@ fn pod_is_its_own_template_and_ports_are_collected() {
         vec![
             ContainerPort {
                 port: 8080,
-                protocol: "TCP".into()
+                protocol: "TCP".into(),
+                name: None,
             },
             ContainerPort {
                 port: 53,
-                protocol: "UDP".into()
+                protocol: "UDP".into(),
+                name: None,
             }
         ]
     );

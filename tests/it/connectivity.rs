@@ -210,7 +210,7 @@ async fn the_cluster_map_equals_the_manifests_map() {
     use crate::fake_apiserver::FakeApiServer;
     let fake = FakeApiServer::start().await;
     let dir = boutique();
-    let objects = netpol_guard::manifests::load_paths(&[dir.clone()]).unwrap();
+    let objects = netpol_guard::manifests::load_paths(std::slice::from_ref(&dir)).unwrap();
     for o in &objects {
         fake.apply_object(&o.object);
     }
