@@ -66,7 +66,7 @@ impl WorkloadKind {
     }
 
     /// JSON pointer to the pod template (`""` for a Pod, which is its own).
-    pub fn template_pointer(self) -> &'static str {
+    fn template_pointer(self) -> &'static str {
         match self {
             Self::Pod => "",
             Self::CronJob => "/spec/jobTemplate/spec/template",

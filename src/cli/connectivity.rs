@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use netpol_guard::connectivity::{self, Change, Connectivity, diff, render};
 use netpol_guard::manifests;
+use netpol_guard::report::check;
 use netpol_guard::report::model::ExitCode as Exit;
 use serde_json::Value;
 
@@ -141,24 +142,10 @@ fn load(paths: &[PathBuf], namespace: &str) -> Result<Vec<Value>, String> {
         .into_iter()
         .map(|o| {
             let mut obj = o.object;
-            default_namespace(&mut obj, namespace);
+            check::default_namespace_of(&mut obj, namespace);
             obj
         })
         .collect())
-}
-
-/// Namespaced objects without a namespace get `namespace`, as kubectl
-/// apply gives them the current one.
-fn default_namespace(obj: &mut Value, namespace: &str) {
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    if matches!(kind, "Namespace" | "CiliumClusterwideNetworkPolicy") {
-        return;
-    }
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
-        && !meta.contains_key("namespace")
-    {
-        meta.insert("namespace".into(), Value::String(namespace.to_string()));
-    }
 }
 
 fn map(objects: &[Value]) -> Result<Connectivity, String> {

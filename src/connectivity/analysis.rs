@@ -30,12 +30,12 @@ pub enum Node {
         name: String,
         kind: &'static str,
     },
-    /// Addresses outside the cluster: `ranges` per family, as printed.
+    /// Addresses outside the cluster: one contiguous range, as printed.
     External { ranges: String },
 }
 
 impl Node {
-    /// The analyzer's notation: `ns/name[Kind]`, `a-b,c-d[External]`.
+    /// The analyzer's notation: `ns/name[Kind]`, `a-b[External]`.
     pub fn label(&self) -> String {
         match self {
             Node::Workload {
@@ -276,11 +276,13 @@ pub fn analyse(model: &Model) -> Connectivity {
                 });
             }
         }
-        let exposure = exposure(&grp.ports, ingress[g].as_ref(), &into);
+        let (every_namespace, future_namespaces) = namespace_reach(&grp.ports, ingress[g].as_ref());
         for &w in &grp.workloads {
             out.exposure.push(Exposure {
                 workload: out.workloads[w].clone(),
-                ..exposure.clone()
+                every_namespace: every_namespace.clone(),
+                external: into.clone(),
+                future_namespaces: future_namespaces.clone(),
             });
         }
     }
@@ -488,7 +490,7 @@ fn external(
         .flat_map(|(c, segs)| {
             merge_adjacent(&segs)
                 .into_iter()
-                .map(move |seg| (ranges_text(&[seg]), c.clone()))
+                .map(move |seg| (range_text(seg), c.clone()))
         })
         .collect()
 }
@@ -505,36 +507,28 @@ fn merge_adjacent(segs: &[Segment]) -> Vec<Segment> {
     merged
 }
 
-/// `a-b,c-d`, adjacent segments merged, IPv4 first.
-fn ranges_text(segs: &[Segment]) -> String {
-    merge_adjacent(segs)
-        .iter()
-        .map(|&(ipv4, s, e)| format!("{}-{}", format_addr(ipv4, s), format_addr(ipv4, e)))
-        .collect::<Vec<_>>()
-        .join(",")
+/// `a-b`: one range, as the analyzer prints it.
+fn range_text((ipv4, start, end): Segment) -> String {
+    format!("{}-{}", format_addr(ipv4, start), format_addr(ipv4, end))
 }
 
-fn exposure(ports: &[NamedPort], side: Option<&Side<'_>>, external: &[(String, Conn)]) -> Exposure {
+/// What reaches pods with `ports` whose ingress is `side` from every
+/// namespace of the input, and from namespaces that do not exist yet.
+fn namespace_reach(ports: &[NamedPort], side: Option<&Side<'_>>) -> (Option<Conn>, Option<Conn>) {
+    let Some(side) = side else {
+        return (Some(Conn::all()), Some(Conn::all()));
+    };
     let (mut every, mut future) = (Conn::none(), Conn::none());
-    match side {
-        None => (every, future) = (Conn::all(), Conn::all()),
-        Some(side) => {
-            for (rule, peers) in &side.rules {
-                if peers.all_namespaces {
-                    every.add(&rule.conn_to(Some(ports)));
-                }
-                if peers.any_namespace {
-                    future.add(&rule.conn_to(Some(ports)));
-                }
-            }
+    for (rule, peers) in &side.rules {
+        if peers.all_namespaces {
+            every.add(&rule.conn_to(Some(ports)));
+        }
+        if peers.any_namespace {
+            future.add(&rule.conn_to(Some(ports)));
         }
     }
-    Exposure {
-        workload: Node::External {
-            ranges: String::new(),
-        },
-        every_namespace: (!every.is_empty()).then_some(every),
-        external: external.to_vec(),
-        future_namespaces: (!future.is_empty()).then_some(future),
-    }
+    (
+        (!every.is_empty()).then_some(every),
+        (!future.is_empty()).then_some(future),
+    )
 }

@@ -187,7 +187,14 @@ fn is_cluster_scoped(obj: &Value) -> bool {
 /// Objects without a namespace land in the default one, as `kubectl apply` does.
 fn with_namespace(obj: &Value, default_namespace: &str) -> Value {
     let mut obj = obj.clone();
-    if !is_cluster_scoped(&obj)
+    default_namespace_of(&mut obj, default_namespace);
+    obj
+}
+
+/// Gives a namespaced object without a namespace `default_namespace`, as
+/// `kubectl apply` does (`check` and `connectivity`).
+pub fn default_namespace_of(obj: &mut Value, default_namespace: &str) {
+    if !is_cluster_scoped(obj)
         && obj
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -199,7 +206,6 @@ fn with_namespace(obj: &Value, default_namespace: &str) -> Value {
             Value::String(default_namespace.to_string()),
         );
     }
-    obj
 }
 
 #[cfg(test)]
