@@ -82,6 +82,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "Live re-reads of a namespace before a require-network-policy denial or a baseline-protected denial of a DELETE, by result (confirmed, overturned, error).",
     ),
     (
+        "netpol_guard_live_reads_total",
+        "Where the namespace snapshot behind each live re-read came from: read (this request read the API server), shared (a read another request started after this one arrived), reused (a read less than liveReadReuseMillis old).",
+    ),
+    (
         "netpol_guard_config_reloads_total",
         "Configuration reloads, by result (applied, invalid).",
     ),

@@ -285,6 +285,15 @@ def wait_https_ready(port, proc, timeout=120):
     raise Failure(f"{proc.name if proc else port} not ready within {timeout} s")
 
 
+def established_at(port, after):
+    """Established TCP connections to 127.0.0.1:`port` (the forwarder, so
+    the API server's connections to the webhook), `after` seconds from now."""
+    time.sleep(after)
+    out = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return len(out.splitlines())
+
+
 def free_port():
     import socket
     s = socket.socket()
@@ -693,11 +702,16 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                     own0 = self.own_hist(ng_procs) if key == "b" else None
                     watched = procs + ([("forwarder", lb.pid)] if lb else []) + [("kube-apiserver", self.apiserver_pid)]
                     t0 = {n: cpu_ticks(pid) for n, pid in watched}
+                    conns = []
+                    sampler = threading.Thread(target=lambda: conns.append(
+                        established_at(lb.port, s["duration"] / 2) if lb else None))
+                    sampler.start()
                     res = self.wrk(clients, s["duration"])
+                    sampler.join()
                     t1 = {n: cpu_ticks(pid) for n, pid in watched}
                     h1 = self.apiserver_hists()
                     hooks = hist_diff(h1, h0)
-                    row = dict(round=rnd, config=key, clients=clients, **res)
+                    row = dict(round=rnd, config=key, clients=clients, conns=conns[0], **res)
                     k = res["requests"] / 1000
                     row["webhook_cpu_per_1k"] = sum(t1[n] - t0[n] for n, _ in procs) / HZ / k if procs else 0.0
                     row["forwarder_cpu_per_1k"] = (t1["forwarder"] - t0["forwarder"]) / HZ / k if lb else 0.0
@@ -734,12 +748,37 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                         peaks[n] = max(peaks.get(n, 0), vm_kb(pid, "VmHWM"))
                     self.peak_kyverno = sorted(peaks.items())
                     self.kyverno("down")
+        self.profile = self.perf_profile(ng_lb, ng_procs) if self.a.profile else None
         self.unregister()
         self.kyverno_reason = kreason
         peaks = [(p.name, vm_kb(p.pid, "VmHWM")) for p in ng_procs + min_procs] + \
                 [(p.name, vm_kb(p.pid, "VmHWM")) for p in (ng_lb, min_lb)]
         self.part1_report(rows, peaks, kreason, ng_procs, min_procs)
         self.min_procs, self.lbs = min_procs, (ng_lb, min_lb)
+
+    def perf_profile(self, lb, procs, clients=64):
+        """One extra run of (b) at `clients`, outside the rounds (sampling
+        costs CPU), with `perf record` on both replicas: where netpol-guard's
+        CPU goes, by function (self time), as `perf report` prints it."""
+        if not shutil.which("perf"):
+            return "perf is not installed: no profile"
+        self.register(lb.port, open(self.tls[2]).read())
+        data = os.path.join(self.work, "perf.data")
+        rec = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", data, "-p",
+                                ",".join(str(p.pid) for p in procs)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1)
+        res = self.wrk(clients, self.size["duration"])
+        rec.send_signal(signal.SIGINT)
+        _, err = rec.communicate(timeout=120)
+        if rec.returncode not in (0, -2, 130):
+            return f"perf record failed ({rec.returncode}): {err.decode(errors='replace')[-300:]}"
+        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol",
+                              "--percent-limit", "1.5", "--stdio", "-g", "none"],
+                             capture_output=True, text=True)
+        lines = [ln for ln in rep.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+        return (f"{res['requests']:.0f} requests at {clients} clients, {res['rps']:.0f} req/s "
+                f"(under perf, not counted above)", lines[:25])
 
     def part1_report(self, rows, peaks, kreason, ng_procs, min_procs):
         s = self.size
@@ -759,7 +798,10 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
           "TCP round-robin forwarder (examples/tcp_balancer.rs) in front of 2 replicas, for (b) and (d) alike; "
           "its CPU is the `forwarder` column. netpol-guard replicas: `serve --client-ca` (mutual TLS with the "
           "API server's webhook client certificate), leader election on, log level as shipped (info, one JSON "
-          "line per decision, to a file). The minimal webhook (examples/minimal_webhook.rs) accepts any client.")
+          "line per decision, to a file). The minimal webhook (examples/minimal_webhook.rs) accepts any client. "
+          "Both offer HTTP/2 and HTTP/1.1 by ALPN (netpol-guard's default since this benchmark showed the "
+          "API server opening about 30 HTTP/1.1 connections where it multiplexes one HTTP/2 connection); "
+          "`API server connections` counts the connections established to the forwarder halfway through a run.")
         o()
         if kreason:
             o(f"**Kyverno: not measured: {kreason}**")
@@ -768,8 +810,8 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
         keys = [k for k in "abcd" if any(r["config"] == k for r in rows)]
         label = dict(self.configs())
         med = {}
-        o("| config | clients | req/s | p50 | p99 | max (worst round) | webhook CPU s / 1k req | forwarder CPU s / 1k | API server CPU s / 1k | non-2xx + socket errors |")
-        o("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        o("| config | clients | req/s | p50 | p99 | max (worst round) | webhook CPU s / 1k req | forwarder CPU s / 1k | API server CPU s / 1k | API server connections | non-2xx + socket errors |")
+        o("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in s["clients"]:
             for k in keys:
                 rs = [r for r in rows if r["config"] == k and r["clients"] == c]
@@ -778,11 +820,13 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                 m = {f: statistics.median(r[f] for r in rs) for f in
                      ("rps", "p50_us", "p99_us", "webhook_cpu_per_1k", "forwarder_cpu_per_1k", "apiserver_cpu_per_1k")}
                 m["max_us"] = max(r["max_us"] for r in rs)
+                cs = [r["conns"] for r in rs if r.get("conns") is not None]
+                m["conns"] = f"{statistics.median(cs):.0f}" if cs else "n/a"
                 errs = sum(r["status_errors"] + r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"] for r in rs)
                 med[(k, c)] = m
                 o(f"| ({k}) {label[k]} | {c} | {m['rps']:,.0f} | {m['p50_us'] / 1000:.2f} ms | {m['p99_us'] / 1000:.2f} ms | "
                   f"{m['max_us'] / 1000:.1f} ms | {m['webhook_cpu_per_1k']:.3f} | {m['forwarder_cpu_per_1k']:.3f} | "
-                  f"{m['apiserver_cpu_per_1k']:.3f} | {errs:.0f} |")
+                  f"{m['apiserver_cpu_per_1k']:.3f} | {m['conns']} | {errs:.0f} |")
         o()
         o(f"Medians over {self.a.rounds} round(s). The API server's view of each webhook "
           "(`apiserver_admission_webhook_admission_duration_seconds`, difference of two scrapes around each run; "
@@ -851,6 +895,19 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
         else:
             o(f"- not measured: added p99 ≥ 10x smaller than Kyverno's (Kyverno: {kreason or 'no rows'})")
         o()
+        prof = getattr(self, "profile", None)
+        if isinstance(prof, tuple):
+            o(f"Where netpol-guard's CPU goes: `perf record -F 499 -g` on both replicas during one extra run of "
+              f"(b), {prof[0]}; `perf report --no-children --sort symbol` (self time, entries of 1.5% and more):")
+            o()
+            o("```text")
+            for ln in prof[1]:
+                o(ln.rstrip())
+            o("```")
+            o()
+        elif prof:
+            o(f"Profile: {prof}")
+            o()
         o("Raw figures, one row per run:")
         o()
         o("| round | config | clients | requests | req/s | p50 | p90 | p99 | max | webhook CPU s/1k | own p99 |")
@@ -1249,7 +1306,8 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
             self.ng[j] = self.start_ng(p.name)
         o(f"{s['flood_clients']} wrk clients POST the same uncovered `deployments?dryRun=All` into the managed "
           f"namespace `{ns}` for {s['flood_seconds']} s through the API server; 2 replicas of each build behind the "
-          "forwarder (without `--client-ca`, which the older build lacks). Re-reads are the `list`/`get` requests "
+          "forwarder (without `--client-ca`, which the older build lacks; the current build with "
+          "`liveReadReuseMillis` as shipped, 1000 ms: a read less than a second old answers later denials too). Re-reads are the `list`/`get` requests "
           "of NetworkPolicies (and Cilium policies) in that namespace by netpol-guard's ServiceAccount in the "
           "audit log; the in-flight peak is the most such requests open at once by their audit timestamps "
           "(received to completed).")
@@ -1381,6 +1439,8 @@ def main():
     ap.add_argument("--rustc", default="")
     ap.add_argument("--wrk", default="")
     ap.add_argument("--keep", action="store_true", help="leave the control plane running")
+    ap.add_argument("--profile", action="store_true",
+                    help="part 1: one extra run of netpol-guard under perf record, its top functions in the report")
     args = ap.parse_args()
     b = Bench(args)
     code = 0

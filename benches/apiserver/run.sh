@@ -7,6 +7,7 @@
 #
 #   benches/apiserver/run.sh [--size full|tiny] [--rounds N] [--parts 1,2,3,4]
 #                            [--out FILE] [--no-kyverno] [--no-pre10] [--keep]
+#                            [--profile]
 #
 #   --size tiny --rounds 1   the CI smoke test: tiny population, seconds per
 #                            run; fails (exit 1) on broken plumbing, asserts no
@@ -17,6 +18,8 @@
 #   --no-kyverno             do not build or run Kyverno (configuration (c))
 #   --no-pre10               do not build the commit before the coalesced re-reads
 #   --keep                   keep the scratch directory and the control plane
+#   --profile                part 1: one extra run of netpol-guard under
+#                            perf record; its top functions go in the report
 #
 # Needs: cargo, go (control plane, Kyverno), kubectl, openssl, curl, wrk
 # (installed from Debian if missing), python3 with PyYAML.
@@ -28,7 +31,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 . benches/load/lib.sh
 
-SIZE=full ROUNDS=5 PARTS=1,2,3,4 OUT="" KYVERNO=1 PRE10=1 KEEP=0
+SIZE=full ROUNDS=5 PARTS=1,2,3,4 OUT="" KYVERNO=1 PRE10=1 KEEP=0 PROFILE=0
 ARGS="$*"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -39,7 +42,8 @@ while [[ $# -gt 0 ]]; do
     --no-kyverno) KYVERNO=0; shift ;;
     --no-pre10) PRE10=0; shift ;;
     --keep) KEEP=1; shift ;;
-    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
+    --profile) PROFILE=1; shift ;;
+    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
   esac
 done
 [[ "$SIZE" == full || "$SIZE" == tiny ]] || { echo "run.sh: --size full|tiny" >&2; exit 2; }
@@ -116,10 +120,11 @@ elif has_part 4; then
 fi
 
 echo "run.sh: measuring (size $SIZE, $ROUNDS round(s), parts $PARTS); machine load $(loadavg)" >&2
-keep=()
-[[ $KEEP == 1 ]] && keep=(--keep)
+extra=()
+[[ $KEEP == 1 ]] && extra=(--keep)
+[[ $PROFILE == 1 ]] && extra+=(--profile)
 python3 benches/apiserver/bench.py --work "$work" --bin-dir "$work/bin" --cp-bin "$CP_BIN" \
   --size "$SIZE" --rounds "$ROUNDS" --parts "$PARTS" --kyverno-status "$kstatus" \
   --pre10-bin "$pre10_bin" --pre10-reason "$pre10_reason" --out "$OUT" \
   --command "benches/apiserver/run.sh $ARGS" --source "$(source_state)" \
-  --rustc "$(rustc --version | cut -d' ' -f1-2)" --wrk "$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f2)" "${keep[@]}"
+  --rustc "$(rustc --version | cut -d' ' -f1-2)" --wrk "$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f2)" "${extra[@]}"

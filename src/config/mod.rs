@@ -165,6 +165,10 @@ pub struct Config {
     /// How long a live re-read from the API server may take before a
     /// require-network-policy denial is confirmed from the cache alone.
     pub live_read_timeout_millis: u64,
+    /// How old a live read of a namespace may be and still answer the next
+    /// denial there (0: every denial waits for a read that started after it
+    /// arrived). Bounds the API server reads a flood of denials causes.
+    pub live_read_reuse_millis: u64,
     /// Log level (`error`, `warn`, `info`, `debug`, `trace`, or a tracing
     /// filter); the NETPOL_GUARD_LOG environment variable overrides it.
     pub log_level: String,
@@ -254,6 +258,7 @@ impl Default for Config {
             auto_manage: false,
             auto_manage_mode: None,
             live_read_timeout_millis: 1000,
+            live_read_reuse_millis: 1000,
             log_level: "info".into(),
             policy_reports: PolicyReports::default(),
         }
@@ -423,6 +428,12 @@ impl Settings {
             return Err(ConfigError::Value {
                 key: "liveReadTimeoutMillis",
                 problem: format!("{} is outside 1..=10000", config.live_read_timeout_millis),
+            });
+        }
+        if config.live_read_reuse_millis > 10_000 {
+            return Err(ConfigError::Value {
+                key: "liveReadReuseMillis",
+                problem: format!("{} is outside 0..=10000", config.live_read_reuse_millis),
             });
         }
         let allowed_cidrs = config

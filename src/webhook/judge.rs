@@ -38,9 +38,11 @@ pub(super) async fn judge_request(
         return Ok(engine::decide(req, &view, &settings)?);
     };
     let ns = req.namespace.as_deref().unwrap_or("");
+    note_write(reader, req);
     let cache_miss =
         !ns.is_empty() && !settings.is_excluded(ns) && view.namespace_labels(ns).is_none();
     let timeout = Duration::from_millis(settings.config.live_read_timeout_millis);
+    let reuse = Duration::from_millis(settings.config.live_read_reuse_millis);
     if !cache_miss {
         let verdict = engine::decide(req, &view, &settings)?;
         if denies(&verdict, RuleId::BaselineProtected)
@@ -55,8 +57,14 @@ pub(super) async fn judge_request(
             return Ok(verdict);
         }
     }
-    let snapshot = match live_read(state, ns, timeout, reader.namespace(ns)).await {
-        Ok(s) => s,
+    let snapshot = match live_read(state, ns, timeout, reader.namespace(ns, reuse)).await {
+        Ok((s, source)) => {
+            state.metrics.inc(
+                "netpol_guard_live_reads_total",
+                &[("source", source.as_str())],
+            );
+            s
+        }
         Err(reason) => {
             if cache_miss {
                 // Fail closed: the cache cannot say whether the namespace is managed.
@@ -92,6 +100,22 @@ pub(super) async fn judge_request(
             .inc("netpol_guard_live_rereads_total", &[("result", result)]);
     }
     Ok(verdict)
+}
+
+/// Tells the reader about a write that a live read of its namespace would
+/// see, so an older read is not reused for the next denial there.
+fn note_write(reader: &LiveReader, req: &AdmissionRequest) {
+    if req.operation == Operation::Connect {
+        return;
+    }
+    let kind = req.kind.kind.as_str();
+    let core = req.kind.group.is_empty() && req.kind.version == "v1";
+    let ns = match (kind, req.namespace.as_deref(), req.name.as_deref()) {
+        ("Namespace", _, Some(name)) if core => name,
+        ("NetworkPolicy" | "CiliumNetworkPolicy", Some(ns), _) => ns,
+        _ => return,
+    };
+    reader.note_write(ns);
 }
 
 /// One live read of the API server within `timeout`; a failure is counted

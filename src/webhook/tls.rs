@@ -188,7 +188,8 @@ impl CertStore {
     /// old certificate long after a rotation. kube-apiserver keeps its
     /// connections alive and does not resume sessions anyway (Go's TLS
     /// client has no session cache unless one is set).
-    /// `http2`: offer `h2` by ALPN besides HTTP/1.1 (`serve --http2`).
+    /// `http2`: offer `h2` by ALPN besides HTTP/1.1 (`serve --http2`, on
+    /// unless `--http2=false`).
     /// `client_ca`: verify client certificates against these roots
     /// (`serve --client-ca`). A client without one still completes the
     /// handshake, since the kubelet's probes present none; the server then

@@ -1,6 +1,6 @@
 //! TLS and HTTP: the accept loop with its connection limits and timeouts,
-//! HTTP/1.1 keep-alive (what kube-apiserver speaks to webhooks) and HTTP/2
-//! behind a flag, and the drain on SIGTERM.
+//! HTTP/2 (what kube-apiserver speaks to a webhook that offers it, over one
+//! connection) and HTTP/1.1 keep-alive, and the drain on SIGTERM.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -155,8 +155,10 @@ pub(super) async fn serve_on(
         .max_buf_size(64 << 10)
         .keep_alive(true);
     let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    // HTTP/2 (only with --http2): idle connections are pinged and closed
-    // when they do not answer, like HTTP/1.1's header read timeout.
+    // HTTP/2 (unless --http2=false): idle connections are pinged and closed
+    // when they do not answer, like HTTP/1.1's header read timeout; a client
+    // that answers pings is bounded by --max-connections, as an HTTP/1.1
+    // client that sends a request now and then is.
     http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)

@@ -1054,6 +1054,11 @@ async fn drill_6_a_burst_of_ten_times_the_steady_rate_is_shed_with_503_never_a_c
     const SLOW: Duration = Duration::from_millis(300);
     let _one_at_a_time = SERIAL.lock().await;
     let fake = slow_cluster(SLOW).await;
+    // Every denial waits for a slow read of its own (no reuse of a recent
+    // one): that is the load that fills the slots.
+    fake.apply_object(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "netpol-guard", "namespace": "netpol-guard"},
+        "data": {"config.yaml": "liveReadReuseMillis: 0\n"}}));
     let max = MAX_IN_FLIGHT.to_string();
     let Served {
         mut server,
