@@ -448,8 +448,10 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                      "-l", "app.kubernetes.io/name=netpol-guard", "--ignore-not-found")
         time.sleep(1.5)
 
-    def start_ng(self, name, binary=None, client_ca=True, env=None, extra=()):
-        port = free_port()
+    def start_ng(self, name, binary=None, client_ca=True, env=None, extra=(), port=None):
+        # A restarted replica comes back on its port: the forwarder has a
+        # fixed backend list (a Service's endpoints would follow the pod).
+        port = port or free_port()
         argv = [binary or os.path.join(self.bin, "netpol-guard"), "--log-format", "json", "serve",
                 "--addr", f"127.0.0.1:{port}", "--tls-cert", self.tls[0], "--tls-key", self.tls[1], *extra]
         if client_ca:
@@ -494,6 +496,9 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
         """Audit events (ResponseComplete, or ResponseStarted of a watch)
         logged between two byte offsets, one per request."""
         seen, out = set(), []
+        if self.audit_mark() < (end or start):
+            raise Failure(f"the audit log {self.audit_log} shrank below byte {end or start}: rotated? "
+                          "(tests/e2e/cluster.sh sets --audit-log-maxsize)")
         with open(self.audit_log, "rb") as f:
             f.seek(start)
             data = f.read((end - start) if end else -1)
@@ -1008,8 +1013,8 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                         p.stop()
                         restarted["who"] = holder
 
-                        def again(j=j, name=p.name):
-                            self.ng[j] = self.start_ng(name)
+                        def again(j=j, name=p.name, port=p.port):
+                            self.ng[j] = self.start_ng(name, port=port)
                         restarted["thread"] = threading.Thread(target=again)
                         restarted["thread"].start()
             mark = self.audit_mark()
@@ -1123,7 +1128,7 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
                 pass
             for j, p in enumerate(self.ng):
                 if not p.alive():
-                    self.ng[j] = self.start_ng(p.name)
+                    self.ng[j] = self.start_ng(p.name, port=p.port)
         return rows
 
     # -- part 3
@@ -1303,7 +1308,7 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
             for p in reps:
                 p.stop()
         for j, p in enumerate(self.ng):
-            self.ng[j] = self.start_ng(p.name)
+            self.ng[j] = self.start_ng(p.name, port=p.port)
         o(f"{s['flood_clients']} wrk clients POST the same uncovered `deployments?dryRun=All` into the managed "
           f"namespace `{ns}` for {s['flood_seconds']} s through the API server; 2 replicas of each build behind the "
           "forwarder (without `--client-ca`, which the older build lacks; the current build with "

@@ -884,8 +884,7 @@ impl LiveReader {
 
     /// Records that this replica admitted a write in `ns` that a live read
     /// would see (a policy created, updated or deleted, the Namespace
-    /// relabelled):
-    /// reads that started before it are not reused.
+    /// relabelled): reads that started before it are not reused.
     pub fn note_write(&self, ns: &str) {
         let mut writes = match self.writes.lock() {
             Ok(g) => g,

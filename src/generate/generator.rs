@@ -18,7 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -152,6 +152,7 @@ pub fn spawn(client: Client, shared: Shared, leadership: Leadership) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Controller::new(namespaces, watcher::Config::default())
+            .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
             .watches(policies, generated, |np| {
                 np.metadata
                     .namespace
@@ -163,6 +164,13 @@ pub fn spawn(client: Client, shared: Shared, leadership: Leadership) {
             .await;
     });
 }
+
+/// Namespaces reconciled at once. Unbounded, a burst of 2,000 newly managed
+/// namespaces put thousands of requests in flight at once: the API server
+/// queued them with the Lease renewals behind them (same priority level, the
+/// same ServiceAccount), renewals timed out and leadership flapped, and
+/// every change of leader reconciled everything again.
+const RECONCILE_CONCURRENCY: u16 = 16;
 
 /// Consecutive failures after which a namespace's reconcile is reported
 /// loudly: a Warning Event, an ERROR line, the failing-namespaces gauge.

@@ -105,14 +105,18 @@ pub(super) async fn judge_request(
 /// Tells the reader about a write that a live read of its namespace would
 /// see, so an older read is not reused for the next denial there.
 fn note_write(reader: &LiveReader, req: &AdmissionRequest) {
-    if req.operation == Operation::Connect {
+    let subresource = req.sub_resource.as_deref().is_some_and(|s| !s.is_empty());
+    if req.operation == Operation::Connect || subresource {
         return;
     }
-    let kind = req.kind.kind.as_str();
-    let core = req.kind.group.is_empty() && req.kind.version == "v1";
-    let ns = match (kind, req.namespace.as_deref(), req.name.as_deref()) {
-        ("Namespace", _, Some(name)) if core => name,
-        ("NetworkPolicy" | "CiliumNetworkPolicy", Some(ns), _) => ns,
+    let group_kind = (req.kind.group.as_str(), req.kind.kind.as_str());
+    let ns = match (group_kind, req.namespace.as_deref(), req.name.as_deref()) {
+        (("", "Namespace"), _, Some(name)) => name,
+        (
+            ("networking.k8s.io", "NetworkPolicy") | ("cilium.io", "CiliumNetworkPolicy"),
+            Some(ns),
+            _,
+        ) => ns,
         _ => return,
     };
     reader.note_write(ns);

@@ -174,8 +174,10 @@ start_apiserver() {
   local audit=()
   if [[ -n "${NETPOL_GUARD_E2E_AUDIT_POLICY:-}" ]]; then
     mkdir -p "$LOGS"
+    # One file, never rotated (the default rotates at 100 MB): the bench
+    # reads it by byte offsets.
     audit=(--audit-policy-file "$NETPOL_GUARD_E2E_AUDIT_POLICY" --audit-log-path "$LOGS/audit.log"
-      --audit-log-format json --audit-log-mode blocking)
+      --audit-log-format json --audit-log-mode blocking --audit-log-maxsize 0)
   fi
   launch kube-apiserver "$bin/kube-apiserver" "${audit[@]}" \
     --etcd-servers "http://127.0.0.1:$(cat "$DIR/etcd.port")" \
