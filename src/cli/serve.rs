@@ -85,8 +85,8 @@ pub struct ServeArgs {
     /// HTTP/1.1 only. kube-apiserver speaks HTTP/2 to a webhook that offers
     /// it: one multiplexed connection instead of one per concurrent call
     /// (benches/apiserver measured 1 connection against about 30, and the
-    /// latency the webhook adds through the API server fell to the minimal
-    /// webhook's).
+    /// latency netpol-guard adds through the API server went from 4.2x a
+    /// minimal webhook's to 1.4x).
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", action = clap::ArgAction::Set, value_name = "BOOL")]
     http2: bool,

@@ -676,7 +676,8 @@ impl LiveView {
 /// Live reads of one namespace, for read-after-write safety. Every read
 /// here is caused by an admission request, and anyone who can reach the
 /// webhook port can send those, so reads are bounded four ways:
-/// - **coalesced**: at most one read of a namespace is in flight; a request
+/// - **coalesced**: at most one read of a namespace is in flight, even when
+///   its caller gave up waiting (it finishes in a task of its own); a request
 ///   that arrives while one runs waits for the next read (one that started
 ///   after it arrived, so a policy applied just before it is seen), and
 ///   requests waiting together share it;
@@ -919,7 +920,7 @@ impl LiveReader {
             }
             slots.entry(ns.to_string()).or_default().clone()
         };
-        let mut last = slot.lock().await;
+        let mut last = slot.lock_owned().await;
         if let Some(read) = last.as_ref() {
             if read.started >= asked {
                 return read.result.clone().map(|s| (s, ReadSource::Shared));
@@ -933,13 +934,26 @@ impl LiveReader {
                 return read.result.clone().map(|s| (s, ReadSource::Reused));
             }
         }
-        let started = std::time::Instant::now();
-        let result = self.read_namespace(ns).await.map(Arc::new);
-        *last = Some(LastRead {
-            started,
-            result: result.clone(),
+        // The read runs to its end in a task of its own, holding the slot:
+        // a caller that gives up (liveReadTimeoutMillis) no longer abandons
+        // a request the API server is still serving while the next caller
+        // starts another, so the API server sees at most one read of a
+        // namespace per replica at a time (measured before: 2).
+        let this = self.clone();
+        let namespace = ns.to_string();
+        let read = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = this.read_namespace(&namespace).await.map(Arc::new);
+            *last = Some(LastRead {
+                started,
+                result: result.clone(),
+            });
+            result
         });
-        result.map(|s| (s, ReadSource::Read))
+        match read.await {
+            Ok(result) => result.map(|s| (s, ReadSource::Read)),
+            Err(e) => Err(LiveReadError::Api(format!("the live read failed: {e}"))),
+        }
     }
 
     fn written_since(&self, ns: &str, started: std::time::Instant) -> bool {
@@ -1013,6 +1027,30 @@ mod tests {
                     "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
         let (ns, w) = crate::cluster::known_workload(WorkloadKind::Deployment, &obj, &[]).unwrap();
         (ns, name.to_string(), Some(Arc::new(w)))
+    }
+
+    /// Issue 16: which reads a noted write rules out for reuse. A write
+    /// noted up to `WRITE_SETTLE` before a read started may still have been
+    /// on its way to etcd; the bound on the map clears it whole and then
+    /// rules out every read from before the clearing.
+    #[test]
+    fn a_noted_write_rules_out_reads_that_may_have_missed_it() {
+        use std::time::Instant;
+        let t0 = Instant::now();
+        let later = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut w = Writes::default();
+        assert!(!w.since("a", t0), "nothing written");
+        w.at.insert("a".into(), later(1_000));
+        assert!(w.since("a", t0), "written after the read started");
+        assert!(w.since("a", later(1_000) + WRITE_SETTLE), "still settling");
+        assert!(
+            !w.since("a", later(1_001) + WRITE_SETTLE),
+            "settled before the read started"
+        );
+        assert!(!w.since("b", t0), "another namespace");
+        w.cleared = Some(later(2_000));
+        assert!(w.since("b", t0), "cleared: any namespace, any older read");
+        assert!(!w.since("b", later(2_001) + WRITE_SETTLE));
     }
 
     /// Issue 14: every event publishes a clone of the model's view; the view

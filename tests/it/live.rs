@@ -579,6 +579,51 @@ async fn a_recent_re_read_answers_the_next_denials_until_a_policy_is_written() {
     assert_eq!(lists(), before + 2);
 }
 
+/// Issue 16: a caller that gave up on a slow live read
+/// (`liveReadTimeoutMillis`) dropped the request mid-flight, and the next
+/// denial started another read while the API server was still serving the
+/// first: 2 in flight from one replica under a flood of denials. The read
+/// now runs to its end in a task of its own, holding the namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_whose_caller_gave_up_still_holds_the_namespace() {
+    let fake = fake_cluster().await;
+    fake.apply_object(&configmap(
+        "liveReadTimeoutMillis: 200\nliveReadReuseMillis: 0\n",
+    ));
+    let live = start_live(&fake, &[]);
+    let s = &live.server;
+    wait_ready(s).await;
+    let path = "/apis/networking.k8s.io/v1/namespaces/payments/networkpolicies";
+    let lists = || fake.count_requests("GET", path);
+    let before = lists();
+    fake.delay_requests(
+        RequestMatcher::path(path).watch(false),
+        Duration::from_secs(3),
+        1,
+    );
+    let started = Instant::now();
+    for _ in 0..3 {
+        // Each gives up after 200 ms; the cache's denial stands.
+        let v = verdict(s, "deployment-create-uncovered.json").await;
+        assert_eq!(v["allowed"], false, "{v}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the held LIST must still be in flight for this to test anything"
+    );
+    assert_eq!(
+        lists(),
+        before + 1,
+        "one LIST in flight, not one per caller"
+    );
+    // Once the held read ends, the next denial reads again.
+    eventually("a new read after the held one", || async {
+        verdict(s, "deployment-create-uncovered.json").await;
+        lists() >= before + 2
+    })
+    .await;
+}
+
 /// The AdmissionReview of a developer deleting policy `name` in payments.
 fn policy_delete_review(name: &str) -> Vec<u8> {
     let mut review: Value =
