@@ -820,6 +820,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("liveReadTimeoutMillis"), "{e}");
+        let e = Settings::from_yaml("liveReadReuseMillis: 10001\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("liveReadReuseMillis") && e.contains("0..=10000"),
+            "{e}"
+        );
+        let s = Settings::from_yaml("liveReadReuseMillis: 0\n").unwrap();
+        assert_eq!(s.config.live_read_reuse_millis, 0);
     }
 
     #[test]
