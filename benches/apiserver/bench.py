@@ -294,6 +294,21 @@ def established_at(port, after):
     return len(out.splitlines())
 
 
+def make_pki(pki, newkey):
+    """A CA and a serving certificate for 127.0.0.1 it signed, in `pki`:
+    (tls.crt, tls.key, ca.crt). `newkey`: openssl's -newkey argument, e.g.
+    `rsa:2048` or `ec -pkeyopt ec_paramgen_curve:P-256`."""
+    os.makedirs(pki, exist_ok=True)
+    sh = f"""set -e; cd {pki}
+openssl req -x509 -newkey {newkey} -nodes -keyout ca.key -out ca.crt -days 7 -subj /CN=bench-webhook-ca 2>/dev/null
+openssl req -newkey {newkey} -nodes -keyout tls.key -out tls.csr -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\\nextendedKeyUsage = serverAuth\\n' > tls.ext
+openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile tls.ext -out tls.crt 2>/dev/null
+"""
+    subprocess.run(["bash", "-c", sh], check=True)
+    return (os.path.join(pki, "tls.crt"), os.path.join(pki, "tls.key"), os.path.join(pki, "ca.crt"))
+
+
 def free_port():
     import socket
     s = socket.socket()
@@ -418,16 +433,7 @@ current-context: bench
         return path
 
     def webhook_pki(self):
-        pki = os.path.join(self.work, "webhook-pki")
-        os.makedirs(pki, exist_ok=True)
-        sh = f"""set -e; cd {pki}
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 7 -subj /CN=bench-webhook-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj /CN=127.0.0.1 2>/dev/null
-printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\\nextendedKeyUsage = serverAuth\\n' > tls.ext
-openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile tls.ext -out tls.crt 2>/dev/null
-"""
-        subprocess.run(["bash", "-c", sh], check=True)
-        self.tls = (os.path.join(pki, "tls.crt"), os.path.join(pki, "tls.key"), os.path.join(pki, "ca.crt"))
+        self.tls = make_pki(os.path.join(self.work, "webhook-pki"), "rsa:2048")
 
     def register(self, port, ca_pem):
         """The shipped webhook configurations, each clientConfig a URL to the
@@ -462,6 +468,23 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
         p.port = port
         p.ready_s = wait_https_ready(port, p)
         return p
+
+    def start_minimal(self):
+        """Two replicas of examples/minimal_webhook, and their CA bundle:
+        their ephemeral self-signed certificates, read off the wire."""
+        procs, ca = [], ""
+        for x in "ab":
+            port = free_port()
+            p = self.spawn(f"minimal-{x}", [os.path.join(self.bin, "minimal_webhook"), f"127.0.0.1:{port}"])
+            p.port = port
+            p.ready_s = wait_https_ready(port, p)
+            procs.append(p)
+            r = subprocess.run(f"openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null "
+                               "2>/dev/null | openssl x509", shell=True, capture_output=True, text=True)
+            if "BEGIN CERTIFICATE" not in r.stdout:
+                raise Failure("could not read the minimal webhook's certificate")
+            ca += r.stdout
+        return procs, ca
 
     def start_balancer(self, name, ports):
         p = self.spawn(name, [os.path.join(self.bin, "tcp_balancer"), "127.0.0.1:0",
@@ -653,21 +676,7 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
         self.ng = ng_procs
         self.wait("a Lease holder", self.lease_holder, 60)
         ng_lb = self.start_balancer("balancer-netpol-guard", [p.port for p in ng_procs])
-        min_procs = []
-        for x in "ab":
-            port = free_port()
-            p = self.spawn(f"minimal-{x}", [os.path.join(self.bin, "minimal_webhook"), f"127.0.0.1:{port}"])
-            p.port = port
-            p.ready_s = wait_https_ready(port, p)
-            min_procs.append(p)
-        # The minimal webhook's ephemeral self-signed certificates are its CA bundle.
-        min_ca = ""
-        for p in min_procs:
-            r = subprocess.run(f"openssl s_client -connect 127.0.0.1:{p.port} -servername localhost </dev/null "
-                               "2>/dev/null | openssl x509", shell=True, capture_output=True, text=True)
-            if "BEGIN CERTIFICATE" not in r.stdout:
-                raise Failure("could not read the minimal webhook's certificate")
-            min_ca += r.stdout
+        min_procs, min_ca = self.start_minimal()
         min_lb = self.start_balancer("balancer-minimal", [p.port for p in min_procs])
         ng_ca = open(self.tls[2]).read()
         self.write_requests()
@@ -764,7 +773,8 @@ openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -
     def perf_profile(self, lb, procs, clients=64):
         """One extra run of (b) at `clients`, outside the rounds (sampling
         costs CPU), with `perf record` on both replicas: where netpol-guard's
-        CPU goes, by function (self time), as `perf report` prints it."""
+        CPU goes, as `perf report` prints it: self time by binary and by
+        function, and inclusive time of chosen entry points."""
         if not shutil.which("perf"):
             return "perf is not installed: no profile"
         self.register(lb.port, open(self.tls[2]).read())

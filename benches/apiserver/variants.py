@@ -25,20 +25,7 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import HZ, ROOT, Bench, cpu_ticks, established_at, free_port, wait_https_ready  # noqa: E402
-
-
-def ecdsa_pki(work):
-    pki = os.path.join(work, "ec-pki")
-    os.makedirs(pki, exist_ok=True)
-    sh = f"""set -e; cd {pki}
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 7 -subj /CN=bench-ec-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr -subj /CN=127.0.0.1 2>/dev/null
-printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\\nextendedKeyUsage = serverAuth\\n' > tls.ext
-openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile tls.ext -out tls.crt 2>/dev/null
-"""
-    subprocess.run(["bash", "-c", sh], check=True)
-    return (f"{pki}/tls.crt", f"{pki}/tls.key", f"{pki}/ca.crt")
+from bench import HZ, ROOT, Bench, cpu_ticks, established_at, make_pki  # noqa: E402
 
 
 def main():
@@ -78,22 +65,13 @@ def main():
             "h1": lambda: ng("h1", extra=("--http2=false",)),
             "nomtls": lambda: ng("nomtls", client_ca=False),
             "quiet": lambda: ng("quiet", env={"NETPOL_GUARD_LOG": "warn"}),
-            "ecdsa": lambda: ng("ecdsa", tls=ecdsa_pki(work)),
+            "ecdsa": lambda: ng("ecdsa", tls=make_pki(f"{work}/ec-pki", "ec -pkeyopt ec_paramgen_curve:P-256")),
         }
         for v in want:
             if v in setups:
                 setups[v]()
             elif v == "min":
-                reps, ca = [], ""
-                for x in "ab":
-                    port = free_port()
-                    p = b.spawn(f"minimal-{x}", [f"{work}/bin/minimal_webhook", f"127.0.0.1:{port}"])
-                    p.port = port
-                    wait_https_ready(port, p)
-                    reps.append(p)
-                    ca += subprocess.run(f"openssl s_client -connect 127.0.0.1:{port} -servername localhost "
-                                         "</dev/null 2>/dev/null | openssl x509", shell=True,
-                                         capture_output=True, text=True).stdout
+                reps, ca = b.start_minimal()
                 variants["min"] = (reps, b.start_balancer("lb-min", [p.port for p in reps]), ca)
             elif v == "none":
                 variants["none"] = ([], None, None)

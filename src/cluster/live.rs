@@ -26,6 +26,7 @@ use crate::cluster::meta;
 use crate::cluster::store::ViewWriter;
 use crate::cluster::{ClusterView, KnownWorkload, NamespaceMeta, PolicyKind};
 use crate::config::store::SettingsStore;
+use crate::logging::lock_ignoring_poison;
 use crate::metrics::Metrics;
 use crate::workload::WorkloadKind;
 
@@ -482,10 +483,7 @@ impl LiveView {
     }
 
     fn with_model(&self, f: impl FnOnce(&mut Model) -> Outcome) {
-        let mut guard = match self.model.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut guard = lock_ignoring_poison(&self.model);
         let outcome = f(&mut guard);
         settle(&self.writer, &mut guard, outcome);
     }
@@ -861,10 +859,7 @@ impl LiveReader {
 
     /// A token for one API call, or `RateLimited`.
     fn allowed(&self) -> Result<(), LiveReadError> {
-        let mut bucket = match self.bucket.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut bucket = lock_ignoring_poison(&self.bucket);
         if bucket.take() {
             Ok(())
         } else {
@@ -887,10 +882,7 @@ impl LiveReader {
     /// would see (a policy created, updated or deleted, the Namespace
     /// relabelled): reads that started before it are not reused.
     pub fn note_write(&self, ns: &str) {
-        let mut writes = match self.writes.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut writes = lock_ignoring_poison(&self.writes);
         let now = std::time::Instant::now();
         if writes.at.len() >= SLOTS_KEPT {
             writes.at.clear();
@@ -910,10 +902,7 @@ impl LiveReader {
     ) -> Result<(Arc<NamespaceSnapshot>, ReadSource), LiveReadError> {
         let asked = std::time::Instant::now();
         let slot = {
-            let mut slots = match self.slots.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut slots = lock_ignoring_poison(&self.slots);
             if slots.len() > SLOTS_KEPT {
                 // Only the ones a caller holds right now are kept.
                 slots.retain(|_, s| Arc::strong_count(s) > 1);
@@ -957,10 +946,7 @@ impl LiveReader {
     }
 
     fn written_since(&self, ns: &str, started: std::time::Instant) -> bool {
-        match self.writes.lock() {
-            Ok(g) => g.since(ns, started),
-            Err(poisoned) => poisoned.into_inner().since(ns, started),
-        }
+        lock_ignoring_poison(&self.writes).since(ns, started)
     }
 
     async fn read_namespace(&self, ns: &str) -> Result<NamespaceSnapshot, LiveReadError> {

@@ -30,6 +30,8 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::logging::lock_ignoring_poison;
+
 /// How long a Lease stays valid without renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the leader renews.
@@ -65,10 +67,7 @@ impl Leadership {
         let Some(until) = &self.until else {
             return true;
         };
-        let guard = match until.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let guard = lock_ignoring_poison(until);
         guard.is_some_and(|t| Instant::now() < t)
     }
 
@@ -81,19 +80,13 @@ impl Leadership {
     /// When leadership ends unless renewed (`None`: not leading, or always).
     fn until(&self) -> Option<Instant> {
         let until = self.until.as_ref()?;
-        let guard = match until.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let guard = lock_ignoring_poison(until);
         *guard
     }
 
     fn set_until(&self, value: Option<Instant>) {
         if let Some(until) = &self.until {
-            let mut guard = match until.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut guard = lock_ignoring_poison(until);
             *guard = value;
         }
     }

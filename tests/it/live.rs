@@ -13,6 +13,18 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(shared(&format!("fixtures/admission/{name}"))).unwrap()
 }
 
+/// The live re-read's request: every policy of payments.
+const PAYMENTS_POLICIES: &str = "/apis/networking.k8s.io/v1/namespaces/payments/networkpolicies";
+
+/// A policy that covers the ledger Deployment of
+/// `deployment-create-uncovered.json` (ingress from app=api).
+fn ledger_policy() -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "ledger", "namespace": "payments"},
+        "spec": {"podSelector": {"matchLabels": {"app": "ledger"}}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}]}]}})
+}
+
 /// A fake API server holding the shared fixture cluster (payments managed,
 /// its baseline, payments-api and postgres policies).
 async fn fake_cluster() -> FakeApiServer {
@@ -143,12 +155,7 @@ async fn a_policy_created_just_before_its_workload_is_found_by_the_live_re_read(
     // Starve the watch: drop it and hold the re-watch back, so only a live
     // read can know about the new policy.
     starve_watch(&fake, "/apis/networking.k8s.io/v1/networkpolicies");
-    fake.apply_object(
-        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "ledger", "namespace": "payments"},
-        "spec": {"podSelector": {"matchLabels": {"app": "ledger"}}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}]}]}}),
-    );
+    fake.apply_object(&ledger_policy());
     tokio::time::sleep(Duration::from_millis(1)).await;
     let v = verdict(s, "deployment-create-uncovered.json").await;
     assert_eq!(v["allowed"], true, "{v}");
@@ -157,12 +164,7 @@ async fn a_policy_created_just_before_its_workload_is_found_by_the_live_re_read(
         m.contains("netpol_guard_live_rereads_total{result=\"overturned\"} 1\n"),
         "{m}"
     );
-    assert!(
-        fake.count_requests(
-            "GET",
-            "/apis/networking.k8s.io/v1/namespaces/payments/networkpolicies"
-        ) >= 1
-    );
+    assert!(fake.count_requests("GET", PAYMENTS_POLICIES) >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,16 +510,8 @@ async fn a_recent_re_read_answers_the_next_denials_until_a_policy_is_written() {
     let live = start_live(&fake, &[]);
     let s = &live.server;
     wait_ready(s).await;
-    let lists = || {
-        fake.count_requests(
-            "GET",
-            "/apis/networking.k8s.io/v1/namespaces/payments/networkpolicies",
-        )
-    };
-    let ledger = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "ledger", "namespace": "payments"},
-        "spec": {"podSelector": {"matchLabels": {"app": "ledger"}}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}]}]}});
+    let lists = || fake.count_requests("GET", PAYMENTS_POLICIES);
+    let ledger = ledger_policy();
 
     assert_eq!(
         verdict(s, "deployment-create-uncovered.json").await["allowed"],
@@ -593,11 +587,10 @@ async fn a_read_whose_caller_gave_up_still_holds_the_namespace() {
     let live = start_live(&fake, &[]);
     let s = &live.server;
     wait_ready(s).await;
-    let path = "/apis/networking.k8s.io/v1/namespaces/payments/networkpolicies";
-    let lists = || fake.count_requests("GET", path);
+    let lists = || fake.count_requests("GET", PAYMENTS_POLICIES);
     let before = lists();
     fake.delay_requests(
-        RequestMatcher::path(path).watch(false),
+        RequestMatcher::path(PAYMENTS_POLICIES).watch(false),
         Duration::from_secs(3),
         1,
     );
