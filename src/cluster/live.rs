@@ -24,7 +24,9 @@ use serde_json::Value;
 use crate::cluster::kinds::{self, ApiKind};
 use crate::cluster::meta;
 use crate::cluster::store::ViewWriter;
-use crate::cluster::{ClusterView, KnownWorkload, NamespaceMeta, PolicyKind};
+use crate::cluster::{
+    ClusterView, CompiledPolicy, KnownWorkload, NamespaceMeta, PolicyKind, ViewError,
+};
 use crate::config::store::SettingsStore;
 use crate::logging::lock_ignoring_poison;
 use crate::metrics::Metrics;
@@ -76,6 +78,43 @@ fn full_json(obj: &DynamicObject, kind: PolicyKind) -> Option<Value> {
 /// An object's key in its namespace: its kind, then its name.
 type ObjectKey = (&'static str, String);
 
+/// A policy as a watch hands it to the model. A namespaced one is compiled
+/// as it arrives, and the model keeps only that (`CompiledPolicy`); a
+/// cluster-wide one is kept whole, cut down (they are few, and compiled
+/// together).
+enum PolicyItem {
+    Namespaced {
+        namespace: String,
+        name: String,
+        /// An error is logged when the policy is applied, and the policy
+        /// left out of the view (as `ClusterView::set_namespace` does).
+        compiled: Result<CompiledPolicy, ViewError>,
+    },
+    Clusterwide {
+        name: String,
+        obj: Value,
+    },
+}
+
+impl PolicyItem {
+    /// `obj` with `apiVersion` and `kind` set; `None` without a name (or a
+    /// namespace, for a namespaced kind).
+    fn new(kind: PolicyKind, obj: Value) -> Option<Self> {
+        let name = name(&obj)?;
+        if kind == PolicyKind::CiliumClusterwideNetworkPolicy {
+            let obj = crate::cluster::slim_policy(&obj);
+            return Some(Self::Clusterwide { name, obj });
+        }
+        let namespace = namespace(&obj)?;
+        let compiled = CompiledPolicy::of_kind(&obj, kind);
+        Some(Self::Namespaced {
+            namespace,
+            name,
+            compiled,
+        })
+    }
+}
+
 /// One change from a watch: a complete (re)list, or one object.
 enum Change<T> {
     Replace(Vec<T>),
@@ -100,8 +139,8 @@ type WorkloadItem = (String, String, Option<Arc<KnownWorkload>>);
 #[derive(Default)]
 struct Model {
     namespaces: HashMap<String, NamespaceMeta>,
-    /// Namespaced policies: namespace -> (kind, name) -> object.
-    policies: HashMap<String, BTreeMap<ObjectKey, Value>>,
+    /// Namespaced policies: namespace -> (kind, name) -> compiled policy.
+    policies: HashMap<String, BTreeMap<ObjectKey, CompiledPolicy>>,
     clusterwide: BTreeMap<String, Value>,
     /// Existing workloads: namespace -> (kind, name) -> slim workload.
     workloads: HashMap<String, BTreeMap<ObjectKey, Arc<KnownWorkload>>>,
@@ -139,9 +178,8 @@ impl Model {
         let meta = self.namespaces.get(ns).cloned();
         let empty = BTreeMap::new();
         let policies = self.policies.get(ns).unwrap_or(&empty);
-        for e in self.view.set_namespace(ns, meta, policies.values()) {
-            tracing::warn!(namespace = ns, error = %e, "policy ignored: it cannot be compiled");
-        }
+        self.view
+            .set_namespace_compiled(ns, meta, policies.values());
     }
 
     fn rebuild_clusterwide(&mut self) {
@@ -151,50 +189,83 @@ impl Model {
     }
 
     /// Replaces every object of a policy kind (after a (re)list).
-    fn replace_policies(&mut self, kind: PolicyKind, objects: Vec<Value>) {
+    fn replace_policies(&mut self, kind: PolicyKind, items: Vec<PolicyItem>) {
         if kind == PolicyKind::CiliumClusterwideNetworkPolicy {
-            self.clusterwide = objects
+            self.clusterwide = items
                 .into_iter()
-                .filter_map(|o| Some((name(&o)?, o)))
+                .filter_map(|item| match item {
+                    PolicyItem::Clusterwide { name, obj } => Some((name, obj)),
+                    PolicyItem::Namespaced { .. } => None,
+                })
                 .collect();
             self.rebuild_clusterwide();
             return;
         }
-        let items = objects
-            .into_iter()
-            .filter_map(|o| Some((namespace(&o)?, name(&o)?, o)));
-        for ns in replace_kind(&mut self.policies, kind.as_str(), items) {
+        let compiled = items.into_iter().filter_map(|item| match item {
+            PolicyItem::Namespaced {
+                namespace,
+                name,
+                compiled,
+            } => Some((
+                namespace.clone(),
+                name.clone(),
+                kept(&namespace, &name, compiled)?,
+            )),
+            PolicyItem::Clusterwide { .. } => None,
+        });
+        for ns in replace_kind(&mut self.policies, kind.as_str(), compiled) {
             self.rebuild_namespace(&ns);
         }
     }
 
-    fn apply_policy(&mut self, kind: PolicyKind, obj: Value) {
-        let Some(n) = name(&obj) else { return };
-        if kind == PolicyKind::CiliumClusterwideNetworkPolicy {
-            self.clusterwide.insert(n, obj);
-            self.rebuild_clusterwide();
-        } else if let Some(ns) = namespace(&obj) {
-            self.policies
-                .entry(ns.clone())
-                .or_default()
-                .insert((kind.as_str(), n), obj);
-            self.rebuild_namespace(&ns);
-        }
-    }
-
-    fn delete_policy(&mut self, kind: PolicyKind, obj: &Value) {
-        let Some(n) = name(obj) else { return };
-        if kind == PolicyKind::CiliumClusterwideNetworkPolicy {
-            self.clusterwide.remove(&n);
-            self.rebuild_clusterwide();
-        } else if let Some(ns) = namespace(obj) {
-            if let Some(m) = self.policies.get_mut(&ns) {
-                m.remove(&(kind.as_str(), n));
-                if m.is_empty() {
-                    self.policies.remove(&ns);
-                }
+    fn apply_policy(&mut self, kind: PolicyKind, item: PolicyItem) {
+        match item {
+            PolicyItem::Clusterwide { name, obj } => {
+                self.clusterwide.insert(name, obj);
+                self.rebuild_clusterwide();
             }
-            self.rebuild_namespace(&ns);
+            PolicyItem::Namespaced {
+                namespace,
+                name,
+                compiled,
+            } => {
+                // One that no longer compiles leaves the view, as it would
+                // at a rebuild from objects.
+                match kept(&namespace, &name, compiled) {
+                    Some(c) => {
+                        self.policies
+                            .entry(namespace.clone())
+                            .or_default()
+                            .insert((kind.as_str(), name), c);
+                    }
+                    None => self.remove_policy(kind, &namespace, name),
+                }
+                self.rebuild_namespace(&namespace);
+            }
+        }
+    }
+
+    fn delete_policy(&mut self, kind: PolicyKind, item: PolicyItem) {
+        match item {
+            PolicyItem::Clusterwide { name, .. } => {
+                self.clusterwide.remove(&name);
+                self.rebuild_clusterwide();
+            }
+            PolicyItem::Namespaced {
+                namespace, name, ..
+            } => {
+                self.remove_policy(kind, &namespace, name);
+                self.rebuild_namespace(&namespace);
+            }
+        }
+    }
+
+    fn remove_policy(&mut self, kind: PolicyKind, ns: &str, name: String) {
+        if let Some(m) = self.policies.get_mut(ns) {
+            m.remove(&(kind.as_str(), name));
+            if m.is_empty() {
+                self.policies.remove(ns);
+            }
         }
     }
 
@@ -270,7 +341,7 @@ impl Model {
         &mut self,
         kind: PolicyKind,
         required: bool,
-        change: Change<Value>,
+        change: Change<PolicyItem>,
     ) -> Outcome {
         match change {
             Change::Replace(all) => {
@@ -282,7 +353,7 @@ impl Model {
                 };
             }
             Change::Apply(v) => self.apply_policy(kind, v),
-            Change::Delete(v) => self.delete_policy(kind, &v),
+            Change::Delete(v) => self.delete_policy(kind, v),
         }
         Outcome::Changed
     }
@@ -315,6 +386,19 @@ impl Model {
             self.rebuild_namespace(&ns);
         }
     }
+}
+
+/// A compiled policy, or `None` after logging why it cannot be.
+fn kept(
+    namespace: &str,
+    name: &str,
+    compiled: Result<CompiledPolicy, ViewError>,
+) -> Option<CompiledPolicy> {
+    compiled
+        .inspect_err(|e| {
+            tracing::warn!(namespace, name, error = %e, "policy ignored: it cannot be compiled");
+        })
+        .ok()
 }
 
 fn name(o: &Value) -> Option<String> {
@@ -393,17 +477,25 @@ impl ModelDriver {
     /// readiness, the Cilium kinds do not, as in `LiveView::spawn`).
     pub fn list_policies(&mut self, kind: PolicyKind, all: Vec<Value>) {
         let required = kind == PolicyKind::NetworkPolicy;
-        self.handle(|m| m.policy_change(kind, required, Change::Replace(all)));
+        let items = all
+            .into_iter()
+            .filter_map(|o| PolicyItem::new(kind, o))
+            .collect();
+        self.handle(|m| m.policy_change(kind, required, Change::Replace(items)));
     }
 
     /// One policy added or changed (`obj` with `apiVersion` and `kind`).
     pub fn apply_policy(&mut self, kind: PolicyKind, obj: Value) {
-        self.handle(|m| m.policy_change(kind, false, Change::Apply(obj)));
+        if let Some(item) = PolicyItem::new(kind, obj) {
+            self.handle(|m| m.policy_change(kind, false, Change::Apply(item)));
+        }
     }
 
     /// One policy deleted.
     pub fn delete_policy(&mut self, kind: PolicyKind, obj: Value) {
-        self.handle(|m| m.policy_change(kind, false, Change::Delete(obj)));
+        if let Some(item) = PolicyItem::new(kind, obj) {
+            self.handle(|m| m.policy_change(kind, false, Change::Delete(item)));
+        }
     }
 
     /// The watch of workload `kind` (re)listed `all`: (namespace, name,
@@ -579,7 +671,7 @@ impl LiveView {
         self.follow(
             resource,
             stream,
-            |o| to_json(&o, kind),
+            |o| PolicyItem::new(kind, full_json(&o, kind)?),
             |m, change| m.policy_change(kind, required, change),
         )
         .await;

@@ -241,6 +241,45 @@ pub struct ClusterView {
     namespaces_complete: bool,
 }
 
+/// A namespaced policy (NetworkPolicy, CiliumNetworkPolicy) as the view
+/// keeps it: what it grants and whom it selects, without its object. The
+/// live model holds these rather than the objects: 10,000 policies as JSON
+/// trees, even cut down by `slim_policy`, were 95 MiB of a 105 MiB heap
+/// (heaptrack, docs/benchmarks.md); compiled, a few MiB.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    entries: Vec<PolicyEntry>,
+    isolating: bool,
+}
+
+impl CompiledPolicy {
+    /// Compiles a policy object (`apiVersion` and `kind` set); `Ok(None)`
+    /// for any other kind, cluster-wide ones included.
+    pub fn compile(obj: &Value) -> Result<Option<Self>, ViewError> {
+        let kind = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .zip(obj.get("kind").and_then(Value::as_str))
+            .and_then(|(a, k)| PolicyKind::from_type(a, k));
+        match kind {
+            Some(kind) if kind != PolicyKind::CiliumClusterwideNetworkPolicy => {
+                Self::of_kind(obj, kind).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Compiles a namespaced policy object whose kind the caller knows (a
+    /// watch of that kind).
+    pub fn of_kind(obj: &Value, kind: PolicyKind) -> Result<Self, ViewError> {
+        let c = compile(obj, kind)?;
+        Ok(Self {
+            entries: c.entries,
+            isolating: c.isolating,
+        })
+    }
+}
+
 /// One policy object, compiled.
 struct Compiled {
     namespace: Option<String>,
@@ -315,26 +354,43 @@ impl ClusterView {
         };
         let mut errors = Vec::new();
         for obj in policies {
-            let kind = obj
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .zip(obj.get("kind").and_then(Value::as_str));
-            match kind.and_then(|(a, k)| PolicyKind::from_type(a, k)) {
-                Some(kind) if kind != PolicyKind::CiliumClusterwideNetworkPolicy => {
-                    match compile(obj, kind) {
-                        Ok(c) => entry.push(c.entries, c.isolating),
-                        Err(e) => errors.push(e),
-                    }
-                }
-                _ => {}
+            match CompiledPolicy::compile(obj) {
+                Ok(Some(c)) => entry.push(c.entries, c.isolating),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
             }
         }
+        self.set_namespace_entry(ns, entry);
+        errors
+    }
+
+    /// [`Self::set_namespace`] with policies compiled beforehand: the live
+    /// model compiles each policy once, when its watch event arrives, and
+    /// rebuilds a namespace from what it kept.
+    pub fn set_namespace_compiled<'a>(
+        &mut self,
+        ns: &str,
+        meta: Option<NamespaceMeta>,
+        policies: impl IntoIterator<Item = &'a CompiledPolicy>,
+    ) {
+        let terminating = meta.as_ref().is_some_and(|m| m.terminating);
+        let mut entry = NamespaceEntry {
+            labels: meta.map(|m| m.labels),
+            terminating,
+            ..NamespaceEntry::default()
+        };
+        for c in policies {
+            entry.push(c.entries.clone(), c.isolating);
+        }
+        self.set_namespace_entry(ns, entry);
+    }
+
+    fn set_namespace_entry(&mut self, ns: &str, entry: NamespaceEntry) {
         if entry.labels.is_none() && entry.objects == 0 {
             self.namespaces.remove(ns);
         } else {
             self.namespaces.insert(ns.to_string(), Arc::new(entry));
         }
-        errors
     }
 
     /// Replaces every CiliumClusterwideNetworkPolicy.

@@ -12,12 +12,13 @@
 //! namespace (found by the managed-by label, proven by `baseline::is_ours`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -32,6 +33,7 @@ use crate::cluster::KnownWorkload;
 use crate::cluster::store::ViewStore;
 use crate::config::store::SettingsStore;
 use crate::config::{Mode, OnUnmanage};
+use crate::generate::generated::Generated;
 use crate::generate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::rules::coverage;
@@ -39,6 +41,8 @@ use crate::workload::WorkloadKind;
 
 /// Every namespace is reconciled again this often, whatever happens.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How long a reconcile waits for the generated policies' first list.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
 /// A failed reconcile is retried after this long.
 const RETRY: Duration = Duration::from_secs(1);
 /// The longest wait between retries of a failing namespace.
@@ -54,6 +58,10 @@ pub enum GenerateError {
         "NetworkPolicy {what} is still not exactly the baseline after it was replaced (another writer?)"
     )]
     NotTakenOver { what: String },
+    #[error(
+        "the watch of the generated NetworkPolicies has not listed them yet (can netpol-guard list and watch networkpolicies? see manifests/rbac.yaml)"
+    )]
+    NotSynced,
 }
 
 /// What the reconciler reads and reports with: the settings and the view
@@ -70,6 +78,9 @@ struct Ctx {
     view: ViewStore,
     metrics: Arc<Metrics>,
     leadership: Leadership,
+    /// The generated policies, from their watch: what a reconcile reads
+    /// instead of asking the API server.
+    generated: Arc<Generated>,
     /// The last impact report sent per namespace, so a resync does not
     /// repeat an unchanged Event.
     reported: Mutex<HashMap<String, String>>,
@@ -135,15 +146,27 @@ pub fn spawn(client: Client, shared: Shared, leadership: Leadership) {
         }
     });
     let triggers = futures::stream::select(config_changes, became_leader);
+    let generated_index = Arc::new(Generated::default());
     let ctx = Arc::new(Ctx {
         client,
         settings,
         view,
         metrics,
         leadership,
+        generated: generated_index.clone(),
         reported: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
     });
+    // The generated policies' watch feeds the index first, then triggers
+    // the namespace's reconcile: the reconcile sees the change.
+    let generated_changes = watcher(policies, generated)
+        .default_backoff()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                generated_index.observe(event);
+            }
+        })
+        .touched_objects();
     tokio::spawn(async move {
         // Reconciling on the built-in defaults before the ConfigMap is read
         // could, say, create a default-deny the config puts in audit mode;
@@ -153,7 +176,7 @@ pub fn spawn(client: Client, shared: Shared, leadership: Leadership) {
         }
         Controller::new(namespaces, watcher::Config::default())
             .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
-            .watches(policies, generated, |np| {
+            .watches_stream(generated_changes, |np| {
                 np.metadata
                     .namespace
                     .map(|ns| ObjectRef::<Namespace>::new(&ns))
@@ -291,15 +314,19 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
     let labels = ns.labels();
     let managed = settings.manages(&name, labels);
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
+    if !ctx.generated.wait_synced(SYNC_WAIT).await {
+        return Err(GenerateError::NotSynced);
+    }
     if managed {
         let mode = settings.mode_for(Some(labels));
         let desired = baseline::desired(&name, &settings, mode);
+        let mut writes: Vec<(Write, &str)> = Vec::new();
         for want in &desired {
             let policy = want
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let stored = get(&api, policy).await?;
+            let stored = ctx.generated.get(&name, policy, Instant::now());
             let write = match &stored {
                 None => Write::Created,
                 Some(s) if baseline::exactly_as_desired(s, want) => continue,
@@ -311,50 +338,34 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
             if !ctx.leadership.is_leader() {
                 return Ok(Action::requeue(RESYNC));
             }
-            match &stored {
-                None => apply(&api, &name, policy, want).await?,
-                Some(s) => take_over(&api, &name, policy, s, want).await?,
-            }
+            let (write, written) = match &stored {
+                // Not among the labelled policies the watch sees: absent,
+                // or an object of someone else's without the label. The
+                // apply's answer tells which.
+                None => {
+                    let back = apply(&api, &name, policy, want).await?;
+                    if baseline::exactly_as_desired(&back, want) {
+                        (write, back)
+                    } else {
+                        let back = take_over(&api, &name, policy, &back, want).await?;
+                        (Write::TakenOver, back)
+                    }
+                }
+                Some(s) => (write, take_over(&api, &name, policy, s, want).await?),
+            };
+            ctx.generated.wrote(&name, policy, &written, Instant::now());
             ctx.metrics.inc(
                 "netpol_guard_baseline_changes_total",
                 &[("action", write.as_str())],
             );
             tracing::info!(namespace = %name, policy, action = write.as_str(), mode = mode.as_str(), "baseline policy written");
-            let (type_, reason, note) = match write {
-                Write::Created => (
-                    EventType::Normal,
-                    "BaselineCreated",
-                    format!("netpol-guard created NetworkPolicy {policy}"),
-                ),
-                Write::Restored => (
-                    EventType::Warning,
-                    "BaselineRestored",
-                    format!(
-                        "NetworkPolicy {policy} was changed or removed; netpol-guard restored it (it is managed by netpol-guard)"
-                    ),
-                ),
-                Write::TakenOver => (
-                    EventType::Warning,
-                    "BaselineTakenOver",
-                    format!(
-                        "NetworkPolicy {policy} existed but netpol-guard had not written it (the name is reserved for the baseline of a managed namespace); netpol-guard replaced it with the baseline"
-                    ),
-                ),
-            };
-            let event = Event {
-                type_,
-                reason: reason.into(),
-                note: Some(note),
-                action: "Apply".into(),
-                secondary: None,
-            };
-            crate::cluster::events::record(&ctx.client, &ctx.metrics, &event, &ns.object_ref(&()))
-                .await;
+            writes.push((write, policy));
         }
+        report_writes(ctx, ns, &writes).await;
         // What this mode does not want goes: in audit mode, everything
         // (a policy that selects pods would enforce); an extra policy
         // removed from the config, or renamed, in any mode.
-        for policy in ours_in(&api, &name).await? {
+        for policy in ours_in(ctx, &name) {
             let wanted = desired.iter().any(|d| {
                 d.pointer("/metadata/name").and_then(Value::as_str) == Some(policy.as_str())
             });
@@ -365,7 +376,7 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
         report_impact(ctx, ns, mode).await?;
     } else {
         ctx.forget(&name);
-        for policy in ours_in(&api, &name).await? {
+        for policy in ours_in(ctx, &name) {
             match settings.config.baseline.on_unmanage {
                 OnUnmanage::Delete => delete_ours(ctx, &api, &name, &policy).await?,
                 OnUnmanage::Keep => release_ours(ctx, &api, &name, &policy).await?,
@@ -377,24 +388,93 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
     Ok(Action::requeue(RESYNC))
 }
 
+/// Reports a reconcile's writes on the namespace: one Event per kind of
+/// write, naming its policies (a new namespace gets one BaselineCreated
+/// for its default-deny and DNS allow, not one each).
+async fn report_writes(ctx: &Ctx, ns: &Namespace, writes: &[(Write, &str)]) {
+    for kind in [Write::Created, Write::Restored, Write::TakenOver] {
+        let names: Vec<&str> = writes
+            .iter()
+            .filter(|(w, _)| *w == kind)
+            .map(|(_, p)| *p)
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let (type_, reason, note) = write_event(kind, &names);
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(crate::text::truncate_chars(&note, 1000)),
+            action: "Apply".into(),
+            secondary: None,
+        };
+        crate::cluster::events::record(&ctx.client, &ctx.metrics, &event, &ns.object_ref(&()))
+            .await;
+    }
+}
+
+/// The Event for one kind of write of `names` (at least one).
+fn write_event(kind: Write, names: &[&str]) -> (EventType, &'static str, String) {
+    let list = names.join(", ");
+    let one = names.len() == 1;
+    let (policies, was) = if one {
+        ("NetworkPolicy", "was")
+    } else {
+        ("NetworkPolicies", "were")
+    };
+    match kind {
+        Write::Created => (
+            EventType::Normal,
+            "BaselineCreated",
+            format!("netpol-guard created {policies} {list}"),
+        ),
+        Write::Restored => (
+            EventType::Warning,
+            "BaselineRestored",
+            format!(
+                "{policies} {list} {was} changed or removed; netpol-guard restored {}",
+                if one {
+                    "it (it is managed by netpol-guard)"
+                } else {
+                    "them (they are managed by netpol-guard)"
+                }
+            ),
+        ),
+        Write::TakenOver => (
+            EventType::Warning,
+            "BaselineTakenOver",
+            format!(
+                "{policies} {list} existed but netpol-guard had not written {} (the name is reserved for the baseline of a managed namespace); netpol-guard replaced {} with the baseline",
+                if one { "it" } else { "them" },
+                if one { "it" } else { "them" }
+            ),
+        ),
+    }
+}
+
 /// Creates (or keeps) a baseline policy by server-side apply, forced:
-/// netpol-guard owns every field it sets.
+/// netpol-guard owns every field it sets. Returns the policy as stored.
 async fn apply(
     api: &Api<NetworkPolicy>,
     ns: &str,
     policy: &str,
     want: &Value,
-) -> Result<(), GenerateError> {
-    api.patch(
-        policy,
-        &PatchParams::apply(baseline::FIELD_MANAGER).force(),
-        &Patch::Apply(want),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|source| GenerateError::Api {
-        what: with_rbac_hint(format!("apply {ns}/{policy}"), policy, &source),
-        source,
+) -> Result<Value, GenerateError> {
+    let stored = api
+        .patch(
+            policy,
+            &PatchParams::apply(baseline::FIELD_MANAGER).force(),
+            &Patch::Apply(want),
+        )
+        .await
+        .map_err(|source| GenerateError::Api {
+            what: with_rbac_hint(format!("apply {ns}/{policy}"), policy, &source),
+            source,
+        })?;
+    serde_json::to_value(stored).map_err(|e| GenerateError::Invalid {
+        what: format!("{ns}/{policy}"),
+        reason: e.to_string(),
     })
 }
 
@@ -418,15 +498,16 @@ fn with_rbac_hint(what: String, policy: &str, e: &kube::Error) -> String {
 /// conditioned on the resourceVersion just read, with the whole desired
 /// object and netpol-guard as the only field manager, which removes every
 /// foreign field and owner; then the forced apply, so netpol-guard owns
-/// every field it sets; then a read back to verify. The policy is never deleted and re-created: in
-/// between, an enforced namespace would have no default-deny.
+/// every field it sets; then a read back to verify, which is returned. The
+/// policy is never deleted and re-created: in between, an enforced
+/// namespace would have no default-deny.
 async fn take_over(
     api: &Api<NetworkPolicy>,
     ns: &str,
     policy: &str,
     stored: &Value,
     want: &Value,
-) -> Result<(), GenerateError> {
+) -> Result<Value, GenerateError> {
     let mut body = want.clone();
     body["metadata"]["resourceVersion"] = stored
         .pointer("/metadata/resourceVersion")
@@ -460,7 +541,7 @@ async fn take_over(
         })?;
     apply(api, ns, policy, want).await?;
     match get(api, policy).await? {
-        Some(back) if baseline::exactly_as_desired(&back, want) => Ok(()),
+        Some(back) if baseline::exactly_as_desired(&back, want) => Ok(back),
         _ => Err(GenerateError::NotTakenOver {
             what: format!("{ns}/{policy}"),
         }),
@@ -469,22 +550,15 @@ async fn take_over(
 
 /// The names of the policies in the namespace that netpol-guard wrote
 /// (`baseline::is_ours`): the built-ins and the extra policies, configured
-/// or not any more. One list by the managed-by label: an extra policy
-/// removed from the config has a name no setting remembers.
-async fn ours_in(api: &Api<NetworkPolicy>, ns: &str) -> Result<Vec<String>, GenerateError> {
-    let params = ListParams::default().labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"));
-    let list = api
-        .list(&params)
-        .await
-        .map_err(|source| GenerateError::Api {
-            what: format!("list the baseline policies of {ns}"),
-            source,
-        })?;
-    let mut names: Vec<String> = list
-        .items
+/// or not any more. Found by the managed-by label (the watch's selector):
+/// an extra policy removed from the config has a name no setting
+/// remembers.
+fn ours_in(ctx: &Ctx, ns: &str) -> Vec<String> {
+    let mut names: Vec<String> = ctx
+        .generated
+        .in_namespace(ns, Instant::now())
         .iter()
-        .filter_map(|p| serde_json::to_value(p).ok())
-        .filter(baseline::is_ours)
+        .filter(|p| baseline::is_ours(p))
         .filter_map(|p| {
             p.pointer("/metadata/name")
                 .and_then(Value::as_str)
@@ -492,7 +566,7 @@ async fn ours_in(api: &Api<NetworkPolicy>, ns: &str) -> Result<Vec<String>, Gene
         })
         .collect();
     names.sort();
-    Ok(names)
+    names
 }
 
 async fn get(api: &Api<NetworkPolicy>, name: &str) -> Result<Option<Value>, GenerateError> {
@@ -512,7 +586,10 @@ async fn get(api: &Api<NetworkPolicy>, name: &str) -> Result<Option<Value>, Gene
 /// Deployment's ReplicaSets, a controller's Pods) are skipped: their owner
 /// is listed. Read from the view's workload cache once its watches have
 /// synced; until then listed from the API server.
-async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, GenerateError> {
+async fn uncovered_workloads(
+    ctx: &Ctx,
+    namespace: &str,
+) -> Result<(usize, Vec<String>), GenerateError> {
     let view = ctx.view.view();
     let settings = ctx.settings.get();
     let listed;
@@ -528,7 +605,10 @@ async fn uncovered_workloads(ctx: &Ctx, namespace: &str) -> Result<Vec<String>, 
         .filter(|w| !coverage::is_covered(&coverage::Subject::of(w, namespace), &view, &settings))
         .collect();
     uncovered.sort_by(|a, b| a.report_order().cmp(&b.report_order()));
-    Ok(uncovered.iter().map(|w| w.label()).collect())
+    Ok((
+        workloads.len(),
+        uncovered.iter().map(|w| w.label()).collect(),
+    ))
 }
 
 /// Lists the workloads of `namespace` as the view would keep them. Pods
@@ -620,17 +700,23 @@ async fn list_pages(
 /// Reports which existing workloads default-deny isolates (enforce) or
 /// would isolate (audit): an Event on the namespace, a log line and the
 /// `netpol_guard_uncovered_workloads` gauge. An unchanged report is not
-/// sent again.
+/// sent again, nor a first one for a namespace without workloads.
 async fn report_impact(ctx: &Ctx, ns: &Namespace, mode: Mode) -> Result<(), GenerateError> {
     let name = ns.name_any();
-    let uncovered = uncovered_workloads(ctx, &name).await?;
+    let (workloads, uncovered) = uncovered_workloads(ctx, &name).await?;
     ctx.metrics.set_uncovered(&name, uncovered.len());
     let note = impact_note(mode, &uncovered);
-    let changed = match ctx.reported.lock() {
-        Ok(mut m) => m.insert(name.clone(), note.clone()).as_deref() != Some(note.as_str()),
-        Err(_) => true,
+    let previous = match ctx.reported.lock() {
+        Ok(mut m) => m.insert(name.clone(), note.clone()),
+        Err(_) => None,
     };
-    if !changed || (uncovered.is_empty() && mode == Mode::Audit) {
+    let changed = previous.as_deref() != Some(note.as_str());
+    // A namespace without workloads has nothing isolated to report (its
+    // BaselineCreated says default-deny is there), until it has had a
+    // report: then "every workload has a policy" is news again. Without
+    // this, every new namespace cost one more Event.
+    let nothing_to_say = workloads == 0 && previous.is_none();
+    if !changed || (uncovered.is_empty() && mode == Mode::Audit) || nothing_to_say {
         return Ok(());
     }
     tracing::info!(namespace = %name, mode = mode.as_str(), uncovered = ?uncovered, "baseline impact");

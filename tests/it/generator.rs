@@ -106,6 +106,42 @@ async fn a_managed_namespace_gets_and_keeps_its_baseline() {
             .all(|r| r.field_manager.as_deref() == Some("netpol-guard")
                 && r.content_type.as_deref() == Some("application/apply-patch+yaml"))
     );
+    // Issue 16: the generated policies are known from their watch. A new
+    // namespace costs its two applies and one Event; not a GET or a LIST
+    // of its policies, before or after (its own writes' watch events
+    // reconcile it again, for free), and no impact report (no workloads).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = fake.requests();
+    let writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.path.contains("/namespaces/team-a/networkpolicies") && !r.is_watch())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "PATCH /apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/netpol-guard-default-deny",
+            "PATCH /apis/networking.k8s.io/v1/namespaces/team-a/networkpolicies/netpol-guard-allow-dns",
+        ]
+    );
+    let events: Vec<(String, String)> = fake
+        .list_objects("events.k8s.io/v1", "Event")
+        .iter()
+        .filter(|e| e["regarding"]["name"] == "team-a")
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or("").to_string(),
+                e["note"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [(
+            "BaselineCreated".to_string(),
+            "netpol-guard created NetworkPolicies netpol-guard-default-deny, netpol-guard-allow-dns".to_string()
+        )]
+    );
 
     // Deleted: re-created.
     fake.delete_object(
@@ -216,13 +252,7 @@ async fn api_errors_are_retried_and_config_changes_roll_out() {
     fake.fail_requests(
         RequestMatcher::method_path("PATCH", "/namespaces/team-a/networkpolicies"),
         500,
-        2,
-    );
-    // A conflict on a read too.
-    fake.fail_requests(
-        RequestMatcher::method_path("GET", "/namespaces/team-a/networkpolicies/"),
-        409,
-        1,
+        3,
     );
     let live = start(&fake);
     eventually("baseline despite 500s", || {
@@ -520,7 +550,8 @@ async fn a_refused_event_is_counted_and_the_baseline_still_written() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let m = live.server.connect().await.get("/metrics").await.text();
-        if m.contains("netpol_guard_event_failures_total{reason=\"BaselineCreated\"} 2") {
+        // One BaselineCreated names both policies.
+        if m.contains("netpol_guard_event_failures_total{reason=\"BaselineCreated\"} 1") {
             assert!(
                 m.contains("netpol_guard_reconcile_total{result=\"ok\"}"),
                 "{m}"
