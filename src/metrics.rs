@@ -32,6 +32,47 @@ const KINDS: &[&str] = &[
 ];
 const OPERATIONS: &[&str] = &["CREATE", "UPDATE", "DELETE", "CONNECT"];
 
+/// A latency histogram over `BUCKETS`.
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{le}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
 /// Connections closed at once because `--max-connections` were open (one
 /// listener per process, so one process-wide count).
 pub static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -130,9 +171,13 @@ pub struct Metrics {
     reconcile_failing: AtomicU64,
     reconcile_count: AtomicU64,
     reconcile_nanos: AtomicU64,
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
+    /// From the request's arrival to its answer.
+    admission: Histogram,
+    /// From the request's body read to its answer: what netpol-guard does
+    /// (parsing, judging, a live read), without waiting for the client's
+    /// bytes, which over HTTP/2 on a busy API server can take longer than
+    /// the rest (issue 16).
+    judging: Histogram,
 }
 
 /// Escapes a label value for the text exposition format.
@@ -201,15 +246,12 @@ impl Metrics {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry(key).or_default() += 1;
         }
-        let secs = took.as_secs_f64();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.admission.observe(took);
+    }
+
+    /// Records the time from a request's body read to its answer.
+    pub fn observe_judging(&self, took: Duration) {
+        self.judging.observe(took);
     }
 
     /// Counts a finding by rule id and effective action.
@@ -298,26 +340,16 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP netpol_guard_admission_duration_seconds Time from request received to response ready.\n");
-        out.push_str("# TYPE netpol_guard_admission_duration_seconds histogram\n");
-        for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "netpol_guard_admission_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                self.buckets[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "netpol_guard_admission_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        self.admission.render(
+            "netpol_guard_admission_duration_seconds",
+            "Time from request received to response ready.",
+            &mut out,
         );
-        let _ = writeln!(
-            out,
-            "netpol_guard_admission_duration_seconds_sum {}",
-            self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        self.judging.render(
+            "netpol_guard_admission_judging_seconds",
+            "Time from request body read to response ready (without waiting for the client's bytes).",
+            &mut out,
         );
-        let _ = writeln!(out, "netpol_guard_admission_duration_seconds_count {count}");
         out.push_str("# HELP netpol_guard_reconcile_duration_seconds Time spent reconciling namespaces' baselines.\n");
         out.push_str("# TYPE netpol_guard_reconcile_duration_seconds summary\n");
         let _ = writeln!(
@@ -405,5 +437,15 @@ mod tests {
         assert!(text.contains("netpol_guard_admission_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("netpol_guard_admission_duration_seconds_count 3\n"));
         assert!(text.contains("# TYPE netpol_guard_ready gauge\nnetpol_guard_ready 1\n"));
+        // The judging histogram is apart from the one above.
+        assert!(text.contains("netpol_guard_admission_judging_seconds_count 0\n"));
+        m.observe_judging(Duration::from_micros(80));
+        let text = m.render(&[]);
+        assert!(
+            text.contains("# TYPE netpol_guard_admission_judging_seconds histogram\nnetpol_guard_admission_judging_seconds_bucket{le=\"0.0001\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("netpol_guard_admission_judging_seconds_count 1\n"));
+        assert!(text.contains("netpol_guard_admission_duration_seconds_count 3\n"));
     }
 }

@@ -36,6 +36,9 @@ NG_USER = "system:serviceaccount:netpol-guard:netpol-guard"
 LOAD_USER = "system:serviceaccount:bench:load"
 MANAGED = ("platform.io/managed", "true")
 HZ = os.sysconf("SC_CLK_TCK")
+# netpol-guard's latency histograms: from the request's arrival (the one
+# the target names), and from its body read.
+OWN_METRICS = ("netpol_guard_admission_duration_seconds", "netpol_guard_admission_judging_seconds")
 
 SIZES = {
     # Part 1: namespaces (managed ones hold `per_managed` policies each), the
@@ -629,14 +632,17 @@ current-context: bench
         return parse_histograms(text, "apiserver_admission_webhook_admission_duration_seconds", "name")
 
     def own_hist(self, procs):
-        hs = []
+        """{metric: merged histogram of every replica} for netpol-guard's
+        two latency histograms: from arrival, and from the body read."""
+        hs = {m: [] for m in OWN_METRICS}
         for p in procs:
             try:
                 status, text = get_text(p.port, "/metrics")
             except OSError:
                 continue
-            hs += list(parse_histograms(text, "netpol_guard_admission_duration_seconds", None).values())
-        return hist_merge(hs)
+            for m in OWN_METRICS:
+                hs[m] += list(parse_histograms(text, m, None).values())
+        return {m: hist_merge(h) for m, h in hs.items() if h}
 
     def configs(self):
         s = self.size
@@ -743,10 +749,13 @@ current-context: bench
                                         "p50": quantile(h, 0.5), "p99": quantile(h, 0.99)}
                                     for n, h in hooks.items()}
                     if key == "b":
-                        own = hist_diff({"": self.own_hist(ng_procs)}, {"": own0}).get("")
+                        diff = hist_diff(self.own_hist(ng_procs), own0)
+                        own, judging = diff.get(OWN_METRICS[0]), diff.get(OWN_METRICS[1])
                         row["own_p99"] = quantile(own, 0.99) if own else None
                         row["own_p50"] = quantile(own, 0.5) if own else None
                         row["own_count"] = own["count"] if own else 0
+                        row["judging_p99"] = quantile(judging, 0.99) if judging else None
+                        row["judging_p50"] = quantile(judging, 0.5) if judging else None
                     calls = sum(h["count"] for h in hooks.values())
                     if key == "a" and calls:
                         raise Failure(f"configuration (a) saw {calls:.0f} webhook calls")
@@ -788,7 +797,10 @@ current-context: bench
             return "perf is not installed: no profile"
         self.register(lb.port, open(self.tls[2]).read())
         data = os.path.join(self.work, "perf.data")
-        rec = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", data, "-p",
+        # DWARF call graphs: the release binary has no frame pointers, and
+        # with `-g` alone nothing above a leaf was attributed (inclusive
+        # times came out empty). 199 Hz keeps the stack copies small.
+        rec = subprocess.Popen(["perf", "record", "-F", "199", "--call-graph", "dwarf,16384", "-o", data, "-p",
                                 ",".join(str(p.pid) for p in procs)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1)
@@ -881,17 +893,19 @@ current-context: bench
                       f"{f(statistics.median(h['p99'] for h in hs if h['p99'] is not None) if any(h['p99'] is not None for h in hs) else None)} |")
         o()
         own = [r for r in rows if r["config"] == "b"]
-        o("netpol-guard's own `netpol_guard_admission_duration_seconds` (both replicas, difference around each run, "
-          "bucket-interpolated):")
+        o("netpol-guard's own `netpol_guard_admission_duration_seconds` (from the request's arrival) and "
+          "`netpol_guard_admission_judging_seconds` (from its body read: without waiting for the API server's "
+          "bytes), both replicas, difference around each run, bucket-interpolated, medians of rounds:")
         o()
-        o("| clients | decisions | own p50 | own p99 (median of rounds) |")
-        o("|---:|---:|---:|---:|")
+        o("| clients | decisions | own p50 | own p99 | judging p50 | judging p99 |")
+        o("|---:|---:|---:|---:|---:|---:|")
+        ms = lambda rs, k: (f"{statistics.median(r[k] for r in rs) * 1000:.3f} ms"  # noqa: E731
+                            if all(r.get(k) is not None for r in rs) else "n/a")
         for c in s["clients"]:
             rs = [r for r in own if r["clients"] == c and r.get("own_p99") is not None]
             if rs:
-                o(f"| {c} | {statistics.median(r['own_count'] for r in rs):,.0f} | "
-                  f"{statistics.median(r['own_p50'] for r in rs) * 1000:.3f} ms | "
-                  f"{statistics.median(r['own_p99'] for r in rs) * 1000:.3f} ms |")
+                o(f"| {c} | {statistics.median(r['own_count'] for r in rs):,.0f} | {ms(rs, 'own_p50')} | "
+                  f"{ms(rs, 'own_p99')} | {ms(rs, 'judging_p50')} | {ms(rs, 'judging_p99')} |")
         o()
         o("Peak RSS (VmHWM, at the end of part 1): " + ", ".join(f"{n} {kb / 1024:.1f} MiB" for n, kb in peaks) +
           ("; Kyverno: " + ", ".join(f"{n} {kb / 1024:.1f} MiB" for n, kb in getattr(self, "peak_kyverno", []))
@@ -906,7 +920,9 @@ current-context: bench
         own64 = [r["own_p99"] for r in own if r["clients"] == c and r.get("own_p99") is not None]
         if own64:
             v = statistics.median(own64) * 1000
-            self.target(f"netpol-guard's own p99 ≤ 2 ms: {v:.3f} ms", v <= 2)
+            judged = [r["judging_p99"] for r in own if r["clients"] == c and r.get("judging_p99") is not None]
+            also = (f" (from the body read: {statistics.median(judged) * 1000:.3f} ms)" if judged else "")
+            self.target(f"netpol-guard's own p99 ≤ 2 ms: {v:.3f} ms{also}", v <= 2)
         if ("a", c) in med and ("b", c) in med and ("d", c) in med:
             for q in ("p50", "p99"):
                 a = med[("a", c)][q + "_us"]

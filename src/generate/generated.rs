@@ -25,8 +25,11 @@ use crate::logging::lock_ignoring_poison;
 /// relisted past it), the index is trusted again after this.
 const WRITE_STANDS_FOR: Duration = Duration::from_secs(30);
 
-/// Namespace -> policy name -> the policy, cut down (`slim`).
-type ByNamespace = HashMap<String, BTreeMap<String, Value>>;
+/// Namespace -> policy name -> the policy, cut down (`slim`), as JSON
+/// text: a reconcile parses the two or three it reads, and a JSON tree per
+/// policy would cost several times the memory (what the live view's model
+/// paid, docs/benchmarks.md).
+type ByNamespace = HashMap<String, BTreeMap<String, Box<str>>>;
 
 /// The generated policies, as the watch last delivered them.
 pub struct Generated {
@@ -125,11 +128,7 @@ impl Generated {
     /// Policy `name` of `ns` carrying the managed-by label, as this
     /// replica last wrote it or else as the watch last delivered it.
     pub fn get(&self, ns: &str, name: &str, now: Instant) -> Option<Value> {
-        let inner = lock_ignoring_poison(&self.inner);
-        inner
-            .fresh_write(ns, name, now)
-            .or_else(|| inner.listed.get(ns).and_then(|m| m.get(name)))
-            .cloned()
+        lock_ignoring_poison(&self.inner).get(ns, name, now)
     }
 
     /// Every policy of `ns` carrying the managed-by label.
@@ -151,17 +150,23 @@ impl Generated {
         names.dedup();
         names
             .into_iter()
-            .filter_map(|n| {
-                inner
-                    .fresh_write(ns, n, now)
-                    .or_else(|| inner.listed.get(ns).and_then(|m| m.get(n)))
-                    .cloned()
-            })
+            .filter_map(|n| inner.get(ns, n, now))
             .collect()
     }
 }
 
 impl Inner {
+    fn get(&self, ns: &str, name: &str, now: Instant) -> Option<Value> {
+        match self.fresh_write(ns, name, now) {
+            Some(v) => Some(v.clone()),
+            None => self
+                .listed
+                .get(ns)
+                .and_then(|m| m.get(name))
+                .and_then(|text| serde_json::from_str(text).ok()),
+        }
+    }
+
     fn fresh_write(&self, ns: &str, name: &str, now: Instant) -> Option<&Value> {
         self.written
             .get(&(ns.to_string(), name.to_string()))
@@ -170,12 +175,13 @@ impl Inner {
     }
 }
 
-/// A watched policy: its namespace, name, and what the reconciler reads.
-fn slim(p: &NetworkPolicy) -> Option<(String, String, Value)> {
+/// A watched policy: its namespace, name, and what the reconciler reads
+/// (JSON text).
+fn slim(p: &NetworkPolicy) -> Option<(String, String, Box<str>)> {
     let ns = p.metadata.namespace.clone()?;
     let name = p.metadata.name.clone()?;
     let v = slim_value(&serde_json::to_value(p).ok()?)?;
-    Some((ns, name, v))
+    Some((ns, name, v.to_string().into_boxed_str()))
 }
 
 /// What `baseline::exactly_as_desired` and `baseline::is_ours` read of a

@@ -320,48 +320,14 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
     if managed {
         let mode = settings.mode_for(Some(labels));
         let desired = baseline::desired(&name, &settings, mode);
-        let mut writes: Vec<(Write, &str)> = Vec::new();
-        for want in &desired {
-            let policy = want
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let stored = ctx.generated.get(&name, policy, Instant::now());
-            let write = match &stored {
-                None => Write::Created,
-                Some(s) if baseline::exactly_as_desired(s, want) => continue,
-                // Written by netpol-guard, then edited (another manager now
-                // owns part of it): restored. Otherwise: a squatter's.
-                Some(s) if baseline::carries_our_marks(s) => Write::Restored,
-                Some(_) => Write::TakenOver,
-            };
-            if !ctx.leadership.is_leader() {
-                return Ok(Action::requeue(RESYNC));
-            }
-            let (write, written) = match &stored {
-                // Not among the labelled policies the watch sees: absent,
-                // or an object of someone else's without the label. The
-                // apply's answer tells which.
-                None => {
-                    let back = apply(&api, &name, policy, want).await?;
-                    if baseline::exactly_as_desired(&back, want) {
-                        (write, back)
-                    } else {
-                        let back = take_over(&api, &name, policy, &back, want).await?;
-                        (Write::TakenOver, back)
-                    }
-                }
-                Some(s) => (write, take_over(&api, &name, policy, s, want).await?),
-            };
-            ctx.generated.wrote(&name, policy, &written, Instant::now());
-            ctx.metrics.inc(
-                "netpol_guard_baseline_changes_total",
-                &[("action", write.as_str())],
-            );
-            tracing::info!(namespace = %name, policy, action = write.as_str(), mode = mode.as_str(), "baseline policy written");
-            writes.push((write, policy));
-        }
+        let mut writes = Vec::new();
+        let written = write_baseline(ctx, &api, &name, &desired, mode, &mut writes).await;
+        // Reported whatever came next: a retry finds these in place and
+        // would not report them again.
         report_writes(ctx, ns, &writes).await;
+        if !written? {
+            return Ok(Action::requeue(RESYNC));
+        }
         // What this mode does not want goes: in audit mode, everything
         // (a policy that selects pods would enforce); an extra policy
         // removed from the config, or renamed, in any mode.
@@ -386,6 +352,62 @@ async fn reconcile_namespace(ns: &Namespace, ctx: &Ctx) -> Result<Action, Genera
     ctx.metrics
         .inc("netpol_guard_reconcile_total", &[("result", "ok")]);
     Ok(Action::requeue(RESYNC))
+}
+
+/// Makes every desired policy of namespace `name` exactly as desired,
+/// recording each write in `writes`; false when leadership was lost
+/// before a write.
+async fn write_baseline<'d>(
+    ctx: &Ctx,
+    api: &Api<NetworkPolicy>,
+    name: &str,
+    desired: &'d [Value],
+    mode: Mode,
+    writes: &mut Vec<(Write, &'d str)>,
+) -> Result<bool, GenerateError> {
+    for want in desired {
+        let policy = want
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let stored = ctx.generated.get(name, policy, Instant::now());
+        let write = match &stored {
+            None => Write::Created,
+            Some(s) if baseline::exactly_as_desired(s, want) => continue,
+            // Written by netpol-guard, then edited (another manager now
+            // owns part of it): restored. Otherwise: a squatter's.
+            Some(s) if baseline::carries_our_marks(s) => Write::Restored,
+            Some(_) => Write::TakenOver,
+        };
+        if !ctx.leadership.is_leader() {
+            return Ok(false);
+        }
+        let (write, written) = match &stored {
+            // Not among the labelled policies the watch sees: absent, or an
+            // object of someone else's without the label. The apply's
+            // answer tells which.
+            None => {
+                let back = apply(api, name, policy, want).await?;
+                if baseline::exactly_as_desired(&back, want) {
+                    (write, back)
+                } else {
+                    (
+                        Write::TakenOver,
+                        take_over(api, name, policy, &back, want).await?,
+                    )
+                }
+            }
+            Some(s) => (write, take_over(api, name, policy, s, want).await?),
+        };
+        ctx.generated.wrote(name, policy, &written, Instant::now());
+        ctx.metrics.inc(
+            "netpol_guard_baseline_changes_total",
+            &[("action", write.as_str())],
+        );
+        tracing::info!(namespace = %name, policy, action = write.as_str(), mode = mode.as_str(), "baseline policy written");
+        writes.push((write, policy));
+    }
+    Ok(true)
 }
 
 /// Reports a reconcile's writes on the namespace: one Event per kind of

@@ -250,7 +250,7 @@ pub(super) async fn admit<'a>(
     req: Request,
     limit: usize,
     started: Instant,
-) -> Result<(AdmissionRequest, InFlight<'a>), Response> {
+) -> Result<(AdmissionRequest, InFlight<'a>, Instant), Response> {
     let rejected = |r: Rejected| {
         state
             .metrics
@@ -266,6 +266,7 @@ pub(super) async fn admit<'a>(
         r.into_response()
     };
     let (body, _reservation) = read_body(state, req, limit).await.map_err(rejected)?;
+    let read = Instant::now();
     let Some(slot) = state.try_admit() else {
         return Err(shed(state, endpoint));
     };
@@ -277,7 +278,7 @@ pub(super) async fn admit<'a>(
             close: false,
         })
     })?;
-    Ok((req, slot))
+    Ok((req, slot, read))
 }
 
 /// The answer to a request over `max_in_flight`: 503 with `Retry-After`.
@@ -337,7 +338,7 @@ pub(super) fn review_json(response: AdmissionResponse) -> Response {
 
 pub(super) async fn validate(state: Arc<AppState>, req: Request, limit: usize) -> Response {
     let started = Instant::now();
-    let (req, _slot) = match admit(&state, "/validate", req, limit, started).await {
+    let (req, _slot, read) = match admit(&state, "/validate", req, limit, started).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -387,6 +388,7 @@ pub(super) async fn validate(state: Arc<AppState>, req: Request, limit: usize) -
         ),
     };
     let took = started.elapsed();
+    state.metrics.observe_judging(read.elapsed());
     state.metrics.observe(
         "/validate",
         &req.kind.kind,
@@ -403,7 +405,7 @@ pub(super) async fn validate(state: Arc<AppState>, req: Request, limit: usize) -
 /// block namespace creation.
 pub(super) async fn mutate(state: Arc<AppState>, req: Request, limit: usize) -> Response {
     let started = Instant::now();
-    let (req, _slot) = match admit(&state, "/mutate", req, limit, started).await {
+    let (req, _slot, read) = match admit(&state, "/mutate", req, limit, started).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
@@ -422,6 +424,7 @@ pub(super) async fn mutate(state: Arc<AppState>, req: Request, limit: usize) -> 
             }
         }
     }
+    state.metrics.observe_judging(read.elapsed());
     state.metrics.observe(
         "/mutate",
         &req.kind.kind,

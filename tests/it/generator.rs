@@ -282,6 +282,43 @@ async fn api_errors_are_retried_and_config_changes_roll_out() {
     .await;
 }
 
+/// A write that fails after another succeeded: the one done is reported
+/// at once (a retry finds it in place and would not report it), the other
+/// when its retry succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_done_before_a_failed_one_is_still_reported() {
+    let fake = FakeApiServer::start().await;
+    fake.apply_object(&namespace("team-a", json!({"platform.io/managed": "true"})));
+    fake.fail_requests(
+        RequestMatcher::method_path(
+            "PATCH",
+            "/namespaces/team-a/networkpolicies/netpol-guard-allow-dns",
+        ),
+        500,
+        1,
+    );
+    let _live = start(&fake);
+    eventually("baseline despite a 500", || {
+        baseline_names(&fake, "team-a") == BOTH
+    })
+    .await;
+    let notes = || -> Vec<String> {
+        fake.list_objects("events.k8s.io/v1", "Event")
+            .iter()
+            .filter(|e| e["reason"] == "BaselineCreated" && e["regarding"]["name"] == "team-a")
+            .map(|e| e["note"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    eventually("both reported", || notes().len() == 2).await;
+    assert_eq!(
+        notes(),
+        [
+            "netpol-guard created NetworkPolicy netpol-guard-default-deny",
+            "netpol-guard created NetworkPolicy netpol-guard-allow-dns"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_two_replicas_only_the_lease_holder_writes_and_the_other_takes_over() {
     let fake = FakeApiServer::start().await;

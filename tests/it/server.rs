@@ -33,6 +33,7 @@ async fn health_readiness_metrics_and_routing() {
         "netpol_guard_admission_requests_total{endpoint=\"/validate\",kind=\"Deployment\",operation=\"CREATE\",decision=\"allowed\"} 1",
         "netpol_guard_rule_findings_total{rule=\"require-network-policy\",action=\"deny\"} 1",
         "netpol_guard_admission_duration_seconds_count 2",
+        "netpol_guard_admission_judging_seconds_count 2",
         "netpol_guard_ready 1",
         "netpol_guard_cache_namespaces 4",
         "netpol_guard_cache_policies 4",
