@@ -946,7 +946,7 @@ current-context: bench
         o()
         prof = getattr(self, "profile", None)
         if isinstance(prof, tuple):
-            o(f"Where netpol-guard's CPU goes: `perf record -F 499 -g` on both replicas during one extra run of "
+            o(f"Where netpol-guard's CPU goes: `perf record -F 199 --call-graph dwarf` on both replicas during one extra run of "
               f"(b), {prof[0]}. Self time by binary or library (`perf report --no-children --sort dso`), by "
               f"function (`--sort symbol`, 0.8% and more), and inclusive time (`--children`, 2% and more) of "
               f"netpol-guard's functions and the JSON, TLS, HTTP and allocator entry points:")
@@ -1137,19 +1137,32 @@ current-context: bench
             a, b = rows[0], rows[-1]
             ta, tb = a["res"]["seconds"] / a["n"], b["res"]["seconds"] / b["n"]
             qa, qb = a["total"] / a["n"], b["total"] / b["n"]
-            o(f"- flat cost per namespace: {ta * 1000:.1f} ms and {qa:.2f} requests per namespace at {a['n']:,}, "
-              f"{tb * 1000:.1f} ms and {qb:.2f} at {b['n']:,} (time ratio {tb / ta:.2f}, request ratio {qb / qa:.2f}; "
-              f"flat = both ≤ 1.5)")
-            if tb / ta > 1.5 or qb / qa > 1.5:
-                self.misses.append("flat cost per namespace")
+            self.target(f"flat cost per namespace: {ta * 1000:.1f} ms and {qa:.2f} requests per namespace at "
+                        f"{a['n']:,}, {tb * 1000:.1f} ms and {qb:.2f} at {b['n']:,} (time ratio {tb / ta:.2f}, "
+                        f"request ratio {qb / qa:.2f}; flat = both ≤ 1.5)", tb / ta <= 1.5 and qb / qa <= 1.5)
         if krows:
-            kb = krows[-1]
-            if kb["res"]["seconds"] and big["res"]["seconds"]:
+            # The target is at the largest burst; Kyverno's row of that size
+            # may be missing (its run failed before it).
+            same = [r for r in krows if r["n"] == big["n"]]
+            for kr in krows:
+                if kr["n"] == big["n"]:
+                    continue
+                ng = next((r for r in rows if r["n"] == kr["n"] and r["res"]["seconds"]), None)
+                if ng and not kr["res"]["seconds"]:
+                    o(f"- at {kr['n']:,} (not the target's size): Kyverno had {kr['res'].get('ready', 0)} of "
+                      f"{kr['n']:,} namespaces after {s['converge_timeout']} s, netpol-guard all in "
+                      f"{ng['res']['seconds']:.1f} s (more than {s['converge_timeout'] / ng['res']['seconds']:.0f}x)")
+            if not same:
+                self.target(f"≥ 10x faster than Kyverno at {big['n']:,}: not measured (Kyverno's run at "
+                            f"{big['n']:,} failed; see its row)", False)
+            elif same[0]["res"]["seconds"] and big["res"]["seconds"]:
+                kb = same[0]
                 self.target(f"≥ 10x faster than Kyverno at {big['n']:,}: {kb['res']['seconds'] / big['res']['seconds']:.1f}x",
                             kb["res"]["seconds"] / big["res"]["seconds"] >= 10)
             elif big["res"]["seconds"]:
+                kb = same[0]
                 self.target(f"≥ 10x faster than Kyverno at {big['n']:,}: Kyverno did not converge within "
-                            f"{s['converge_timeout']} s ({kb['res'].get('ready', 0)} of {kb['n']} namespaces done), "
+                            f"{s['converge_timeout']} s ({kb['res'].get('ready', 0)} of {kb['n']:,} namespaces done), "
                             f"netpol-guard took {big['res']['seconds']:.1f} s",
                             s["converge_timeout"] / big["res"]["seconds"] >= 10)
         else:
@@ -1321,6 +1334,13 @@ current-context: bench
             o(f"**Build before the coalescing: not measured: {self.a.pre10_reason or 'not built'}**")
             o()
         builds.append(("current", os.path.join(self.bin, "netpol-guard")))
+        # The flood namespace's baseline, written by the part 1 replicas
+        # (the current build), before they stop. Waiting for it from each
+        # build in turn timed out after part 2: the older build's leader
+        # first rewrites every baseline its predecessor wrote (2,500
+        # namespaces, its config hash differs) before it gets to this one.
+        self.wait("the flood namespace's baseline", lambda: len(self.baselines(
+            [ns], "app.kubernetes.io/managed-by=netpol-guard")[ns]) >= 2, 120)
         # The part 1 replicas stop: two replicas of each build in turn.
         for p in self.ng:
             p.stop()
@@ -1329,7 +1349,6 @@ current-context: bench
             reps = [self.start_ng(f"flood-{label}-{x}", binary=binary, client_ca=False) for x in "ab"]
             lb = self.start_balancer(f"balancer-flood-{label}", [p.port for p in reps])
             self.register(lb.port, open(self.tls[2]).read())
-            self.wait("the flood namespace's baseline", lambda: len(self.baselines([ns], "app.kubernetes.io/managed-by=netpol-guard")[ns]) >= 2, 60)
             self.wrk(s["flood_clients"], 1, d)
             time.sleep(1)
             mark = self.audit_mark()
