@@ -671,6 +671,15 @@ current-context: bench
         if r.returncode != 0:
             raise Failure(f"kyverno.sh {cmd} {self.cp} exited {r.returncode}: {r.stderr.strip()[-600:]}")
 
+    def kyverno_restarts(self):
+        """Kyverno processes kyverno.sh restarted after they exited (as a
+        Deployment would), so far."""
+        try:
+            return sum(1 for line in open(os.path.join(self.cp, "logs", "kyverno-supervisor.log"))
+                       if "restarting" in line)
+        except OSError:
+            return 0
+
     def kyverno_pids(self):
         pids = []
         for f in glob.glob(os.path.join(self.cp, "**", "*.pid"), recursive=True):
@@ -1188,7 +1197,9 @@ current-context: bench
                 names = [f"p2k-{i}-{k}" for k in range(n)]
                 self.create_namespaces(names)
                 mark = self.audit_mark()
+                restarts0 = self.kyverno_restarts()
                 res = self.converge("kyverno", names, selector, lambda v: len(v) >= count)
+                restarts = self.kyverno_restarts() - restarts0
                 end = self.audit_mark()
                 counts = self.requests_by(mark, end, ["system:serviceaccount:kyverno", "kyverno"])
                 total = sum(counts.values())
@@ -1196,8 +1207,9 @@ current-context: bench
                 rows.append(dict(n=n, res=res, counts=counts, total=total))
                 conv = f"{res['seconds']:.1f} s" if res["seconds"] else f"not within {s['converge_timeout']} s"
                 per = f"{res['seconds'] / n * 1000:.1f}" if res["seconds"] else "n/a"
+                restarted = (f"{restarts} restart(s) after it exited (kyverno.sh)" if restarts else "no restart")
                 self.out(f"| Kyverno (generate, synchronize) | {n:,} | {labelled_cell(res)} | {conv} | {per} | "
-                         f"no restart | {total:,} | {total / n:.2f} | "
+                         f"{restarted} | {total:,} | {total / n:.2f} | "
                          f"{sum(1 for v in final.values() if len(v) < count)} | "
                          f"{sum(1 for v in final.values() if len(v) > count)} |")
         except Failure as e:

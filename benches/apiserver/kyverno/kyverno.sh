@@ -185,27 +185,10 @@ webhook_kinds() { # the resources in Kyverno's resource validating webhooks
     | jq -r '[.webhooks[]?.rules[]?.resources[]?] | unique | join(" ")' 2>/dev/null || true
 }
 
-up() {
-  [[ -f "$KUBECONFIG" ]] || { log "no $KUBECONFIG: start the control plane first (tests/e2e/cluster.sh up $DIR)"; exit 1; }
-  local bin start
-  start=$(date +%s)
-  bin="${KYVERNO_BIN:-$("$HERE/build-kyverno.sh")}"
-  if running kyverno || running kyverno-background; then
-    log "already running (pids $(cat "$DIR/kyverno.pid" 2>/dev/null) $(cat "$DIR/kyverno-background.pid" 2>/dev/null)); run down first"
-    exit 1
-  fi
-  install
-  kubeconfig_for "$ADMISSION_SA" "$DIR/kyverno-admission.kubeconfig"
-  kubeconfig_for "$BACKGROUND_SA" "$DIR/kyverno-background.kubeconfig"
-
-  local port mport bport
-  port=$(free_port); mport=$(free_port); bport=$(free_port)
-  echo "$port" > "$DIR/kyverno.port"
-  echo "$mport" > "$DIR/kyverno-metrics.port"
-  echo "$bport" > "$DIR/kyverno-background-metrics.port"
-
-  # Flags: what the chart passes with its default values, except where out of
-  # cluster needs otherwise (serverIP, host/port bindings, kubeconfig).
+# The two processes, with the flags the chart passes by default except
+# where out of cluster needs otherwise (serverIP, host/port bindings,
+# kubeconfig). They read bin, port, mport and bport from `up`.
+launch_admission() {
   # shellcheck disable=SC2086
   launch kyverno \
     KYVERNO_NAMESPACE=$NS KYVERNO_SERVICEACCOUNT_NAME=$ADMISSION_SA KYVERNO_ROLE_NAME=kyverno:admission-controller \
@@ -231,6 +214,9 @@ up() {
     --enablePolicyException=false --protectManagedResources=false \
     --allowInsecureRegistry=false --enableTuf=false \
     ${KYVERNO_EXTRA_ARGS:-}
+}
+
+launch_background() {
   launch kyverno-background \
     KYVERNO_NAMESPACE=$NS KYVERNO_SERVICEACCOUNT_NAME=$BACKGROUND_SA \
     KYVERNO_DEPLOYMENT=kyverno-background-controller KYVERNO_POD_NAME=kyverno-background-bench-0 \
@@ -245,6 +231,43 @@ up() {
     --loggingFormat=text --disableLogColor --v=2 --omitEvents=PolicyApplied,PolicySkipped \
     --enablePolicyException=false \
     ${KYVERNO_BG_EXTRA_ARGS:-}
+
+}
+
+# Out of cluster nothing restarts a Kyverno process that exits; in a cluster
+# its Deployment would. Kyverno's admission process exits when it loses its
+# Lease, and under a generate burst its own client-side rate limiter starved
+# the renewal (docs/benchmarks.md, issue 16). Restarted a second later, as a
+# kubelet would; each restart is a line in kyverno-supervisor.log.
+supervise() {
+  while sleep 1; do
+    [[ -f "$DIR/supervisor.pid" ]] || exit 0
+    if ! running kyverno; then log "restarting kyverno (it exited)"; launch_admission; fi
+    if ! running kyverno-background; then log "restarting kyverno-background (it exited)"; launch_background; fi
+  done
+}
+
+up() {
+  [[ -f "$KUBECONFIG" ]] || { log "no $KUBECONFIG: start the control plane first (tests/e2e/cluster.sh up $DIR)"; exit 1; }
+  local bin start
+  start=$(date +%s)
+  bin="${KYVERNO_BIN:-$("$HERE/build-kyverno.sh")}"
+  if running kyverno || running kyverno-background; then
+    log "already running (pids $(cat "$DIR/kyverno.pid" 2>/dev/null) $(cat "$DIR/kyverno-background.pid" 2>/dev/null)); run down first"
+    exit 1
+  fi
+  install
+  kubeconfig_for "$ADMISSION_SA" "$DIR/kyverno-admission.kubeconfig"
+  kubeconfig_for "$BACKGROUND_SA" "$DIR/kyverno-background.kubeconfig"
+
+  local port mport bport
+  port=$(free_port); mport=$(free_port); bport=$(free_port)
+  echo "$port" > "$DIR/kyverno.port"
+  echo "$mport" > "$DIR/kyverno-metrics.port"
+  echo "$bport" > "$DIR/kyverno-background-metrics.port"
+
+  launch_admission
+  launch_background
 
   log "waiting for the admission controller (webhook 127.0.0.1:$port) to be ready"
   local ok=""
@@ -287,10 +310,13 @@ up() {
     echo "KYVERNO_BIN=$bin"
     echo "KYVERNO_VERSION=$(basename "$(dirname "$bin")" | sed 's/^kyverno-//')"
   } > "$DIR/kyverno.env"
+  supervise >>"$LOGS/kyverno-supervisor.log" 2>&1 </dev/null &
+  echo $! > "$DIR/supervisor.pid"
   log "up in $(( $(date +%s) - start )) s: webhook https://127.0.0.1:$port, metrics http://127.0.0.1:$mport/metrics and http://127.0.0.1:$bport/metrics; $DIR/kyverno.env"
 }
 
 down() {
+  stop supervisor
   stop kyverno
   stop kyverno-background
   if [[ -f "$KUBECONFIG" ]] && k get --raw /readyz >/dev/null 2>&1; then
