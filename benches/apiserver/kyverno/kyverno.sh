@@ -6,7 +6,8 @@
 #                           ConfigMaps; start cmd/kyverno (admission) and
 #                           cmd/background-controller (generate) on 127.0.0.1;
 #                           apply the policies; wait until the policies are Ready
-#                           and the webhooks registered
+#                           and the webhooks registered; then restart either
+#                           process that exits (as its Deployment would)
 #   kyverno.sh down CPDIR   stop both, delete every Kyverno webhook configuration,
 #                           the policies and the pending UpdateRequests (the CRDs
 #                           and the kyverno namespace stay, so the next up is quick)
