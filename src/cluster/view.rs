@@ -105,12 +105,22 @@ struct NamespaceEntry {
 }
 
 impl NamespaceEntry {
-    fn push(&mut self, entries: Vec<PolicyEntry>, isolating: bool) {
+    /// An entry with the namespace's metadata (`None`: the Namespace object
+    /// is not known) and no policies yet.
+    fn of(meta: Option<NamespaceMeta>) -> Self {
+        Self {
+            terminating: meta.as_ref().is_some_and(|m| m.terminating),
+            labels: meta.map(|m| m.labels),
+            ..Self::default()
+        }
+    }
+
+    fn push(&mut self, policy: CompiledPolicy) {
         self.objects += 1;
-        if isolating {
+        if policy.isolating {
             self.isolating += 1;
         }
-        for e in entries {
+        for e in policy.entries {
             match e.kind {
                 PolicyKind::NetworkPolicy => self.kube.push(e),
                 _ => self.cilium.push(e),
@@ -249,6 +259,7 @@ pub struct ClusterView {
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     entries: Vec<PolicyEntry>,
+    /// Selects pods but grants nothing (baseline, or no rules).
     isolating: bool,
 }
 
@@ -272,20 +283,14 @@ impl CompiledPolicy {
     /// Compiles a namespaced policy object whose kind the caller knows (a
     /// watch of that kind).
     pub fn of_kind(obj: &Value, kind: PolicyKind) -> Result<Self, ViewError> {
-        let c = compile(obj, kind)?;
-        Ok(Self {
-            entries: c.entries,
-            isolating: c.isolating,
-        })
+        compile(obj, kind).map(|c| c.policy)
     }
 }
 
-/// One policy object, compiled.
+/// One policy object, compiled, with its namespace (`None`: cluster-wide).
 struct Compiled {
     namespace: Option<String>,
-    entries: Vec<PolicyEntry>,
-    /// Selects pods but grants nothing (baseline, or no rules).
-    isolating: bool,
+    policy: CompiledPolicy,
 }
 
 impl ClusterView {
@@ -323,12 +328,11 @@ impl ClusterView {
         };
         let compiled = compile(obj, kind)?;
         match compiled.namespace {
-            Some(ns) => Arc::make_mut(self.namespaces.entry(ns).or_default())
-                .push(compiled.entries, compiled.isolating),
+            Some(ns) => Arc::make_mut(self.namespaces.entry(ns).or_default()).push(compiled.policy),
             None => {
                 self.clusterwide_objects += 1;
                 let index = Arc::make_mut(&mut self.clusterwide);
-                for e in compiled.entries {
+                for e in compiled.policy.entries {
                     index.push(e);
                 }
             }
@@ -346,16 +350,11 @@ impl ClusterView {
         meta: Option<NamespaceMeta>,
         policies: impl IntoIterator<Item = &'a Value>,
     ) -> Vec<ViewError> {
-        let terminating = meta.as_ref().is_some_and(|m| m.terminating);
-        let mut entry = NamespaceEntry {
-            labels: meta.map(|m| m.labels),
-            terminating,
-            ..NamespaceEntry::default()
-        };
+        let mut entry = NamespaceEntry::of(meta);
         let mut errors = Vec::new();
         for obj in policies {
             match CompiledPolicy::compile(obj) {
-                Ok(Some(c)) => entry.push(c.entries, c.isolating),
+                Ok(Some(c)) => entry.push(c),
                 Ok(None) => {}
                 Err(e) => errors.push(e),
             }
@@ -373,14 +372,9 @@ impl ClusterView {
         meta: Option<NamespaceMeta>,
         policies: impl IntoIterator<Item = &'a CompiledPolicy>,
     ) {
-        let terminating = meta.as_ref().is_some_and(|m| m.terminating);
-        let mut entry = NamespaceEntry {
-            labels: meta.map(|m| m.labels),
-            terminating,
-            ..NamespaceEntry::default()
-        };
+        let mut entry = NamespaceEntry::of(meta);
         for c in policies {
-            entry.push(c.entries.clone(), c.isolating);
+            entry.push(c.clone());
         }
         self.set_namespace_entry(ns, entry);
     }
@@ -405,7 +399,7 @@ impl ClusterView {
             match compile(obj, PolicyKind::CiliumClusterwideNetworkPolicy) {
                 Ok(c) => {
                     objects += 1;
-                    for e in c.entries {
+                    for e in c.policy.entries {
                         index.push(e);
                     }
                 }
@@ -474,7 +468,7 @@ impl ClusterView {
         }
         if let Some(obj) = new {
             let compiled = compile(obj, kind)?;
-            for e in compiled.entries {
+            for e in compiled.policy.entries {
                 match e.kind {
                     PolicyKind::NetworkPolicy => entry.kube.push(e),
                     _ => entry.cilium.push(e),
@@ -816,8 +810,7 @@ fn compile(obj: &Value, kind: PolicyKind) -> Result<Compiled, ViewError> {
     }
     Ok(Compiled {
         namespace,
-        entries,
-        isolating,
+        policy: CompiledPolicy { entries, isolating },
     })
 }
 

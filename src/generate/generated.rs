@@ -85,7 +85,9 @@ impl Generated {
                 }
             }
             Event::Delete(p) => {
-                if let Some((ns, name, _)) = slim(p) {
+                if let (Some(ns), Some(name)) =
+                    (p.metadata.namespace.clone(), p.metadata.name.clone())
+                {
                     inner.written.remove(&(ns.clone(), name.clone()));
                     if let Some(m) = inner.listed.get_mut(&ns) {
                         m.remove(&name);
@@ -96,11 +98,6 @@ impl Generated {
                 }
             }
         }
-    }
-
-    /// Whether the watch has listed the generated policies once.
-    pub fn synced(&self) -> bool {
-        *self.synced.borrow()
     }
 
     /// Waits up to `timeout` for the watch's first list: the first
@@ -235,7 +232,7 @@ mod tests {
         let g = Generated::default();
         let now = Instant::now();
         g.observe(&Event::Apply(policy("a", "netpol-guard-allow-dns", 53)));
-        assert!(!g.synced());
+        assert!(!*g.synced.borrow());
         g.observe(&Event::Init);
         g.observe(&Event::InitApply(policy(
             "b",
@@ -245,7 +242,7 @@ mod tests {
         // Until the list ends, the index is the old one.
         assert!(g.get("a", "netpol-guard-allow-dns", now).is_some());
         g.observe(&Event::InitDone);
-        assert!(g.synced());
+        assert!(*g.synced.borrow());
         assert_eq!(g.get("a", "netpol-guard-allow-dns", now), None);
         let b = g.get("b", "netpol-guard-default-deny", now).unwrap();
         assert_eq!(
